@@ -1,0 +1,12 @@
+//! The core of [tracepost](https://docs.rs/tracepost): the event model, the [`Sink`] trait and
+//! the delivery pipeline. It has no web framework dependencies; the middleware crates and the
+//! sink plugins build on it, and most users depend on the `tracepost` facade instead.
+
+pub mod event;
+pub mod sink;
+
+pub use event::{
+    Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
+    Resource, Timestamp,
+};
+pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorKind, SinkOutcome};
