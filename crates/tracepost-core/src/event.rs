@@ -306,14 +306,22 @@ impl Event {
             }
         }
         let mut n = 256 + self.message.len() + self.resource.service.len();
-        n += self.attributes.iter().map(|(k, v)| k.len() + 4 + value_size(v)).sum::<usize>();
+        n += self
+            .attributes
+            .iter()
+            .map(|(k, v)| k.len() + 4 + value_size(v))
+            .sum::<usize>();
         if let Some(e) = &self.error {
             n += e.message.len() + e.backtrace.as_ref().map_or(0, |b| b.len()) + 64;
         }
         if let Some(r) = &self.request {
             n += r.approx_size();
         }
-        n += self.breadcrumbs.iter().map(|b| b.message.len() + 64).sum::<usize>();
+        n += self
+            .breadcrumbs
+            .iter()
+            .map(|b| b.message.len() + 64)
+            .sum::<usize>();
         if self.metric.is_some() {
             n += 200;
         }

@@ -3,10 +3,22 @@
 //! sink plugins build on it, and most users depend on the `tracepost` facade instead.
 
 pub mod event;
+pub mod fingerprint;
+pub mod metrics;
+pub mod pipeline;
+pub mod redact;
+pub mod scope;
 pub mod sink;
+pub mod sinks;
+pub mod trace_context;
 
 pub use event::{
     Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
     Resource, Timestamp,
 };
+pub use pipeline::{
+    BatchOptions, BuildError, Builder, DropReason, RetryOptions, ShutdownReport, SinkCounts,
+    SinkOptions, Tracepost, TracepostHandle,
+};
+pub use redact::Redactor;
 pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorKind, SinkOutcome};

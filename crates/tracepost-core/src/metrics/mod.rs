@@ -1,0 +1,100 @@
+//! Metrics kept in process and exposed in the Prometheus text format.
+//!
+//! tracepost keeps its own registry instead of installing a global recorder, so `/metrics`
+//! works whether or not the host application uses the `metrics` or `prometheus` crates.
+
+pub mod http;
+mod text;
+mod window;
+
+pub use http::{HttpMetrics, RequestOutcome};
+pub use text::TextWriter;
+pub use window::LatencySketch;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fixed-bucket histogram with atomic counters (lock-free to record).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    /// Sum in micro-units (µs for seconds, or bytes × 1e6 is avoided: see `record`).
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram with the given upper bounds (ascending; `+Inf` is implicit).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: (0..bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn record(&self, value: f64) {
+        // Non-cumulative per bucket; made cumulative when rendered.
+        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Writes this histogram's samples (`_bucket`, `_sum`, `_count`) with `labels`.
+    pub fn write(&self, w: &mut TextWriter, name: &str, labels: &[(&str, &str)]) {
+        let count = self.count.load(Ordering::Relaxed);
+        let mut cumulative = 0;
+        let bucket = format!("{name}_bucket");
+        for (i, bound) in self.bounds.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            w.sample_le(&bucket, labels, &format_bound(*bound), cumulative as f64);
+        }
+        // +Inf equals the count; read count last so buckets never exceed it.
+        w.sample_le(&bucket, labels, "+Inf", count.max(cumulative) as f64);
+        w.sample(
+            &format!("{name}_sum"),
+            labels,
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        );
+        w.sample(
+            &format!("{name}_count"),
+            labels,
+            count.max(cumulative) as f64,
+        );
+    }
+}
+
+fn format_bound(b: f64) -> String {
+    let s = format!("{b}");
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Request duration buckets in seconds, as the OpenTelemetry HTTP semantic conventions advise.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Body size buckets in bytes.
+pub const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
+/// Sink batch latency buckets in seconds.
+pub const BATCH_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];

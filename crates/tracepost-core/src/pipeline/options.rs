@@ -1,0 +1,168 @@
+//! Per-sink delivery settings.
+
+use std::time::Duration;
+
+use crate::event::{Kind, Level};
+
+/// How one sink's queue, batches and retries behave. `SinkOptions::default()` suits most sinks.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SinkOptions {
+    /// Events the sink's queue holds before new ones are dropped (and counted). Default 10 000.
+    pub queue_capacity: usize,
+    /// When a batch is sent.
+    pub batch: BatchOptions,
+    /// How temporary failures are retried.
+    pub retry: RetryOptions,
+    /// Batches in flight at once. Default 2.
+    pub max_in_flight: usize,
+    /// A send that takes longer fails as temporary. Default 30 s.
+    pub send_timeout: Duration,
+    /// Only events at or above this level go to the sink. Default: all.
+    pub min_level: Level,
+    /// Only these kinds go to the sink (empty: all). Default: all.
+    pub kinds: Vec<Kind>,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions {
+            queue_capacity: 10_000,
+            batch: BatchOptions::default(),
+            retry: RetryOptions::default(),
+            max_in_flight: 2,
+            send_timeout: Duration::from_secs(30),
+            min_level: Level::Trace,
+            kinds: Vec::new(),
+        }
+    }
+}
+
+impl SinkOptions {
+    /// Sets the queue capacity.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+
+    /// Sets the batching rules.
+    pub fn batch(mut self, batch: BatchOptions) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Sets the retry rules.
+    pub fn retry(mut self, retry: RetryOptions) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets how many batches may be in flight at once.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Sets the per-send timeout.
+    pub fn send_timeout(mut self, d: Duration) -> Self {
+        self.send_timeout = d;
+        self
+    }
+
+    /// Only sends events at or above `level`.
+    pub fn min_level(mut self, level: Level) -> Self {
+        self.min_level = level;
+        self
+    }
+
+    /// Only sends events of these kinds.
+    pub fn kinds(mut self, kinds: impl IntoIterator<Item = Kind>) -> Self {
+        self.kinds = kinds.into_iter().collect();
+        self
+    }
+
+    pub(crate) fn accepts(&self, kind: Kind, level: Level) -> bool {
+        level >= self.min_level && (self.kinds.is_empty() || self.kinds.contains(&kind))
+    }
+}
+
+/// A batch is sent when it reaches `max_events` or `max_bytes`, or `linger` after its first
+/// event arrived — whichever comes first.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct BatchOptions {
+    /// Default 1 000 events.
+    pub max_events: usize,
+    /// Default 1 MiB (estimated serialised size).
+    pub max_bytes: usize,
+    /// Default 200 ms.
+    pub linger: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            max_events: 1000,
+            max_bytes: 1 << 20,
+            linger: Duration::from_millis(200),
+        }
+    }
+}
+
+impl BatchOptions {
+    /// Batches of at most `max_events` events, `max_bytes` bytes, held at most `linger`.
+    pub fn new(max_events: usize, max_bytes: usize, linger: Duration) -> Self {
+        BatchOptions {
+            max_events: max_events.max(1),
+            max_bytes: max_bytes.max(1),
+            linger,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: attempt `n` waits a random time in
+/// `[0, min(max_backoff, initial × 2ⁿ)]`, or exactly the server's `Retry-After` when given
+/// (capped at `max_backoff`). After `max_retries` retries the batch is given up and counted.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RetryOptions {
+    /// Default 10.
+    pub max_retries: u32,
+    /// Default 100 ms.
+    pub initial_backoff: Duration,
+    /// Default 30 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_retries: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryOptions {
+    /// Retry up to `max_retries` times, backing off from `initial` up to `max`.
+    pub fn new(max_retries: u32, initial: Duration, max: Duration) -> Self {
+        RetryOptions {
+            max_retries,
+            initial_backoff: initial,
+            max_backoff: max,
+        }
+    }
+
+    /// The delay before retry number `attempt` (0-based).
+    pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(after) = retry_after {
+            return after.min(self.max_backoff);
+        }
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+}

@@ -1,0 +1,91 @@
+//! Request scope: what the HTTP middleware and the `tracing` layer share about one request.
+//!
+//! The middleware creates a [`RequestScope`], hands it over with [`set_pending`] and then
+//! creates its request span on the same thread; the `tracing` layer takes it with
+//! [`take_pending`] in `on_new_span` and keeps it in that span's extensions. Log events inside
+//! the span then land as breadcrumbs in the scope, and carry its trace and request ids.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::event::Breadcrumb;
+
+/// What one request's logs share: its ids and a bounded breadcrumb buffer.
+#[derive(Debug)]
+pub struct RequestScope {
+    /// W3C trace id (32 hex digits).
+    pub trace_id: String,
+    /// The request's span id (16 hex digits).
+    pub span_id: String,
+    /// The request id.
+    pub request_id: String,
+    /// The route template.
+    pub route: String,
+    max_breadcrumbs: usize,
+    breadcrumbs: Mutex<VecDeque<Breadcrumb>>,
+    overflowed: AtomicU64,
+}
+
+impl RequestScope {
+    /// A scope keeping at most `max_breadcrumbs` (the oldest are dropped first).
+    pub fn new(
+        trace_id: String,
+        span_id: String,
+        request_id: String,
+        route: String,
+        max_breadcrumbs: usize,
+    ) -> Self {
+        RequestScope {
+            trace_id,
+            span_id,
+            request_id,
+            route,
+            max_breadcrumbs,
+            breadcrumbs: Mutex::new(VecDeque::new()),
+            overflowed: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one breadcrumb, evicting the oldest when full.
+    pub fn push(&self, crumb: Breadcrumb) {
+        if self.max_breadcrumbs == 0 {
+            return;
+        }
+        let mut q = self.breadcrumbs.lock();
+        if q.len() >= self.max_breadcrumbs {
+            q.pop_front();
+            self.overflowed.fetch_add(1, Ordering::Relaxed);
+        }
+        q.push_back(crumb);
+    }
+
+    /// Takes the breadcrumbs recorded so far, and how many older ones were evicted.
+    pub fn take(&self) -> (Vec<Breadcrumb>, u64) {
+        let crumbs = std::mem::take(&mut *self.breadcrumbs.lock()).into();
+        (crumbs, self.overflowed.swap(0, Ordering::Relaxed))
+    }
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Arc<RequestScope>>> = const { RefCell::new(None) };
+}
+
+/// Offers `scope` to the next request span created on this thread.
+pub fn set_pending(scope: Arc<RequestScope>) {
+    PENDING.with(|p| *p.borrow_mut() = Some(scope));
+}
+
+/// Takes the scope offered with [`set_pending`], if any (also used to clear it).
+pub fn take_pending() -> Option<Arc<RequestScope>> {
+    PENDING.with(|p| p.borrow_mut().take())
+}
+
+/// The target of tracepost's request span. The `tracing` layer attaches the pending scope to
+/// spans with this target and the name [`REQUEST_SPAN_NAME`].
+pub const REQUEST_SPAN_TARGET: &str = "tracepost::request";
+/// The name of tracepost's request span.
+pub const REQUEST_SPAN_NAME: &str = "request";

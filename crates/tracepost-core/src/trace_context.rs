@@ -1,0 +1,157 @@
+//! W3C Trace Context (`traceparent`) parsing and generation.
+
+use std::fmt::Write as _;
+
+/// A W3C trace context: the trace id, the caller's span id (if any), and our own span id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 16-byte trace id.
+    pub trace_id: [u8; 16],
+    /// The caller's span id from `traceparent`, if the trace was continued.
+    pub parent_span_id: Option<[u8; 8]>,
+    /// The span id of this request.
+    pub span_id: [u8; 8],
+    /// Trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// Continues the trace in a `traceparent` header value, or starts a new one if it is
+    /// absent or invalid (per the W3C spec, an invalid header is ignored).
+    pub fn continue_or_start(traceparent: Option<&[u8]>) -> Self {
+        traceparent
+            .and_then(parse_traceparent)
+            .map(|(trace_id, parent, flags)| TraceContext {
+                trace_id,
+                parent_span_id: Some(parent),
+                span_id: random_nonzero(),
+                flags,
+            })
+            .unwrap_or_else(Self::start)
+    }
+
+    /// Starts a new trace (sampled).
+    pub fn start() -> Self {
+        TraceContext {
+            trace_id: random_nonzero(),
+            parent_span_id: None,
+            span_id: random_nonzero(),
+            flags: 1,
+        }
+    }
+
+    /// The trace id as 32 lowercase hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// Our span id as 16 lowercase hex digits.
+    pub fn span_id_hex(&self) -> String {
+        hex(&self.span_id)
+    }
+
+    /// The `traceparent` value to propagate downstream (with our span id as the parent).
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex(&self.trace_id),
+            hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+fn random_nonzero<const N: usize>() -> [u8; N] {
+    loop {
+        let mut bytes = [0u8; N];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut bytes[..]);
+        if bytes.iter().any(|b| *b != 0) {
+            return bytes;
+        }
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn parse_traceparent(v: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
+    // version "-" trace-id "-" parent-id "-" flags; future versions may append fields.
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let version = unhex::<1>(&v[0..2])?[0];
+    if version == 0xff
+        || (version == 0 && v.len() != 55)
+        || (version > 0 && v.len() > 55 && v[55] != b'-')
+    {
+        return None;
+    }
+    let trace_id = unhex::<16>(&v[3..35])?;
+    let parent = unhex::<8>(&v[36..52])?;
+    let flags = unhex::<1>(&v[53..55])?[0];
+    if trace_id.iter().all(|b| *b == 0) || parent.iter().all(|b| *b == 0) {
+        return None;
+    }
+    Some((trace_id, parent, flags))
+}
+
+fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != N * 2 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None, // the spec requires lowercase
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continues_a_valid_traceparent() {
+        let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::continue_or_start(Some(tp));
+        assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            ctx.parent_span_id.map(|p| hex(&p)).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_ne!(ctx.span_id_hex(), "00f067aa0ba902b7");
+        assert!(ctx
+            .traceparent()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    }
+
+    #[test]
+    fn rejects_invalid_traceparents() {
+        for bad in [
+            &b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"[..],
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            b"garbage",
+        ] {
+            let ctx = TraceContext::continue_or_start(Some(bad));
+            assert!(
+                ctx.parent_span_id.is_none(),
+                "{:?}",
+                std::str::from_utf8(bad)
+            );
+        }
+    }
+}
