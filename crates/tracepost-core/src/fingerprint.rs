@@ -136,9 +136,24 @@ pub fn in_app_frames(backtrace: &str, n: usize) -> Vec<String> {
             num.parse::<u32>().ok()?;
             Some(strip_hash(rest.trim()))
         })
-        .filter(|f| !SKIP.iter().any(|s| f.starts_with(s)))
+        .filter(|f| is_app_frame(f, SKIP))
         .take(n)
         .collect()
+}
+
+/// A frame is the application's unless it is in a skipped crate, or is a trait impl
+/// (`<T as Trait>::method`) for a generic parameter or a skipped crate's type.
+fn is_app_frame(frame: &str, skip: &[&str]) -> bool {
+    if skip.iter().any(|s| frame.starts_with(s)) {
+        return false;
+    }
+    if let Some(rest) = frame.strip_prefix('<') {
+        let self_ty = rest.split(" as ").next().unwrap_or(rest);
+        let generic_param = self_ty.len() <= 2 && self_ty.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let framework = skip.iter().any(|s| self_ty.starts_with(s.trim_start_matches('<')));
+        return !(generic_param || framework);
+    }
+    true
 }
 
 fn strip_hash(f: &str) -> String {
@@ -178,7 +193,9 @@ mod tests {
    2: shop::handlers::checkout::h3333333333333333
              at ./src/handlers.rs:42:9
    3: shop::cart::total::h4444444444444444
-   4: tokio::runtime::task::harness::poll::h5555555555555555";
+   4: <F as axum::handler::Handler<((),),S>>::call::{{closure}}
+   5: <shop::Cart as core::fmt::Display>::fmt::h6666666666666666
+   6: tokio::runtime::task::harness::poll::h5555555555555555";
 
     #[test]
     fn normalises_variable_parts() {
@@ -193,7 +210,7 @@ mod tests {
     fn keeps_app_frames_without_hashes() {
         assert_eq!(
             in_app_frames(BT, 3),
-            vec!["shop::handlers::checkout", "shop::cart::total"]
+            vec!["shop::handlers::checkout", "shop::cart::total", "<shop::Cart as core::fmt::Display>::fmt"]
         );
     }
 

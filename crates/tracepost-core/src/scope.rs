@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -89,3 +89,17 @@ pub fn take_pending() -> Option<Arc<RequestScope>> {
 pub const REQUEST_SPAN_TARGET: &str = "tracepost::request";
 /// The name of tracepost's request span.
 pub const REQUEST_SPAN_NAME: &str = "request";
+
+static LAYER_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Called by the `tracing` layer when it is built: from then on the middleware opens request
+/// spans, so that logs emitted during a request become its breadcrumbs. Without the layer
+/// the middleware skips the span, and its cost.
+pub fn mark_layer_installed() {
+    LAYER_INSTALLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether a tracepost `tracing` layer has been built in this process.
+pub fn layer_installed() -> bool {
+    LAYER_INSTALLED.load(Ordering::Relaxed)
+}

@@ -1,0 +1,84 @@
+#![doc = include_str!("../docs.md")]
+
+pub use tracepost_core::{
+    event, fingerprint, metrics, pipeline, redact, scope, sink, trace_context, Batch, BatchOptions,
+    Breadcrumb, BuildError, Builder, CapturedBody, DropReason, ErrorDetail, Event, Kind, Level,
+    MetricWindow, Redactor, Rejection, RequestSnapshot, Resource, RetryOptions, ShutdownReport,
+    Sink, SinkCounts, SinkError, SinkErrorKind, SinkOptions, SinkOutcome, Timestamp, Tracepost,
+    TracepostHandle,
+};
+
+/// The sinks. The embedded ones ([`Console`](sinks::Console), [`JsonlFile`](sinks::JsonlFile))
+/// need no external service; the others come with their features.
+pub mod sinks {
+    pub use tracepost_core::sinks::*;
+}
+
+/// The tower/axum layer (features `axum` or `tower`).
+#[cfg(any(feature = "axum", feature = "tower"))]
+pub mod tower {
+    pub use tracepost_tower::*;
+}
+
+/// The tracing-subscriber layer (feature `tracing`).
+#[cfg(feature = "tracing")]
+pub mod tracing {
+    pub use tracepost_tracing::*;
+}
+
+/// `use tracepost::prelude::*;` adds `layer()`, `tracing_layer()` and `metrics_router()` to
+/// [`Tracepost`] and [`TracepostHandle`].
+pub mod prelude {
+    #[cfg(any(feature = "axum", feature = "tower"))]
+    pub use crate::TracepostLayerExt as _;
+    #[cfg(feature = "tracing")]
+    pub use crate::TracepostTracingExt as _;
+}
+
+/// Something that can hand out a [`TracepostHandle`]: the [`Tracepost`] owner or a handle.
+pub trait AsHandle {
+    /// A handle to the pipeline.
+    fn as_handle(&self) -> TracepostHandle;
+}
+
+impl AsHandle for Tracepost {
+    fn as_handle(&self) -> TracepostHandle {
+        self.handle()
+    }
+}
+
+impl AsHandle for TracepostHandle {
+    fn as_handle(&self) -> TracepostHandle {
+        self.clone()
+    }
+}
+
+/// Adds the HTTP layer and the `/metrics` router to [`Tracepost`].
+#[cfg(any(feature = "axum", feature = "tower"))]
+pub trait TracepostLayerExt: AsHandle {
+    /// The tower layer with default settings (see [`tower::TracepostLayer`]).
+    fn layer(&self) -> tracepost_tower::TracepostLayer {
+        tracepost_tower::TracepostLayer::new(self.as_handle())
+    }
+
+    /// A router serving `GET /metrics` in the Prometheus text format.
+    #[cfg(feature = "axum")]
+    fn metrics_router<S: Clone + Send + Sync + 'static>(&self) -> tracepost_tower::axum_router::Router<S> {
+        tracepost_tower::metrics_router(self.as_handle())
+    }
+}
+
+#[cfg(any(feature = "axum", feature = "tower"))]
+impl<T: AsHandle> TracepostLayerExt for T {}
+
+/// Adds the tracing-subscriber layer to [`Tracepost`].
+#[cfg(feature = "tracing")]
+pub trait TracepostTracingExt: AsHandle {
+    /// The tracing layer with default settings (see [`tracing::TracepostTracingLayer`]).
+    fn tracing_layer(&self) -> tracepost_tracing::TracepostTracingLayer {
+        tracepost_tracing::TracepostTracingLayer::new(self.as_handle())
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl<T: AsHandle> TracepostTracingExt for T {}

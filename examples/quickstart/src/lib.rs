@@ -1,0 +1,68 @@
+//! The quickstart's routes, in a library so that tests drive the same router.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// The app's routes (without tracepost: `main` adds the layer and `/metrics`).
+pub fn app() -> Router {
+    Router::new()
+        .route("/", get(|| async { "tracepost quickstart: try /users/7, /fail, /panic, /slow, /stream\n" }))
+        .route("/users/{id}", get(user))
+        .route("/checkout", post(checkout))
+        .route("/fail", get(fail))
+        .route("/panic", get(panic))
+        .route("/slow", get(slow))
+        .route("/stream", get(stream))
+}
+
+async fn user(Path(id): Path<u32>) -> Result<Json<Value>, StatusCode> {
+    tracing::info!(user_id = id, "loading user");
+    if id == 0 {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    Ok(Json(json!({ "id": id, "name": format!("user {id}") })))
+}
+
+async fn checkout(Json(order): Json<Value>) -> impl IntoResponse {
+    tracing::info!(items = order["items"].as_array().map_or(0, Vec::len), "checking out");
+    tracing::warn!("payment provider answered 503");
+    (StatusCode::BAD_GATEWAY, Json(json!({ "error": "payment provider unavailable" })))
+}
+
+async fn fail() -> impl IntoResponse {
+    tracing::info!("connecting to the inventory service");
+    tracing::error!(error = "connection refused", "inventory lookup failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "inventory unavailable\n")
+}
+
+async fn panic() -> &'static str {
+    tracing::info!("about to look up the cart");
+    let cart: Option<&str> = None;
+    cart.expect("cart must be loaded before checkout")
+}
+
+async fn slow(Query(q): Query<std::collections::HashMap<String, u64>>) -> &'static str {
+    let ms = q.get("ms").copied().unwrap_or(1500);
+    tracing::info!(ms, "doing something slow");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    "done\n"
+}
+
+/// Streams `chunks` chunks (default 100) of `size` bytes (default 100 KiB), each chunk filled
+/// with its index, as they are produced.
+async fn stream(Query(q): Query<std::collections::HashMap<String, usize>>) -> impl IntoResponse {
+    let chunks = q.get("chunks").copied().unwrap_or(100);
+    let size = q.get("size").copied().unwrap_or(100 * 1024);
+    let body = futures_util::stream::iter((0..chunks).map(move |i| {
+        Ok::<_, std::io::Error>(Bytes::from(vec![b'a' + (i % 26) as u8; size]))
+    }));
+    ([("content-type", "application/octet-stream")], Body::from_stream(body))
+}

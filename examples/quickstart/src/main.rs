@@ -1,0 +1,69 @@
+//! Run: `cargo run -p quickstart` then, in another terminal, `curl -i localhost:3000/panic`.
+//!
+//! An axum app with tracepost on the embedded sinks: every error, panic and slow request is
+//! printed to the console and appended to `./tracepost-data/events-*.ndjson`, and the
+//! Prometheus metrics are served at `/metrics`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tracepost::prelude::*;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::EnvFilter;
+
+// ANCHOR: main
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let tp = tracepost::Tracepost::builder()
+        .service("quickstart")
+        .sink(tracepost::sinks::Console::default())
+        .sink(tracepost::sinks::JsonlFile::new(data_dir()))
+        .build()?;
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with(tracing_subscriber::fmt::layer())
+        .with(tp.tracing_layer())
+        .init();
+
+    let app = quickstart::app().merge(tp.metrics_router()).layer(tp.layer());
+
+    let addr: SocketAddr = std::env::var("QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into()).parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    print_banner(listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    tracing::info!(completed = report.completed, "tracepost flushed");
+    Ok(())
+}
+// ANCHOR_END: main
+
+fn data_dir() -> String {
+    std::env::var("TRACEPOST_DATA").unwrap_or_else(|_| "./tracepost-data".into())
+}
+
+fn print_banner(addr: SocketAddr) {
+    println!(
+        "\ntracepost quickstart listening on http://{addr}\n\
+         try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n\
+         events: printed below (stderr) and appended to {}/events-*.ndjson\n",
+        data_dir()
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
