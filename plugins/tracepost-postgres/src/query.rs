@@ -1,0 +1,632 @@
+//! Reading events back: filters, keyset pagination, an activity histogram, top issues.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+use tracepost_core::{
+    Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
+    Timestamp,
+};
+use uuid::Uuid;
+
+use crate::error::PgError;
+use crate::store::PgStore;
+use crate::types::{Json, PgTs};
+
+/// Which events to return. All conditions must hold; empty fields don't filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct EventFilter {
+    /// Any of these kinds.
+    pub kinds: Vec<Kind>,
+    /// Any of these levels.
+    pub levels: Vec<Level>,
+    /// This service.
+    pub service: Option<String>,
+    /// At or after this time.
+    pub since: Option<Timestamp>,
+    /// Before this time.
+    pub until: Option<Timestamp>,
+    /// The message contains this text (case-insensitive).
+    pub message_contains: Option<String>,
+    /// The attributes contain these keys with these values (JSONB containment, `@>`).
+    pub attributes: Map<String, Value>,
+    /// This error fingerprint.
+    pub fingerprint: Option<String>,
+    /// This trace id.
+    pub trace_id: Option<String>,
+    /// This user id.
+    pub user_id: Option<String>,
+    /// This request id.
+    pub request_id: Option<String>,
+}
+
+impl EventFilter {
+    /// No conditions: every event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a kind to match.
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kinds.push(kind);
+        self
+    }
+
+    /// Adds a level to match.
+    pub fn level(mut self, level: Level) -> Self {
+        self.levels.push(level);
+        self
+    }
+
+    /// Matches `level` and every more severe level.
+    pub fn min_level(mut self, level: Level) -> Self {
+        self.levels = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error]
+            .into_iter()
+            .filter(|l| *l >= level)
+            .collect();
+        self
+    }
+
+    /// Only this service.
+    pub fn service(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+
+    /// At or after `t`.
+    pub fn since(mut self, t: Timestamp) -> Self {
+        self.since = Some(t);
+        self
+    }
+
+    /// Before `t`.
+    pub fn until(mut self, t: Timestamp) -> Self {
+        self.until = Some(t);
+        self
+    }
+
+    /// Message contains `text`, ignoring case.
+    pub fn message_contains(mut self, text: impl Into<String>) -> Self {
+        self.message_contains = Some(text.into());
+        self
+    }
+
+    /// Attribute `key` equals `value`.
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// Only this fingerprint.
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Only this trace.
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_id = Some(trace_id.into());
+        self
+    }
+
+    /// Only this user.
+    pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Only this request.
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+}
+
+/// Where a page ended: pass it back to get the next (older) page. Its text form
+/// (`Display`/`FromStr`) is opaque and URL-safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    ts: PgTs,
+    id: Uuid,
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.ts.0, self.id.simple())
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = PgError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || PgError::Config(format!("invalid cursor {s:?}"));
+        let (ts, id) = s.split_once('_').ok_or_else(bad)?;
+        Ok(Cursor {
+            ts: PgTs(ts.parse().map_err(|_| bad())?),
+            id: Uuid::parse_str(id).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EventPage {
+    /// The events.
+    pub events: Vec<Event>,
+    /// The cursor for the next page, when there are more events.
+    pub next: Option<Cursor>,
+}
+
+/// One bar of the activity histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HistogramBucket {
+    /// The bucket's start (buckets are aligned to multiples of the width since 2000-01-01).
+    pub start: Timestamp,
+    /// Events in `[start, start + width)`.
+    pub count: u64,
+}
+
+/// An issue's triage state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueStatus {
+    /// Open (the default; a resolved issue that happens again is unresolved again).
+    Unresolved,
+    /// Marked fixed.
+    Resolved,
+    /// Muted.
+    Ignored,
+}
+
+impl IssueStatus {
+    /// The value in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueStatus::Unresolved => "unresolved",
+            IssueStatus::Resolved => "resolved",
+            IssueStatus::Ignored => "ignored",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "resolved" => IssueStatus::Resolved,
+            "ignored" => IssueStatus::Ignored,
+            _ => IssueStatus::Unresolved,
+        }
+    }
+}
+
+/// Errors grouped by fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Issue {
+    /// The grouping key.
+    pub fingerprint: String,
+    /// The service of the latest event.
+    pub service: String,
+    /// The error type of the latest event.
+    pub error_type: Option<String>,
+    /// The message of the latest event.
+    pub title: String,
+    /// The first event's time.
+    pub first_seen: Timestamp,
+    /// The latest event's time.
+    pub last_seen: Timestamp,
+    /// Events with this fingerprint, all time (as kept by the sink).
+    pub count: u64,
+    /// Events with this fingerprint in the queried window (equals `count` without one).
+    pub recent: u64,
+    /// The latest event's id.
+    pub last_event_id: Uuid,
+    /// Triage state.
+    pub status: IssueStatus,
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn push(params: &mut Params, v: impl ToSql + Sync + Send + 'static) -> String {
+    params.push(Box::new(v));
+    format!("${}", params.len())
+}
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn where_clause(f: &EventFilter, params: &mut Params) -> Result<Vec<String>, PgError> {
+    let mut w = Vec::new();
+    if !f.kinds.is_empty() {
+        let kinds: Vec<String> = f.kinds.iter().map(|k| k.as_str().to_owned()).collect();
+        w.push(format!("e.kind = ANY({}::text[])", push(params, kinds)));
+    }
+    if !f.levels.is_empty() {
+        let levels: Vec<String> = f.levels.iter().map(|l| l.as_str().to_owned()).collect();
+        w.push(format!("e.level = ANY({}::text[])", push(params, levels)));
+    }
+    if let Some(s) = &f.service {
+        w.push(format!("e.service = {}", push(params, s.clone())));
+    }
+    if let Some(t) = f.since {
+        w.push(format!("e.timestamp >= {}", push(params, PgTs::split(t).0)));
+    }
+    if let Some(t) = f.until {
+        w.push(format!("e.timestamp < {}", push(params, PgTs::split(t).0)));
+    }
+    if let Some(m) = &f.message_contains {
+        w.push(format!("e.message ILIKE {}", push(params, like_escape(m))));
+    }
+    if !f.attributes.is_empty() {
+        let json = serde_json::to_string(&f.attributes)
+            .map_err(|e| PgError::Config(format!("attribute filter: {e}")))?;
+        w.push(format!("e.attributes @> {}::jsonb", push(params, Json(json))));
+    }
+    for (col, v) in [
+        ("fingerprint", &f.fingerprint),
+        ("trace_id", &f.trace_id),
+        ("user_id", &f.user_id),
+        ("request_id", &f.request_id),
+    ] {
+        if let Some(v) = v {
+            w.push(format!("e.{col} = {}", push(params, v.clone())));
+        }
+    }
+    Ok(w)
+}
+
+fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+const EVENT_SELECT: &str = "e.id, e.timestamp, e.timestamp_ns, e.kind, e.level, e.service,
+    e.environment, e.release, e.host, e.trace_id, e.span_id, e.request_id, e.session_id,
+    e.user_id, e.message, e.fingerprint, e.attributes, e.error_type, e.error_message,
+    e.error_backtrace, e.error_location, e.breadcrumbs, e.schema_version,
+    r.method, r.route, r.path, r.query, r.status, r.duration_ms, r.request_bytes,
+    r.response_bytes, r.client_address, r.http_version, r.request_headers, r.response_headers,
+    r.request_body, r.response_body,
+    m.start, m.start_ns, m.seconds, m.method, m.route, m.count, m.errors, m.p50_ms, m.p95_ms,
+    m.p99_ms, m.max_ms, m.bytes_in, m.bytes_out";
+
+fn event_from(s: &str) -> String {
+    format!(
+        "{s}.events e
+         LEFT JOIN {s}.request_snapshots r ON r.event_id = e.id AND r.timestamp = e.timestamp
+         LEFT JOIN {s}.metric_windows m ON m.event_id = e.id AND m.timestamp = e.timestamp"
+    )
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(v: Option<Json>) -> Result<Option<T>, PgError> {
+    v.map(|j| serde_json::from_str(&j.0))
+        .transpose()
+        .map_err(|e| PgError::Config(format!("stored JSON: {e}")))
+}
+
+fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, PgError> {
+    serde_json::from_value(Value::String(s.to_owned()))
+        .map_err(|_| PgError::Config(format!("unknown kind or level {s:?}")))
+}
+
+fn event_from_row(row: &Row) -> Result<Event, PgError> {
+    let kind: Kind = parse_name(row.get::<_, &str>(3))?;
+    let level: Level = parse_name(row.get::<_, &str>(4))?;
+    let mut e = Event::new(kind, level, row.get::<_, String>(14));
+    e.id = row.get(0);
+    e.timestamp = row.get::<_, PgTs>(1).join(row.get(2));
+    e.resource.service = row.get(5);
+    e.resource.environment = row.get(6);
+    e.resource.release = row.get(7);
+    e.resource.host = row.get(8);
+    e.trace_id = row.get(9);
+    e.span_id = row.get(10);
+    e.request_id = row.get(11);
+    e.session_id = row.get(12);
+    e.user_id = row.get(13);
+    e.fingerprint = row.get(15);
+    e.attributes = parse_json(Some(row.get::<_, Json>(16)))?.unwrap_or_default();
+    if let Some(error_type) = row.get::<_, Option<String>>(17) {
+        e.error = Some(ErrorDetail {
+            error_type,
+            message: row.get::<_, Option<String>>(18).unwrap_or_default(),
+            backtrace: row.get(19),
+            location: row.get(20),
+        });
+    }
+    e.breadcrumbs = parse_json::<Vec<Breadcrumb>>(row.get(21))?.unwrap_or_default();
+    e.schema = u32::try_from(row.get::<_, i32>(22)).unwrap_or(0);
+    if let Some(method) = row.get::<_, Option<String>>(23) {
+        e.request = Some(RequestSnapshot {
+            method,
+            route: row.get(24),
+            path: row.get(25),
+            query: row.get(26),
+            status: u16::try_from(row.get::<_, i32>(27)).unwrap_or(0),
+            duration_ms: row.get(28),
+            request_bytes: row.get::<_, i64>(29) as u64,
+            response_bytes: row.get::<_, i64>(30) as u64,
+            client_address: row.get(31),
+            http_version: row.get(32),
+            request_headers: parse_json(row.get(33))?.unwrap_or_default(),
+            response_headers: parse_json(row.get(34))?.unwrap_or_default(),
+            request_body: parse_json::<CapturedBody>(row.get(35))?,
+            response_body: parse_json::<CapturedBody>(row.get(36))?,
+        });
+    }
+    if let Some(start) = row.get::<_, Option<PgTs>>(37) {
+        e.metric = Some(MetricWindow {
+            start: start.join(row.get(38)),
+            seconds: row.get::<_, i32>(39) as u32,
+            method: row.get(40),
+            route: row.get(41),
+            count: row.get::<_, i64>(42) as u64,
+            errors: row.get::<_, i64>(43) as u64,
+            p50_ms: row.get(44),
+            p95_ms: row.get(45),
+            p99_ms: row.get(46),
+            max_ms: row.get(47),
+            bytes_in: row.get::<_, i64>(48) as u64,
+            bytes_out: row.get::<_, i64>(49) as u64,
+        });
+    }
+    Ok(e)
+}
+
+fn issue_from_row(row: &Row) -> Issue {
+    let count = row.get::<_, i64>(6) as u64;
+    Issue {
+        fingerprint: row.get(0),
+        service: row.get(1),
+        error_type: row.get(2),
+        title: row.get(3),
+        first_seen: row.get::<_, PgTs>(4).join(0),
+        last_seen: row.get::<_, PgTs>(5).join(0),
+        count,
+        recent: row.get::<_, Option<i64>>(9).map_or(count, |n| n as u64),
+        last_event_id: row.get(7),
+        status: IssueStatus::parse(row.get(8)),
+    }
+}
+
+impl PgStore {
+    /// Events matching `filter`, newest first, at most `limit` (1–10 000); pass the
+    /// returned [`EventPage::next`] as `after` for the next page (keyset pagination on
+    /// `(timestamp, id)`: stable while new events arrive).
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<EventPage, PgError> {
+        let limit = limit.clamp(1, 10_000);
+        let mut params = Params::new();
+        let mut w = where_clause(filter, &mut params)?;
+        if let Some(c) = after {
+            let ts = push(&mut params, c.ts);
+            let id = push(&mut params, c.id);
+            w.push(format!("(e.timestamp, e.id) < ({ts}, {id})"));
+        }
+        let sql = format!(
+            "SELECT {EVENT_SELECT} FROM {} {} ORDER BY e.timestamp DESC, e.id DESC LIMIT {}",
+            event_from(self.schema()),
+            where_sql(&w),
+            limit + 1
+        );
+        let client = self.client().await?;
+        let rows = client.query(&sql, &refs(&params)).await?;
+        let more = rows.len() > limit;
+        let mut events = Vec::with_capacity(rows.len().min(limit));
+        let mut next = None;
+        for row in rows.iter().take(limit) {
+            events.push(event_from_row(row)?);
+            next = Some(Cursor {
+                ts: row.get(1),
+                id: row.get(0),
+            });
+        }
+        Ok(EventPage {
+            events,
+            next: if more { next } else { None },
+        })
+    }
+
+    /// One event by id.
+    pub async fn event(&self, id: Uuid) -> Result<Option<Event>, PgError> {
+        let sql = format!(
+            "SELECT {EVENT_SELECT} FROM {} WHERE e.id = $1 LIMIT 1",
+            event_from(self.schema())
+        );
+        let client = self.client().await?;
+        client
+            .query_opt(&sql, &[&id])
+            .await?
+            .map(|r| event_from_row(&r))
+            .transpose()
+    }
+
+    /// Counts of matching events per time bucket of `width`, oldest first. Buckets without
+    /// events are included (as 0) when the filter has both `since` and `until`.
+    pub async fn histogram(
+        &self,
+        filter: &EventFilter,
+        width: std::time::Duration,
+    ) -> Result<Vec<HistogramBucket>, PgError> {
+        let width_us = i64::try_from(width.as_micros()).unwrap_or(i64::MAX).max(1);
+        let mut params = Params::new();
+        let w = where_clause(filter, &mut params)?;
+        let secs = push(&mut params, width_us as f64 / 1e6);
+        let sql = format!(
+            "SELECT date_bin(make_interval(secs => {secs}), e.timestamp, \
+             TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, count(*) \
+             FROM {}.events e {} GROUP BY b ORDER BY b",
+            self.schema(),
+            where_sql(&w)
+        );
+        let client = self.client().await?;
+        let rows = client.query(&sql, &refs(&params)).await?;
+        let found: Vec<(PgTs, u64)> = rows
+            .iter()
+            .map(|r| (r.get::<_, PgTs>(0), r.get::<_, i64>(1) as u64))
+            .collect();
+        let (Some(since), Some(until)) = (filter.since, filter.until) else {
+            return Ok(found
+                .into_iter()
+                .map(|(b, count)| HistogramBucket {
+                    start: b.join(0),
+                    count,
+                })
+                .collect());
+        };
+        let first = PgTs::split(since).0 .0.div_euclid(width_us) * width_us;
+        let end = PgTs::split(until).0 .0;
+        let mut out = Vec::new();
+        let mut found = found.into_iter().peekable();
+        let mut b = first;
+        while b < end {
+            let mut count = 0;
+            while let Some((t, n)) = found.peek() {
+                if t.0 <= b {
+                    if t.0 == b {
+                        count += n;
+                    }
+                    found.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(HistogramBucket {
+                start: PgTs(b).join(0),
+                count,
+            });
+            b += width_us;
+            if out.len() > 100_000 {
+                return Err(PgError::Config("histogram: too many buckets".into()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The issues with the most events: since `since` (counted from the events table) or,
+    /// without it, all time (from the issues table). Ties go to the most recently seen.
+    pub async fn top_issues(
+        &self,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<Issue>, PgError> {
+        let s = self.schema();
+        let limit = limit.clamp(1, 10_000) as i64;
+        let client = self.client().await?;
+        let cols = "i.fingerprint, i.service, i.error_type, i.title, i.first_seen, i.last_seen, \
+                    i.count, i.last_event_id, i.status";
+        let rows = match since {
+            Some(t) => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {cols}, w.n FROM (
+                                SELECT fingerprint, count(*) AS n FROM {s}.events
+                                WHERE kind = 'error' AND fingerprint IS NOT NULL
+                                  AND timestamp >= $1
+                                GROUP BY fingerprint) w
+                             JOIN {s}.issues i USING (fingerprint)
+                             ORDER BY w.n DESC, i.last_seen DESC, i.fingerprint LIMIT $2"
+                        ),
+                        &[&PgTs::split(t).0, &limit],
+                    )
+                    .await?
+            }
+            None => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {cols}, NULL::bigint FROM {s}.issues i
+                             ORDER BY i.count DESC, i.last_seen DESC, i.fingerprint LIMIT $1"
+                        ),
+                        &[&limit],
+                    )
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(issue_from_row).collect())
+    }
+
+    /// One issue by fingerprint.
+    pub async fn issue(&self, fingerprint: &str) -> Result<Option<Issue>, PgError> {
+        let s = self.schema();
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT i.fingerprint, i.service, i.error_type, i.title, i.first_seen,
+                        i.last_seen, i.count, i.last_event_id, i.status, NULL::bigint
+                     FROM {s}.issues i WHERE i.fingerprint = $1"
+                ),
+                &[&fingerprint],
+            )
+            .await?;
+        Ok(row.as_ref().map(issue_from_row))
+    }
+
+    /// Sets an issue's status; false when there is no such issue.
+    pub async fn set_issue_status(
+        &self,
+        fingerprint: &str,
+        status: IssueStatus,
+    ) -> Result<bool, PgError> {
+        let s = self.schema();
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                &format!(
+                    "UPDATE {s}.issues SET status = $2, updated_at = now() WHERE fingerprint = $1"
+                ),
+                &[&fingerprint, &status.as_str()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+fn where_sql(w: &[String]) -> String {
+    if w.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", w.join(" AND "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_text_round_trip() {
+        let c = Cursor {
+            ts: PgTs(123_456),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
+        assert!("nope".parse::<Cursor>().is_err());
+    }
+
+    #[test]
+    fn like_is_escaped() {
+        assert_eq!(like_escape("50%_a\\"), "%50\\%\\_a\\\\%");
+    }
+}

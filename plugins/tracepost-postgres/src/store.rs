@@ -1,0 +1,480 @@
+//! The store: connection pool, migrations, partitions, retention, and the write path.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracepost_core::{Event, Rejection};
+
+use crate::error::PgError;
+use crate::ingest::{self, BatchFailure, IngestMethod, Statements};
+use crate::types::{day_literal, day_of, day_suffix, days_from_civil};
+
+/// The embedded migrations: version, name, SQL (with `{schema}` placeholders).
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+
+/// The partitioned tables, all partitioned by day on `timestamp`.
+pub(crate) const PARTITIONED: [&str; 3] = ["events", "request_snapshots", "metric_windows"];
+
+/// A handle on the tables: writes, queries, retention, API keys. Cheap to clone.
+///
+/// Get one from [`PostgresSink::store`](crate::PostgresSink::store), or for a process that
+/// only reads, from [`PostgresSinkBuilder::connect_store`](crate::PostgresSinkBuilder::connect_store).
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) inner: Arc<StoreInner>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.inner.schema)
+            .field("method", &self.inner.method)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct StoreInner {
+    pub pool: deadpool_postgres::Pool,
+    pub schema: String,
+    pub statements: Statements,
+    pub method: IngestMethod,
+    known_days: Mutex<HashSet<i64>>,
+    stats: Stats,
+}
+
+#[derive(Default)]
+struct Stats {
+    batches: AtomicU64,
+    inserted: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Counters of what this store has written since it was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IngestStats {
+    /// Batches written successfully.
+    pub batches: u64,
+    /// Events inserted (new rows in `events`).
+    pub inserted: u64,
+    /// Events that were already stored (redeliveries), skipped.
+    pub duplicates: u64,
+    /// Events refused for good, by reason (`nul_byte`, `out_of_range`, `invalid_data`,
+    /// `constraint`, `too_large`).
+    pub rejected: Vec<(String, u64)>,
+}
+
+impl IngestStats {
+    /// All refused events.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// What one [`PgStore::write`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct WriteReport {
+    /// New rows in `events`.
+    pub inserted: u64,
+    /// Events skipped because they were already stored (or repeated in the batch).
+    pub duplicates: u64,
+    /// New rows in `request_snapshots`.
+    pub requests: u64,
+    /// New rows in `metric_windows`.
+    pub metric_windows: u64,
+    /// Events refused for good, with the reason.
+    pub rejected: Vec<Rejection>,
+}
+
+/// What [`PgStore::retain`] removed.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct RetentionReport {
+    /// The dropped partitions (`events_p20261101`, …).
+    pub dropped_partitions: Vec<String>,
+    /// Issues whose last event is older than the limit, deleted.
+    pub deleted_issues: u64,
+}
+
+pub(crate) fn lock_key(purpose: &str, schema: &str) -> i64 {
+    // FNV-1a, 64 bit: stable across builds and processes.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "tracepost:"
+        .bytes()
+        .chain(purpose.bytes())
+        .chain(b":".iter().copied())
+        .chain(schema.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The day of a partition from its name (`events_p20261123` → day number).
+fn partition_day(name: &str) -> Option<i64> {
+    let (_, suffix) = name.rsplit_once("_p")?;
+    if suffix.len() != 8 || !suffix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y: i64 = suffix[..4].parse().ok()?;
+    let m: u32 = suffix[4..6].parse().ok()?;
+    let d: u32 = suffix[6..].parse().ok()?;
+    Some(days_from_civil(y, m, d))
+}
+
+impl PgStore {
+    pub(crate) fn new(pool: deadpool_postgres::Pool, schema: String, method: IngestMethod) -> Self {
+        let statements = Statements {
+            copy: ingest::copy_sql(),
+            merge: ingest::merge_sql(&schema),
+        };
+        PgStore {
+            inner: Arc::new(StoreInner {
+                pool,
+                schema,
+                statements,
+                method,
+                known_days: Mutex::new(HashSet::new()),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The connection pool, for your own queries.
+    pub fn pool(&self) -> &deadpool_postgres::Pool {
+        &self.inner.pool
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, PgError> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    /// Applies the embedded migrations that are not applied yet, under an advisory lock so
+    /// that several instances starting at once apply each migration exactly once. Returns
+    /// the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
+        let s = &self.inner.schema;
+        let client = self.client().await?;
+        let key = lock_key("migrate", s);
+        client.execute("SELECT pg_advisory_lock($1)", &[&key]).await?;
+        let result: Result<Vec<i32>, PgError> = async {
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {s};
+                     CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
+                         version integer PRIMARY KEY,
+                         name text NOT NULL,
+                         applied_at timestamptz NOT NULL DEFAULT now())"
+                ))
+                .await?;
+            let done: HashSet<i32> = client
+                .query(&format!("SELECT version FROM {s}.schema_migrations"), &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut applied = Vec::new();
+            for (version, name, sql) in MIGRATIONS {
+                if done.contains(version) {
+                    continue;
+                }
+                let sql = sql.replace("{schema}", s);
+                let run = client
+                    .batch_execute(&format!(
+                        "BEGIN;\n{sql};\nINSERT INTO {s}.schema_migrations (version, name) \
+                         VALUES ({version}, '{name}');\nCOMMIT;"
+                    ))
+                    .await;
+                if let Err(source) = run {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    return Err(PgError::Migration {
+                        version: *version,
+                        source,
+                    });
+                }
+                tracing::info!(target: "tracepost::postgres", schema = %s, version, name, "applied migration");
+                applied.push(*version);
+            }
+            Ok(applied)
+        }
+        .await;
+        let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await;
+        result
+    }
+
+    /// The schema version: the highest applied migration (0 when none).
+    pub async fn schema_version(&self) -> Result<i32, PgError> {
+        let client = self.client().await?;
+        let s = &self.inner.schema;
+        let row = client
+            .query_one(
+                &format!("SELECT coalesce(max(version), 0) FROM {s}.schema_migrations"),
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// The names of the existing partitions of a partitioned table, oldest first.
+    pub async fn partitions(&self, table: &str) -> Result<Vec<String>, PgError> {
+        let client = self.client().await?;
+        self.list_partitions(&client, table).await
+    }
+
+    async fn list_partitions(
+        &self,
+        client: &deadpool_postgres::Client,
+        table: &str,
+    ) -> Result<Vec<String>, PgError> {
+        let parent = format!("{}.{}", self.inner.schema, table);
+        let rows = client
+            .query(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+                &[&parent],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Creates the daily partitions covering `days_back` days before today through
+    /// `days_ahead` days after it (the sink does this in the background, and on demand
+    /// for events of other days).
+    pub async fn ensure_partitions(&self, days_back: u32, days_ahead: u32) -> Result<(), PgError> {
+        let today = day_of(now_micros());
+        let days: Vec<i64> = (today - i64::from(days_back)..=today + i64::from(days_ahead)).collect();
+        self.ensure_days(&days).await
+    }
+
+    pub(crate) async fn ensure_days(&self, days: &[i64]) -> Result<(), PgError> {
+        let missing: Vec<i64> = {
+            let known = self.inner.known_days.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m: Vec<i64> = days.iter().copied().filter(|d| !known.contains(d)).collect();
+            m.sort_unstable();
+            m.dedup();
+            m
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let s = &self.inner.schema;
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await?;
+        let result: Result<HashSet<i64>, PgError> = async {
+            client
+                .execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&lock_key("partitions", s)],
+                )
+                .await?;
+            let existing: HashSet<i64> = self
+                .list_partitions(&client, "events")
+                .await?
+                .iter()
+                .filter_map(|n| partition_day(n))
+                .collect();
+            let mut sql = String::new();
+            for day in missing.iter().filter(|d| !existing.contains(d)) {
+                let (suffix, from, to) = (day_suffix(*day), day_literal(*day), day_literal(day + 1));
+                for table in PARTITIONED {
+                    sql.push_str(&format!(
+                        "CREATE TABLE IF NOT EXISTS {s}.{table}_p{suffix} PARTITION OF {s}.{table} \
+                         FOR VALUES FROM ('{from}') TO ('{to}');\n"
+                    ));
+                }
+            }
+            if !sql.is_empty() {
+                client.batch_execute(&sql).await?;
+            }
+            client.batch_execute("COMMIT").await?;
+            Ok(existing)
+        }
+        .await;
+        match result {
+            Ok(existing) => {
+                let mut known = self.inner.known_days.lock().unwrap_or_else(|e| e.into_inner());
+                known.extend(existing);
+                known.extend(missing);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn forget_partitions(&self) {
+        self.inner
+            .known_days
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Drops every daily partition that ends more than `max_age` ago (whole partitions:
+    /// no row-by-row deletes), and deletes issues not seen since then.
+    pub async fn retain(&self, max_age: Duration) -> Result<RetentionReport, PgError> {
+        let cutoff = now_micros() - i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX / 2);
+        let s = &self.inner.schema;
+        let client = self.client().await?;
+        let mut report = RetentionReport::default();
+        for table in PARTITIONED {
+            for name in self.list_partitions(&client, table).await? {
+                let Some(day) = partition_day(&name) else {
+                    continue;
+                };
+                if (day + 1) * 86_400_000_000 > cutoff {
+                    continue;
+                }
+                client.batch_execute("BEGIN").await?;
+                let dropped = async {
+                    client
+                        .execute(
+                            "SELECT pg_advisory_xact_lock($1)",
+                            &[&lock_key("partitions", s)],
+                        )
+                        .await?;
+                    client
+                        .batch_execute(&format!("DROP TABLE IF EXISTS {s}.{name}; COMMIT"))
+                        .await
+                }
+                .await;
+                if let Err(e) = dropped {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    return Err(e.into());
+                }
+                self.inner
+                    .known_days
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&day);
+                tracing::info!(target: "tracepost::postgres", partition = %name, "retention dropped partition");
+                report.dropped_partitions.push(name);
+            }
+        }
+        let cutoff_ts = crate::types::PgTs::from_unix_micros(cutoff);
+        report.deleted_issues = client
+            .execute(
+                &format!("DELETE FROM {s}.issues WHERE last_seen < $1"),
+                &[&cutoff_ts],
+            )
+            .await?;
+        Ok(report)
+    }
+
+    /// Writes events with the store's ingest method: idempotent on the event id, bad rows
+    /// split out and reported in [`WriteReport::rejected`]. An `Err` concerns the whole
+    /// batch; retry it when [`PgError::is_temporary`].
+    pub async fn write(&self, events: &[Arc<Event>]) -> Result<WriteReport, PgError> {
+        self.write_with(events, self.inner.method).await
+    }
+
+    /// [`write`](Self::write) with a given ingest method (the benchmark compares them).
+    pub async fn write_with(
+        &self,
+        events: &[Arc<Event>],
+        method: IngestMethod,
+    ) -> Result<WriteReport, PgError> {
+        let mut rejected = Vec::new();
+        let rows = ingest::stage_rows(events.iter().map(|e| &**e), &mut rejected);
+        let mut days: Vec<i64> = rows.iter().map(|r| day_of(r.ts.unix_micros())).collect();
+        days.sort_unstable();
+        days.dedup();
+        self.ensure_days(&days).await?;
+        let client = self.client().await?;
+        let result =
+            ingest::write_splitting(&client, &self.inner.statements, method, &rows).await;
+        let stats = &self.inner.stats;
+        match result {
+            Ok(mut r) => {
+                rejected.append(&mut r.rejected);
+                let duplicates = (events.len() as u64)
+                    .saturating_sub(r.written.events)
+                    .saturating_sub(rejected.len() as u64);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats.inserted.fetch_add(r.written.events, Ordering::Relaxed);
+                stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+                if !rejected.is_empty() {
+                    let mut by_reason = stats.rejected.lock().unwrap_or_else(|e| e.into_inner());
+                    for rej in &rejected {
+                        *by_reason.entry(rej.reason.to_string()).or_default() += 1;
+                    }
+                }
+                Ok(WriteReport {
+                    inserted: r.written.events,
+                    duplicates,
+                    requests: r.written.requests,
+                    metric_windows: r.written.metrics,
+                    rejected,
+                })
+            }
+            Err(BatchFailure::MissingPartition(e)) => {
+                // Dropped by retention (maybe another instance's) since we cached it.
+                self.forget_partitions();
+                Err(PgError::Postgres(e))
+            }
+            Err(BatchFailure::Temporary(e)) | Err(BatchFailure::Permanent(e)) => {
+                if client.is_closed() {
+                    // Don't hand a dead connection back; the pool makes a new one.
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                Err(PgError::Postgres(e))
+            }
+        }
+    }
+
+    /// Counters since this store was created.
+    pub fn stats(&self) -> IngestStats {
+        let s = &self.inner.stats;
+        IngestStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            inserted: s.inserted.load(Ordering::Relaxed),
+            duplicates: s.duplicates.load(Ordering::Relaxed),
+            rejected: s
+                .rejected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names() {
+        assert_eq!(partition_day("events_p19700102"), Some(1));
+        assert_eq!(partition_day("request_snapshots_p20261123"), Some(days_from_civil(2026, 11, 23)));
+        assert_eq!(partition_day("events_default"), None);
+        assert_eq!(partition_day("events_p2026112"), None);
+    }
+
+    #[test]
+    fn lock_keys_differ() {
+        assert_ne!(lock_key("migrate", "a"), lock_key("migrate", "b"));
+        assert_ne!(lock_key("migrate", "a"), lock_key("partitions", "a"));
+        assert_eq!(lock_key("migrate", "a"), lock_key("migrate", "a"));
+    }
+}
