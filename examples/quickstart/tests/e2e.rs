@@ -1,0 +1,102 @@
+//! The README's first command, end to end: start the quickstart binary, `curl /panic`, and
+//! find the error in the console and in the NDJSON file within 2 s.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn http(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart"))
+        .env("QUICKSTART_ADDR", "127.0.0.1:0")
+        .env("TRACEPOST_DATA", data.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The banner on stdout says where it listens.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
+        addr = line.split("listening on http://").nth(1).map(|a| a.trim().to_owned());
+        line.clear();
+    }
+    let addr = addr.expect("the banner names the address");
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    {
+        let stderr = stderr.clone();
+        let mut pipe = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while pipe.read_line(&mut line).unwrap_or(0) > 0 {
+                stderr.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+    }
+
+    let response = http(
+        &addr,
+        &format!("GET /panic HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    let sent = Instant::now();
+
+    let mut event = None;
+    while sent.elapsed() < Duration::from_secs(2) && event.is_none() {
+        for f in tracepost::sinks::JsonlFile::files(data.path()).unwrap_or_default() {
+            for l in std::fs::read_to_string(f).unwrap().lines() {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                if e["error"]["type"] == "panic" {
+                    event = Some(e);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let event = event.expect("the NDJSON file holds the panic within 2 s");
+    assert!(event["error"]["backtrace"].as_str().unwrap().contains("quickstart::panic"));
+    let auth = event["request"]["request_headers"].as_array().unwrap().iter().find(|h| h[0] == "authorization").unwrap();
+    assert_eq!(auth[1], "[REDACTED]");
+    assert_eq!(event["breadcrumbs"][0]["message"], "about to look up the cart");
+
+    let console = loop {
+        let text = stderr.lock().unwrap().clone();
+        if text.contains("breadcrumbs:") || sent.elapsed() > Duration::from_secs(2) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(console.contains("ERROR error panic in GET /panic: cart must be loaded before checkout"), "{console}");
+    assert!(console.contains("authorization: [REDACTED]"), "{console}");
+    assert!(console.contains("at quickstart::panic"), "{console}");
+    assert!(console.contains("about to look up the cart"), "{console}");
+    assert!(!console.contains("s3cret") && !serde_json::to_string(&event).unwrap().contains("s3cret"));
+
+    // SIGTERM: graceful shutdown flushes and exits cleanly.
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the quickstart did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
