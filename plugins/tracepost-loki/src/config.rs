@@ -1,0 +1,479 @@
+//! [`LokiConfig`]: where to push, how to encode, which limits to enforce.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::labels::{valid_label_name, RESERVED_LABELS};
+
+/// How a push request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PushEncoding {
+    /// `application/x-protobuf`, a `logproto.PushRequest` compressed as a raw snappy block.
+    /// What Promtail and Grafana Alloy send; the cheapest for Loki to decode. The default.
+    #[default]
+    Protobuf,
+    /// `application/json` (`{"streams":[{"stream":{..},"values":[[ns, line, {..}]]}]}`).
+    Json {
+        /// Compress the body with gzip (`Content-Encoding: gzip`).
+        gzip: bool,
+    },
+}
+
+/// How each event is written into its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LineFormat {
+    /// One JSON object: the event's schema minus the fields that are stream labels. Query with
+    /// `| json` (nested fields flatten to `request_route`, `error_type`, …). The default.
+    #[default]
+    Json,
+    /// `key=value` pairs with the same flattened names as `| json` produces; request headers,
+    /// bodies and breadcrumbs are left out. Query with `| logfmt`.
+    Logfmt,
+}
+
+/// Credentials sent with every push.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// `Authorization: Basic …` (Grafana Cloud: the instance id and an access token).
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password (never printed by `Debug`).
+        password: String,
+    },
+    /// `Authorization: Bearer …`.
+    Bearer(String),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Auth::Bearer(_) => f.debug_tuple("Bearer").field(&"<redacted>").finish(),
+        }
+    }
+}
+
+/// Limits enforced before sending, so that Loki never rejects data the sink could have fixed.
+///
+/// The defaults are Loki 3.x's default per-tenant limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Longest line in bytes; longer lines are shortened with a visible marker
+    /// (`tracepost_truncated`). Loki: `max_line_size`, default 256 KB.
+    pub max_line_bytes: usize,
+    /// Most labels per stream, static labels included. Loki: `max_label_names_per_series`,
+    /// default 15 (30 before 3.0).
+    pub max_labels: usize,
+    /// Longest label name. Loki: `max_label_name_length`, default 1024.
+    pub max_label_name_bytes: usize,
+    /// Longest label value; longer values are cut. Loki: `max_label_value_length`, default 2048.
+    pub max_label_value_bytes: usize,
+    /// Longest structured-metadata value; longer values are cut (Loki's
+    /// `max_structured_metadata_size` default of 64 KB is per entry). Default 1024.
+    pub max_metadata_value_bytes: usize,
+    /// Largest uncompressed push; a batch that encodes larger is sent as several pushes.
+    /// Keep it well under Loki's `ingestion_burst_size_mb` (default 6 MB). Default 1 MiB.
+    pub max_push_bytes: usize,
+    /// Events older than this are rejected by the sink (reason `too_old`) instead of failing
+    /// the push. Loki: `reject_old_samples_max_age`, default 1 week. `None`: send everything.
+    pub max_age: Option<Duration>,
+    /// Events further in the future are rejected (reason `too_new`). Loki:
+    /// `creation_grace_period`, default 10 minutes. `None`: send everything.
+    pub max_future: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: 256 * 1024,
+            max_labels: 15,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 2048,
+            max_metadata_value_bytes: 1024,
+            max_push_bytes: 1 << 20,
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_future: Some(Duration::from_secs(10 * 60)),
+        }
+    }
+}
+
+impl Limits {
+    /// Sets [`Limits::max_line_bytes`] (at least 1024).
+    pub fn max_line_bytes(mut self, n: usize) -> Self {
+        self.max_line_bytes = n.max(1024);
+        self
+    }
+
+    /// Sets [`Limits::max_labels`] (at least 4: the built-in labels).
+    pub fn max_labels(mut self, n: usize) -> Self {
+        self.max_labels = n.max(4);
+        self
+    }
+
+    /// Sets [`Limits::max_label_name_bytes`] (at least 16).
+    pub fn max_label_name_bytes(mut self, n: usize) -> Self {
+        self.max_label_name_bytes = n.max(16);
+        self
+    }
+
+    /// Sets [`Limits::max_label_value_bytes`] (at least 16).
+    pub fn max_label_value_bytes(mut self, n: usize) -> Self {
+        self.max_label_value_bytes = n.max(16);
+        self
+    }
+
+    /// Sets [`Limits::max_metadata_value_bytes`] (at least 16).
+    pub fn max_metadata_value_bytes(mut self, n: usize) -> Self {
+        self.max_metadata_value_bytes = n.max(16);
+        self
+    }
+
+    /// Sets [`Limits::max_push_bytes`] (at least 4 KiB).
+    pub fn max_push_bytes(mut self, n: usize) -> Self {
+        self.max_push_bytes = n.max(4096);
+        self
+    }
+
+    /// Sets [`Limits::max_age`].
+    pub fn max_age(mut self, age: Option<Duration>) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// Sets [`Limits::max_future`].
+    pub fn max_future(mut self, d: Option<Duration>) -> Self {
+        self.max_future = d;
+        self
+    }
+}
+
+/// Everything the Loki sink needs. Start with [`LokiConfig::new`] and chain the setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use tracepost_loki::{LineFormat, LokiConfig, LokiSink};
+///
+/// let config = LokiConfig::new("http://loki:3100")
+///     .tenant("team-a")
+///     .static_label("cluster", "eu-1")
+///     .line_format(LineFormat::Logfmt)
+///     .timeout(Duration::from_secs(5));
+/// let sink = LokiSink::with_config(config).expect("valid config");
+/// # drop(sink);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct LokiConfig {
+    /// Loki's base URL (`http://loki:3100`); `/loki/api/v1/push` is appended unless the URL
+    /// already has a path.
+    pub url: String,
+    /// The sink's name in the pipeline's metrics (default `loki`).
+    pub name: String,
+    /// Protobuf + snappy (default) or JSON.
+    pub encoding: PushEncoding,
+    /// JSON (default) or logfmt lines.
+    pub line_format: LineFormat,
+    /// Send trace/span/request/session/user ids, fingerprint and route as structured metadata
+    /// (default true). Turn off for Loki older than 2.9, or 2.9 without
+    /// `allow_structured_metadata`.
+    pub structured_metadata: bool,
+    /// Labels added to every stream (bounded by construction: they never vary).
+    pub static_labels: Vec<(String, String)>,
+    /// The tenant, sent as `X-Scope-OrgID` (multi-tenant Loki).
+    pub tenant: Option<String>,
+    /// Basic or bearer credentials.
+    pub auth: Option<Auth>,
+    /// Extra headers sent with every push.
+    pub headers: Vec<(String, String)>,
+    /// Deadline of one push, from connecting to reading the response (default 10 s).
+    pub timeout: Duration,
+    /// Deadline of the TCP connect (default 3 s).
+    pub connect_timeout: Duration,
+    /// Limits enforced before sending.
+    pub limits: Limits,
+}
+
+impl fmt::Debug for LokiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<_> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let sensitive = matches!(
+                    k.to_ascii_lowercase().as_str(),
+                    "authorization" | "proxy-authorization" | "cookie" | "x-api-key"
+                );
+                (k.as_str(), if sensitive { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("LokiConfig")
+            .field("url", &self.url)
+            .field("name", &self.name)
+            .field("encoding", &self.encoding)
+            .field("line_format", &self.line_format)
+            .field("structured_metadata", &self.structured_metadata)
+            .field("static_labels", &self.static_labels)
+            .field("tenant", &self.tenant)
+            .field("auth", &self.auth)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl LokiConfig {
+    /// Defaults for the Loki at `url` (`http://loki:3100`).
+    pub fn new(url: impl Into<String>) -> Self {
+        LokiConfig {
+            url: url.into(),
+            name: "loki".into(),
+            encoding: PushEncoding::default(),
+            line_format: LineFormat::default(),
+            structured_metadata: true,
+            static_labels: Vec::new(),
+            tenant: None,
+            auth: None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Sets the sink's name (to run two Loki sinks side by side).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the body encoding.
+    pub fn encoding(mut self, encoding: PushEncoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    /// Sets the line format.
+    pub fn line_format(mut self, format: LineFormat) -> Self {
+        self.line_format = format;
+        self
+    }
+
+    /// Turns structured metadata on (default) or off (Loki < 2.9).
+    pub fn structured_metadata(mut self, on: bool) -> Self {
+        self.structured_metadata = on;
+        self
+    }
+
+    /// Adds a label to every stream. Keep the value constant: it is part of every stream's
+    /// identity.
+    pub fn static_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.static_labels.retain(|(n, _)| *n != name);
+        self.static_labels.push((name, value.into()));
+        self
+    }
+
+    /// Sets the tenant (`X-Scope-OrgID`).
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Uses basic authentication.
+    pub fn basic_auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Basic {
+            username: username.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// Uses a bearer token.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Some(Auth::Bearer(token.into()));
+        self
+    }
+
+    /// Adds a header sent with every push.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the deadline of one push.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the TCP connect deadline.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The push endpoint: `url` plus `/loki/api/v1/push` unless it already has a path.
+    pub fn push_url(&self) -> String {
+        let url = self.url.trim_end_matches('/');
+        let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+        if after_scheme.contains('/') {
+            url.to_owned()
+        } else {
+            format!("{url}/loki/api/v1/push")
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let builtin = 4;
+        if builtin + self.static_labels.len() > self.limits.max_labels {
+            return Err(ConfigError::TooManyLabels {
+                count: builtin + self.static_labels.len(),
+                max: self.limits.max_labels,
+            });
+        }
+        for (name, value) in &self.static_labels {
+            let reason = if !valid_label_name(name) {
+                Some("not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)")
+            } else if RESERVED_LABELS.contains(&name.as_str()) {
+                Some("set by the sink from each event")
+            } else if name.len() > self.limits.max_label_name_bytes {
+                Some("name longer than limits.max_label_name_bytes")
+            } else if value.is_empty() {
+                Some("empty value (Loki drops empty labels)")
+            } else if value.len() > self.limits.max_label_value_bytes {
+                Some("value longer than limits.max_label_value_bytes")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(ConfigError::InvalidLabel {
+                    name: name.clone(),
+                    reason,
+                });
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Invalid("timeout must be above zero".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`LokiConfig`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL could not be parsed, or its scheme is not supported.
+    InvalidUrl(String),
+    /// A static label is invalid.
+    InvalidLabel {
+        /// The label name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The built-in labels plus the static labels exceed `limits.max_labels`.
+    TooManyLabels {
+        /// How many labels streams would have.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A header name or value is invalid.
+    InvalidHeader(String),
+    /// Another setting is invalid.
+    Invalid(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::InvalidUrl(e) => write!(f, "invalid Loki URL: {e}"),
+            ConfigError::InvalidLabel { name, reason } => {
+                write!(f, "invalid static label {name:?}: {reason}")
+            }
+            ConfigError::TooManyLabels { count, max } => write!(
+                f,
+                "streams would have {count} labels (4 built-in + static), more than the limit of {max}"
+            ),
+            ConfigError::InvalidHeader(e) => write!(f, "invalid header: {e}"),
+            ConfigError::Invalid(e) => write!(f, "invalid setting: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_url_appends_the_path_only_to_a_base_url() {
+        assert_eq!(
+            LokiConfig::new("http://loki:3100").push_url(),
+            "http://loki:3100/loki/api/v1/push"
+        );
+        assert_eq!(
+            LokiConfig::new("http://loki:3100/").push_url(),
+            "http://loki:3100/loki/api/v1/push"
+        );
+        assert_eq!(
+            LokiConfig::new("https://gw.example/custom/push").push_url(),
+            "https://gw.example/custom/push"
+        );
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = LokiConfig::new("http://loki:3100")
+            .basic_auth("12345", "s3cr3t-password")
+            .header("Authorization", "Bearer hidden-token")
+            .header("X-Team", "visible");
+        let s = format!("{c:?}");
+        assert!(!s.contains("s3cr3t-password"), "{s}");
+        assert!(!s.contains("hidden-token"), "{s}");
+        assert!(s.contains("12345") && s.contains("visible"), "{s}");
+        let b = format!("{:?}", LokiConfig::new("x").bearer_token("tok-abc"));
+        assert!(!b.contains("tok-abc"), "{b}");
+    }
+
+    #[test]
+    fn static_labels_are_validated() {
+        let too_many = (0..12).fold(LokiConfig::new("http://l"), |c, i| {
+            c.static_label(format!("l{i}"), "v")
+        });
+        assert!(matches!(
+            too_many.validate(),
+            Err(ConfigError::TooManyLabels { count: 16, max: 15 })
+        ));
+        for bad in ["1abc", "a-b", "__name__", "level", ""] {
+            let c = LokiConfig::new("http://l").static_label(bad, "v");
+            assert!(
+                matches!(c.validate(), Err(ConfigError::InvalidLabel { .. })),
+                "{bad}"
+            );
+        }
+        assert!(LokiConfig::new("http://l")
+            .static_label("cluster", "eu-1")
+            .validate()
+            .is_ok());
+    }
+}

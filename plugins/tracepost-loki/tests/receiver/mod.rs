@@ -1,0 +1,354 @@
+//! A stand-in for Loki's push endpoint, for tests and the benchmark: an axum server on
+//! 127.0.0.1:0 that decodes every request the way Loki does (raw snappy block, then
+//! `logproto.PushRequest` from Loki's published push.proto, compiled at run time with protox and
+//! decoded dynamically with prost-reflect — independent of the sink's hand-written prost types),
+//! records what it got, and answers as scripted (204, 429 + Retry-After, 500, 400, hang).
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// 204 No Content (what Loki answers), after checking the body.
+    Accept,
+    /// This status, with an optional `Retry-After` header value and a body.
+    Status(u16, Option<&'static str>, &'static str),
+    /// Never answer (the handler sleeps for a minute).
+    Hang,
+}
+
+/// One decoded entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub ts_ns: u64,
+    pub line: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// One decoded stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub labels: String,
+    pub entries: Vec<Entry>,
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub at: Instant,
+    pub headers: HeaderMap,
+    /// What the receiver answered (0 for a hang).
+    pub status: u16,
+    /// The decoded push, or why decoding failed.
+    pub push: Result<Vec<Stream>, String>,
+    /// Protobuf only: re-encoding the dynamically decoded message gave back exactly the bytes
+    /// that came out of snappy.
+    pub byte_exact: bool,
+    /// The body size on the wire.
+    pub body_len: usize,
+}
+
+struct Shared {
+    script: Mutex<VecDeque<Reply>>,
+    poison: Mutex<Option<(String, &'static str)>>,
+    requests: Mutex<Vec<Request>>,
+    accepted: Mutex<Vec<(String, Entry)>>,
+    push_request: MessageDescriptor,
+    keep_requests: bool,
+}
+
+/// The running receiver.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+/// Loki's PushRequest descriptor, compiled from tests/proto/push.proto.
+pub fn push_request_descriptor() -> MessageDescriptor {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/proto");
+    let fds = protox::compile(["push.proto"], [dir]).expect("push.proto compiles");
+    let pool = DescriptorPool::from_file_descriptor_set(fds).expect("valid descriptors");
+    pool.get_message_by_name("logproto.PushRequest")
+        .expect("logproto.PushRequest")
+}
+
+impl Receiver {
+    /// Starts on 127.0.0.1 on a free port; answers 204 to everything until scripted otherwise.
+    pub async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// Like `start`, but without keeping every request (for the benchmark).
+    pub async fn start_with(keep_requests: bool) -> Self {
+        let shared = Arc::new(Shared {
+            script: Mutex::new(VecDeque::new()),
+            poison: Mutex::new(None),
+            requests: Mutex::new(Vec::new()),
+            accepted: Mutex::new(Vec::new()),
+            push_request: push_request_descriptor(),
+            keep_requests,
+        });
+        let app = Router::new()
+            .route("/loki/api/v1/push", post(push))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { addr, shared }
+    }
+
+    /// The base URL to give the sink.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next requests get these replies, in order; after them, 204 again.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    /// Any push containing a line with `needle` is answered 400 with `message`, and none of
+    /// its entries are kept (stricter than Loki, which keeps the valid ones).
+    pub fn reject_lines_containing(&self, needle: &str, message: &'static str) {
+        *self.shared.poison.lock().unwrap() = Some((needle.to_owned(), message));
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Every entry accepted so far, with its stream's labels.
+    pub fn accepted(&self) -> Vec<(String, Entry)> {
+        self.shared.accepted.lock().unwrap().clone()
+    }
+
+    /// How many entries were accepted so far.
+    pub fn accepted_count(&self) -> usize {
+        self.shared.accepted.lock().unwrap().len()
+    }
+
+    /// Waits until `n` entries were accepted or `timeout` passed.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.accepted_count() >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.accepted_count() >= n
+    }
+}
+
+async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let at = Instant::now();
+    let (push, byte_exact) = decode(&shared.push_request, &headers, &body);
+    let reply = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Reply::Accept);
+    let poisoned = match (&push, &*shared.poison.lock().unwrap()) {
+        (Ok(streams), Some((needle, message))) => streams
+            .iter()
+            .flat_map(|s| &s.entries)
+            .any(|e| e.line.contains(needle.as_str()))
+            .then_some(*message),
+        _ => None,
+    };
+    let (status, response) = match (&reply, &push) {
+        (Reply::Hang, _) => (0, None),
+        (Reply::Status(code, retry_after, text), _) => {
+            let mut r = (StatusCode::from_u16(*code).unwrap(), *text).into_response();
+            if let Some(v) = retry_after {
+                r.headers_mut().insert("retry-after", v.parse().unwrap());
+            }
+            (*code, Some(r))
+        }
+        (Reply::Accept, Err(e)) => (
+            400,
+            Some((StatusCode::BAD_REQUEST, e.clone()).into_response()),
+        ),
+        (Reply::Accept, Ok(_)) if poisoned.is_some() => (
+            400,
+            Some((StatusCode::BAD_REQUEST, poisoned.unwrap()).into_response()),
+        ),
+        (Reply::Accept, Ok(streams)) => {
+            let mut accepted = shared.accepted.lock().unwrap();
+            for s in streams {
+                for e in &s.entries {
+                    accepted.push((s.labels.clone(), e.clone()));
+                }
+            }
+            (204, Some(StatusCode::NO_CONTENT.into_response()))
+        }
+    };
+    if shared.keep_requests {
+        shared.requests.lock().unwrap().push(Request {
+            at,
+            headers,
+            status,
+            push,
+            byte_exact,
+            body_len: body.len(),
+        });
+    }
+    match response {
+        Some(r) => r,
+        None => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
+}
+
+fn decode(desc: &MessageDescriptor, headers: &HeaderMap, body: &[u8]) -> (Result<Vec<Stream>, String>, bool) {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match content_type {
+        "application/x-protobuf" => match decode_protobuf(desc, body) {
+            Ok((streams, exact)) => (Ok(streams), exact),
+            Err(e) => (Err(e), false),
+        },
+        "application/json" => {
+            let gzip = headers
+                .get("content-encoding")
+                .is_some_and(|v| v.as_bytes() == b"gzip");
+            (decode_json(body, gzip), false)
+        }
+        other => (Err(format!("unsupported content type {other:?}")), false),
+    }
+}
+
+fn decode_protobuf(desc: &MessageDescriptor, body: &[u8]) -> Result<(Vec<Stream>, bool), String> {
+    // Loki: snappy *block* format, never the framed/stream format.
+    if body.starts_with(&[0xff, 0x06, 0x00, 0x00]) {
+        return Err("framed snappy; Loki expects a raw block".into());
+    }
+    let declared = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| format!("snappy: {e}"))?;
+    if raw.len() != declared {
+        return Err("snappy length mismatch".into());
+    }
+    let msg = DynamicMessage::decode(desc.clone(), raw.as_slice())
+        .map_err(|e| format!("protobuf: {e}"))?;
+    let byte_exact = msg.encode_to_vec() == raw;
+    let mut streams = Vec::new();
+    for s in list(&msg, "streams") {
+        let s = s.as_message().ok_or("stream is not a message")?;
+        let labels = string(s, "labels");
+        let mut entries = Vec::new();
+        for e in list(s, "entries") {
+            let e = e.as_message().ok_or("entry is not a message")?;
+            if !e.has_field_by_name("timestamp") {
+                return Err("entry without timestamp".into());
+            }
+            let ts = e.get_field_by_name("timestamp").unwrap();
+            let ts = ts.as_message().ok_or("timestamp")?;
+            let seconds = ts
+                .get_field_by_name("seconds")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            let nanos = ts
+                .get_field_by_name("nanos")
+                .and_then(|v| v.as_i32())
+                .unwrap_or(0);
+            let metadata = list(e, "structuredMetadata")
+                .iter()
+                .map(|p| {
+                    let p = p.as_message().unwrap();
+                    (string(p, "name"), string(p, "value"))
+                })
+                .collect();
+            entries.push(Entry {
+                ts_ns: seconds as u64 * 1_000_000_000 + nanos as u64,
+                line: string(e, "line"),
+                metadata,
+            });
+        }
+        streams.push(Stream { labels, entries });
+    }
+    Ok((streams, byte_exact))
+}
+
+fn list(msg: &DynamicMessage, field: &str) -> Vec<Value> {
+    msg.get_field_by_name(field)
+        .and_then(|v| v.as_list().map(<[Value]>::to_vec))
+        .unwrap_or_default()
+}
+
+fn string(msg: &DynamicMessage, field: &str) -> String {
+    msg.get_field_by_name(field)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn decode_json(body: &[u8], gzip: bool) -> Result<Vec<Stream>, String> {
+    let mut raw = Vec::new();
+    if gzip {
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("gzip: {e}"))?;
+    } else {
+        raw.extend_from_slice(body);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| format!("json: {e}"))?;
+    let mut streams = Vec::new();
+    for s in v["streams"].as_array().ok_or("no streams")? {
+        let labels_obj = s["stream"].as_object().ok_or("no stream labels")?;
+        let mut pairs: Vec<_> = labels_obj
+            .iter()
+            .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap()))
+            .collect();
+        pairs.sort();
+        let labels = format!("{{{}}}", pairs.join(", "));
+        let mut entries = Vec::new();
+        for value in s["values"].as_array().ok_or("no values")? {
+            let ts_ns: u64 = value[0]
+                .as_str()
+                .ok_or("timestamp is not a string")?
+                .parse()
+                .map_err(|_| "timestamp is not an integer string")?;
+            let line = value[1].as_str().ok_or("line is not a string")?.to_owned();
+            let metadata = value
+                .get(2)
+                .and_then(|m| m.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            entries.push(Entry {
+                ts_ns,
+                line,
+                metadata,
+            });
+        }
+        streams.push(Stream { labels, entries });
+    }
+    Ok(streams)
+}
