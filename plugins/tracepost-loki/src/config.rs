@@ -212,7 +212,10 @@ impl fmt::Debug for LokiConfig {
                     k.to_ascii_lowercase().as_str(),
                     "authorization" | "proxy-authorization" | "cookie" | "x-api-key"
                 );
-                (k.as_str(), if sensitive { "<redacted>" } else { v.as_str() })
+                (
+                    k.as_str(),
+                    if sensitive { "<redacted>" } else { v.as_str() },
+                )
             })
             .collect();
         f.debug_struct("LokiConfig")

@@ -240,7 +240,10 @@ fn logfmt_fields<'a>(e: &'a Event, out: &mut dyn FnMut(Cow<'a, str>, Cow<'a, str
         out(b("request_path"), b(&r.path));
         opt(out, "request_query", &r.query);
         out(b("request_status"), Cow::Owned(r.status.to_string()));
-        out(b("request_duration_ms"), Cow::Owned(r.duration_ms.to_string()));
+        out(
+            b("request_duration_ms"),
+            Cow::Owned(r.duration_ms.to_string()),
+        );
         out(
             b("request_request_bytes"),
             Cow::Owned(r.request_bytes.to_string()),
@@ -328,7 +331,10 @@ fn shrink_logfmt(
     original: usize,
     max: usize,
 ) -> String {
-    fields.push((Cow::Borrowed(TRUNCATED_KEY), Cow::Owned(marker(original, max))));
+    fields.push((
+        Cow::Borrowed(TRUNCATED_KEY),
+        Cow::Owned(marker(original, max)),
+    ));
     let marker_index = fields.len() - 1;
     for _ in 0..64 {
         let line = write_logfmt(&fields);
@@ -431,7 +437,10 @@ mod tests {
         let (line, cut) = render(&e, LineFormat::Json, 2048);
         assert!(cut && line.len() <= 2048);
         let v: Value = serde_json::from_str(&line).unwrap();
-        assert!(v["message"].as_str().unwrap().starts_with("many attributes"));
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("many attributes"));
         assert!(v.get(TRUNCATED_KEY).is_some());
     }
 

@@ -221,7 +221,11 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     }
 }
 
-fn decode(desc: &MessageDescriptor, headers: &HeaderMap, body: &[u8]) -> (Result<Vec<Stream>, String>, bool) {
+fn decode(
+    desc: &MessageDescriptor,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Result<Vec<Stream>, String>, bool) {
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -351,4 +355,52 @@ fn decode_json(body: &[u8], gzip: bool) -> Result<Vec<Stream>, String> {
         streams.push(Stream { labels, entries });
     }
     Ok(streams)
+}
+
+/// A realistic event `i`: every 4th an HTTP error with a request snapshot, the rest logs and
+/// request snapshots; ids, routes, users, sessions and messages all distinct per `i`.
+pub fn sample_event(i: u64, base_ns: u64) -> tracepost_core::Event {
+    use tracepost_core::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Timestamp};
+    let (kind, level) = match i % 4 {
+        0 => (Kind::Error, Level::Error),
+        1 => (Kind::Request, Level::Info),
+        2 => (Kind::Log, Level::Warn),
+        _ => (Kind::Log, Level::Info),
+    };
+    let mut e = Event::new(kind, level, format!("order {i} for user-{i} processed"))
+        .with_timestamp(Timestamp::from_unix_nanos(base_ns + i * 1_000 + 7))
+        .with_trace(
+            format!("{:032x}", 0xabc0_0000_u64 + i),
+            Some(format!("{:016x}", i)),
+        )
+        .with_attribute("order_id", i)
+        .with_attribute("cart.items", (i % 7) as u64);
+    e.resource.service = "shop-api".into();
+    e.resource.environment = Some("test".into());
+    e.resource.host = Some("web-1".into());
+    e.request_id = Some(format!("req-{i}"));
+    e.session_id = Some(format!("sess-{}", i / 3));
+    e.user_id = Some(format!("user-{i}"));
+    if kind != Kind::Log {
+        e.request = Some(RequestSnapshot {
+            method: "POST".into(),
+            route: format!("/orders/{}/items", i % 50),
+            path: format!("/orders/{i}/items"),
+            status: if kind == Kind::Error { 500 } else { 200 },
+            duration_ms: 3.0 + (i % 100) as f64,
+            request_bytes: 120,
+            response_bytes: 512,
+            ..Default::default()
+        });
+    }
+    if kind == Kind::Error {
+        e.fingerprint = Some(format!("fp{:x}", i % 13));
+        e.error = Some(ErrorDetail {
+            error_type: "sqlx::Error".into(),
+            message: format!("connection reset while saving order {i}"),
+            backtrace: None,
+            location: Some("src/orders.rs:42".into()),
+        });
+    }
+    e
 }

@@ -1,0 +1,230 @@
+//! Failure handling through the real tracepost pipeline: what is retried, how long it waits,
+//! and what is dropped.
+
+mod receiver;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use receiver::{sample_event, Receiver, Reply};
+use tracepost_core::{BatchOptions, DropReason, RetryOptions, Sink, SinkOptions, Tracepost};
+use tracepost_loki::{LokiConfig, LokiSink};
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Fast batching and backoff so the tests take well under a few seconds.
+fn options() -> SinkOptions {
+    SinkOptions::default()
+        .batch(BatchOptions::new(1000, 1 << 20, Duration::from_millis(50)))
+        .retry(RetryOptions::new(
+            5,
+            Duration::from_millis(10),
+            Duration::from_secs(5),
+        ))
+        .max_in_flight(1)
+}
+
+fn ids(rx: &Receiver) -> Vec<String> {
+    rx.accepted()
+        .iter()
+        .map(|(_, e)| {
+            serde_json::from_str::<serde_json::Value>(&e.line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_for_one_entry_loses_only_that_entry() {
+    let rx = Receiver::start().await;
+    rx.reject_lines_containing(
+        "POISON",
+        "entry for stream '{service=\"shop-api\"}' has timestamp too old: 1970-01-01T00:00:00Z",
+    );
+    let sink = LokiSink::new(rx.url());
+    let stats = sink.stats();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(sink, options())
+        .build()
+        .unwrap();
+    let handle = tp.handle();
+    let base = now_ns();
+    let mut poison_id = None;
+    for i in 0..64 {
+        let mut e = sample_event(i, base);
+        if i == 37 {
+            e.message = "POISON".into();
+            poison_id = Some(e.id.to_string());
+        }
+        handle.capture(e);
+    }
+    let report = tp.shutdown(Duration::from_secs(10)).await;
+    assert!(report.completed);
+
+    let got = ids(&rx);
+    let unique: BTreeSet<_> = got.iter().collect();
+    assert_eq!(unique.len(), 63, "all but the poisoned entry are delivered");
+    assert!(!unique.contains(poison_id.as_ref().unwrap()));
+    let (_, counts) = &report.sinks[0];
+    assert_eq!(counts.sent, 63);
+    assert_eq!(counts.dropped(DropReason::Rejected), 1);
+    assert_eq!(counts.dropped(DropReason::RetriesExhausted), 0);
+    // Counted by the reason Loki gave.
+    assert_eq!(stats.rejected_for("too_old"), 1);
+    // Bisection, not an endless loop: 1 + 2·log2(64) requests at most.
+    let requests = rx.requests().len();
+    assert!(requests <= 13, "{requests} requests");
+    assert!(rx.requests().iter().filter(|r| r.status == 400).count() <= 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_delays_the_retry_by_that_long() {
+    let rx = Receiver::start().await;
+    rx.script([Reply::Status(
+        429,
+        Some("1"),
+        "Ingestion rate limit exceeded",
+    )]);
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(LokiSink::new(rx.url()), options())
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        tp.handle().capture(sample_event(i, now_ns()));
+    }
+    assert!(rx.wait_for(10, Duration::from_secs(5)).await);
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!((requests[0].status, requests[1].status), (429, 204));
+    let waited = requests[1].at - requests[0].at;
+    // The pipeline's own backoff here is ≤ 10 ms; only Retry-After explains a 1 s wait.
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.sinks[0].1.sent, 10);
+    assert_eq!(report.sinks[0].1.retried, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried() {
+    let rx = Receiver::start().await;
+    rx.script([
+        Reply::Status(500, None, "internal"),
+        Reply::Status(503, None, "ingester unavailable"),
+    ]);
+    let sink = LokiSink::new(rx.url());
+    let stats = sink.stats();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(sink, options())
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        tp.handle().capture(sample_event(i, now_ns()));
+    }
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.sinks[0].1.sent, 10);
+    assert_eq!(report.sinks[0].1.retried, 2);
+    assert_eq!(stats.snapshot().temporary_failures, 2);
+    assert_eq!(ids(&rx).len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_server_times_out_and_is_retried() {
+    let rx = Receiver::start().await;
+    rx.script([Reply::Hang]);
+    let sink = LokiSink::with_config(LokiConfig::new(rx.url()).timeout(Duration::from_millis(300)))
+        .unwrap();
+    let stats = sink.stats();
+    let started = Instant::now();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(sink, options())
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        tp.handle().capture(sample_event(i, now_ns()));
+    }
+    assert!(rx.wait_for(10, Duration::from_secs(5)).await);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!((requests[0].status, requests[1].status), (0, 204));
+    assert!(requests[1].at - requests[0].at >= Duration::from_millis(300));
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.sinks[0].1.sent, 10);
+    assert_eq!(stats.snapshot().temporary_failures, 1);
+}
+
+#[tokio::test]
+async fn connection_errors_are_temporary() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener); // nothing listens there now
+    let sink = LokiSink::new(format!("http://{addr}"));
+    let err = sink
+        .send(vec![Arc::new(sample_event(1, now_ns()))])
+        .await
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    assert!(err.message().contains("push to Loki failed"), "{err}");
+}
+
+#[tokio::test]
+async fn status_classification() {
+    let rx = Receiver::start().await;
+    let sink = LokiSink::new(rx.url());
+    let batch = || {
+        (0..4)
+            .map(|i| Arc::new(sample_event(i, now_ns())))
+            .collect::<Vec<_>>()
+    };
+
+    rx.script([Reply::Status(429, Some("3"), "slow down")]);
+    let e = sink.send(batch()).await.unwrap_err();
+    assert!(e.is_temporary());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+
+    rx.script([Reply::Status(408, None, "")]);
+    assert!(sink.send(batch()).await.unwrap_err().is_temporary());
+
+    rx.script([Reply::Status(400, None, "bad")]);
+    let e = sink.send(batch()).await.unwrap_err();
+    assert!(
+        !e.is_temporary(),
+        "a 400 on several entries is permanent: the pipeline splits it"
+    );
+
+    // A 400 for a single entry drops just that entry, with the reason.
+    rx.script([Reply::Status(
+        400,
+        None,
+        "Max entry size '262144' bytes exceeded",
+    )]);
+    let one = vec![Arc::new(sample_event(9, now_ns()))];
+    let outcome = sink.send(one.clone()).await.unwrap();
+    assert_eq!(outcome.rejected.len(), 1);
+    assert_eq!(outcome.rejected[0].id, one[0].id);
+    assert_eq!(outcome.rejected[0].reason, "line_too_long");
+
+    // Wrong credentials: the whole push is dropped at once (no bisection storm), by reason.
+    rx.script([Reply::Status(401, None, "no org id")]);
+    let before = rx.requests().len();
+    let outcome = sink.send(batch()).await.unwrap();
+    assert_eq!(rx.requests().len(), before + 1);
+    assert_eq!(outcome.rejected.len(), 4);
+    assert!(outcome.rejected.iter().all(|r| r.reason == "unauthorized"));
+    assert_eq!(sink.stats().rejected_for("unauthorized"), 4);
+}
