@@ -1,5 +1,7 @@
 //! The HTTP side: one POST per push, with deadlines, and classification of the outcome.
 
+#[cfg(feature = "rustls")]
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -108,8 +110,11 @@ impl Http {
         #[cfg(feature = "rustls")]
         let connector = {
             http.enforce_http(false);
+            // An explicit provider: works whatever other rustls providers the application links.
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
             hyper_rustls::HttpsConnectorBuilder::new()
-                .with_webpki_roots()
+                .with_provider_and_webpki_roots(provider)
+                .map_err(|e| ConfigError::Invalid(format!("TLS setup: {e}")))?
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(http)
@@ -214,6 +219,27 @@ pub fn rejection_reason(status: u16, body: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_needs_the_rustls_feature() {
+        let https = Http::new(&LokiConfig::new("https://logs.example.net"));
+        if cfg!(feature = "rustls") {
+            assert!(https.is_ok());
+        } else {
+            let Err(ConfigError::InvalidUrl(msg)) = https else {
+                panic!("https accepted without the rustls feature")
+            };
+            assert!(msg.contains("rustls"), "{msg}");
+        }
+        for bad in ["loki:3100", "ftp://loki", "http://", "http://lo ki"] {
+            assert!(Http::new(&LokiConfig::new(bad)).is_err(), "{bad}");
+        }
+        let header = LokiConfig::new("http://l").header("bad header", "v");
+        assert!(matches!(
+            Http::new(&header),
+            Err(ConfigError::InvalidHeader(_))
+        ));
+    }
 
     #[test]
     fn retry_after_seconds_and_http_date() {
