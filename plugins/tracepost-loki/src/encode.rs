@@ -129,12 +129,9 @@ impl Encoder {
                 Some(i) => &mut streams[i],
                 None => {
                     let pairs = key.pairs(&self.static_labels, self.limits.max_label_value_bytes);
-                    if pairs
-                        .iter()
-                        .any(|(_, v)| v.len() == self.limits.max_label_value_bytes)
-                    {
-                        out.values_cut += 1;
-                    }
+                    let max = self.limits.max_label_value_bytes;
+                    out.values_cut += usize::from(key.service.len() > max)
+                        + usize::from(key.environment.is_some_and(|e| e.len() > max));
                     streams.push(Stream {
                         key,
                         labels: render_labels(&pairs),

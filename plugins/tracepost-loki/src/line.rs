@@ -471,4 +471,49 @@ mod tests {
         assert!(line.contains("tracepost_truncated="));
         assert!(line.contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736"));
     }
+
+    /// The field paths the book's LogQL uses exist in both formats.
+    #[test]
+    fn fields_the_book_queries_exist() {
+        let mut req = Event::new(Kind::Request, Level::Info, "GET /users/{id}");
+        req.request = Some(RequestSnapshot {
+            method: "GET".into(),
+            route: "/users/{id}".into(),
+            status: 200,
+            duration_ms: 812.5,
+            ..Default::default()
+        });
+        let mut window = Event::new(Kind::MetricWindow, Level::Info, "window");
+        window.metric = Some(MetricWindow {
+            start: tracepost_core::Timestamp::from_unix_nanos(0),
+            seconds: 60,
+            method: "GET".into(),
+            route: "/users/{id}".into(),
+            count: 10,
+            errors: 1,
+            p50_ms: 1.0,
+            p95_ms: 2.0,
+            p99_ms: 3.5,
+            max_ms: 4.0,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        let mut err = Event::new(Kind::Error, Level::Error, "boom");
+        err.error = Some(ErrorDetail {
+            error_type: "panic".into(),
+            message: "boom".into(),
+            ..Default::default()
+        });
+        let json = |e: &Event| -> Value {
+            serde_json::from_str(&render(e, LineFormat::Json, 1 << 18).0).unwrap()
+        };
+        assert_eq!(json(&req)["request"]["duration_ms"], 812.5);
+        assert_eq!(json(&req)["request"]["route"], "/users/{id}");
+        assert_eq!(json(&window)["metric"]["p99_ms"], 3.5);
+        assert_eq!(json(&err)["error"]["type"], "panic");
+        let logfmt = |e: &Event| render(e, LineFormat::Logfmt, 1 << 18).0;
+        assert!(logfmt(&req).contains(" request_duration_ms=812.5 "));
+        assert!(logfmt(&window).contains(" metric_p99_ms=3.5 "));
+        assert!(logfmt(&err).contains(" error_type=panic "));
+    }
 }
