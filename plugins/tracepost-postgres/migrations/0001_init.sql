@@ -35,7 +35,8 @@ CREATE INDEX events_service_ts ON {schema}.events (service, timestamp);
 CREATE INDEX events_fingerprint_ts ON {schema}.events (fingerprint, timestamp) WHERE fingerprint IS NOT NULL;
 CREATE INDEX events_trace_id ON {schema}.events (trace_id) WHERE trace_id IS NOT NULL;
 CREATE INDEX events_user_id_ts ON {schema}.events (user_id, timestamp) WHERE user_id IS NOT NULL;
-CREATE INDEX events_id ON {schema}.events (id);
+-- No index on `id` alone: ids are UUIDv7, so a lookup by id also bounds `timestamp` and uses
+-- the primary key (see the book for the SQL).
 
 -- One row per captured HTTP request (kind `request`, and HTTP errors), linked by event id.
 CREATE TABLE {schema}.request_snapshots (
@@ -102,6 +103,20 @@ CREATE TABLE {schema}.issues (
 );
 
 CREATE INDEX issues_last_seen ON {schema}.issues (last_seen);
+
+-- Per-batch issue counts, written in the same transaction as the events (no row locks
+-- shared between concurrent writers), folded into `issues` right after each commit.
+-- Usually empty; `issues` plus this table is always exact.
+CREATE TABLE {schema}.issue_deltas (
+    fingerprint   text        NOT NULL,
+    service       text        NOT NULL,
+    error_type    text,
+    title         text        NOT NULL,
+    first_seen    timestamptz NOT NULL,
+    last_seen     timestamptz NOT NULL,
+    count         bigint      NOT NULL,
+    last_event_id uuid        NOT NULL
+);
 
 -- Projects and their API keys, for an ingest API. Keys are stored as SHA-256 hashes only.
 CREATE TABLE {schema}.projects (

@@ -16,14 +16,20 @@ use uuid::Uuid;
 use crate::error::{classify, describe, is_missing_partition, Class};
 use crate::types::{Json, PgTs};
 
-/// How batches reach the staging table.
+/// How batches are written. All three store the same rows; they differ in speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IngestMethod {
-    /// Binary `COPY … FROM STDIN` (the default and the fast one).
+    /// Binary `COPY` straight into the tables, in one transaction with the issue counts
+    /// (the default and the fastest). When the batch holds an event that is already stored
+    /// (a redelivery), the `COPY` fails as a whole on the primary key and the batch is
+    /// written again with [`CopyMerge`](Self::CopyMerge).
     #[default]
     Copy,
-    /// Multi-row `INSERT … VALUES (…), (…)` with bound parameters: the baseline the
-    /// benchmark compares against. Same result, slower.
+    /// Binary `COPY` into a per-connection temporary table, then one statement that inserts
+    /// with `ON CONFLICT DO NOTHING` and counts issues from the rows actually inserted.
+    CopyMerge,
+    /// Like `CopyMerge`, but filling the temporary table with multi-row
+    /// `INSERT … VALUES (…), (…)`: the baseline the benchmark compares against.
     MultiRowInsert,
 }
 
@@ -147,6 +153,55 @@ const TYPES: [Type; 50] = {
     ]
 };
 
+/// `request_snapshots` columns, and where each comes from in [`COLS`].
+const REQ_COLS: [(&str, usize); 17] = [
+    ("event_id", 0),
+    ("timestamp", 1),
+    ("service", 5),
+    ("method", 23),
+    ("route", 24),
+    ("path", 25),
+    ("query", 26),
+    ("status", 27),
+    ("duration_ms", 28),
+    ("request_bytes", 29),
+    ("response_bytes", 30),
+    ("client_address", 31),
+    ("http_version", 32),
+    ("request_headers", 33),
+    ("response_headers", 34),
+    ("request_body", 35),
+    ("response_body", 36),
+];
+
+/// `metric_windows` columns, and where each comes from in [`COLS`].
+const MET_COLS: [(&str, usize); 17] = [
+    ("event_id", 0),
+    ("timestamp", 1),
+    ("start", 37),
+    ("start_ns", 38),
+    ("seconds", 39),
+    ("service", 5),
+    ("environment", 6),
+    ("method", 40),
+    ("route", 41),
+    ("count", 42),
+    ("errors", 43),
+    ("p50_ms", 44),
+    ("p95_ms", 45),
+    ("p99_ms", 46),
+    ("max_ms", 47),
+    ("bytes_in", 48),
+    ("bytes_out", 49),
+];
+
+fn direct_copy_sql(schema: &str, table: &str, cols: &[&str]) -> String {
+    format!(
+        "COPY {schema}.{table} ({}) FROM STDIN (FORMAT binary)",
+        cols.join(", ")
+    )
+}
+
 /// `CREATE TEMP TABLE` for the staging table (run once per connection).
 pub(crate) fn stage_ddl() -> String {
     let cols: Vec<String> = COLS.iter().map(|(n, t)| format!("{n} {t}")).collect();
@@ -220,7 +275,7 @@ pub(crate) fn merge_sql(schema: &str) -> String {
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), iss AS (
-    INSERT INTO {schema}.issues AS i (fingerprint, service, error_type, title, first_seen,
+    INSERT INTO {schema}.issue_deltas (fingerprint, service, error_type, title, first_seen,
         last_seen, count, last_event_id)
     SELECT fingerprint,
         (array_agg(service ORDER BY timestamp DESC, id DESC))[1],
@@ -231,25 +286,44 @@ pub(crate) fn merge_sql(schema: &str) -> String {
     FROM ins
     WHERE kind = 'error' AND fingerprint IS NOT NULL
     GROUP BY fingerprint
-    ORDER BY fingerprint
-    ON CONFLICT (fingerprint) DO UPDATE SET
-        count = i.count + EXCLUDED.count,
-        first_seen = LEAST(i.first_seen, EXCLUDED.first_seen),
-        last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen),
-        last_event_id = CASE WHEN EXCLUDED.last_seen >= i.last_seen
-            THEN EXCLUDED.last_event_id ELSE i.last_event_id END,
-        title = CASE WHEN EXCLUDED.last_seen >= i.last_seen
-            THEN EXCLUDED.title ELSE i.title END,
-        error_type = CASE WHEN EXCLUDED.last_seen >= i.last_seen
-            THEN EXCLUDED.error_type ELSE i.error_type END,
-        service = CASE WHEN EXCLUDED.last_seen >= i.last_seen
-            THEN EXCLUDED.service ELSE i.service END,
-        status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
-        updated_at = now()
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM req), (SELECT count(*) FROM met),
        (SELECT count(*) FROM iss)"
+    )
+}
+
+/// Folds the pending per-batch issue counts into `issues`. Each delta row is deleted and
+/// counted exactly once, even with concurrent folds (a row deleted by another fold is
+/// skipped); the short transaction keeps row locks on `issues` brief.
+pub(crate) fn fold_sql(schema: &str) -> String {
+    let newer = "(EXCLUDED.last_seen, EXCLUDED.last_event_id) >= (i.last_seen, i.last_event_id)";
+    format!(
+        "WITH d AS (
+    DELETE FROM {schema}.issue_deltas RETURNING *
+), agg AS (
+    SELECT fingerprint,
+        (array_agg(service ORDER BY last_seen DESC, last_event_id DESC))[1] AS service,
+        (array_agg(error_type ORDER BY last_seen DESC, last_event_id DESC))[1] AS error_type,
+        (array_agg(title ORDER BY last_seen DESC, last_event_id DESC))[1] AS title,
+        min(first_seen) AS first_seen, max(last_seen) AS last_seen, sum(count)::bigint AS count,
+        (array_agg(last_event_id ORDER BY last_seen DESC, last_event_id DESC))[1] AS last_event_id
+    FROM d GROUP BY fingerprint
+)
+INSERT INTO {schema}.issues AS i (fingerprint, service, error_type, title, first_seen, last_seen,
+    count, last_event_id)
+SELECT fingerprint, service, error_type, title, first_seen, last_seen, count, last_event_id
+FROM agg ORDER BY fingerprint
+ON CONFLICT (fingerprint) DO UPDATE SET
+    count = i.count + EXCLUDED.count,
+    first_seen = LEAST(i.first_seen, EXCLUDED.first_seen),
+    last_event_id = CASE WHEN {newer} THEN EXCLUDED.last_event_id ELSE i.last_event_id END,
+    title = CASE WHEN {newer} THEN EXCLUDED.title ELSE i.title END,
+    error_type = CASE WHEN {newer} THEN EXCLUDED.error_type ELSE i.error_type END,
+    service = CASE WHEN {newer} THEN EXCLUDED.service ELSE i.service END,
+    last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen),
+    status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
+    updated_at = now()"
     )
 }
 
@@ -567,18 +641,23 @@ impl<'a> StageRow<'a> {
     }
 }
 
-/// Encodes rows in the binary COPY format.
-fn encode_copy(rows: &[StageRow<'_>]) -> Result<BytesMut, Box<dyn Error + Sync + Send>> {
-    let mut buf = BytesMut::with_capacity(rows.len() * 400 + 32);
+/// Encodes rows in the binary COPY format: the fields at `pick` of every row.
+fn encode_copy<'r, 'a: 'r>(
+    rows: impl Iterator<Item = &'r StageRow<'a>>,
+    pick: &[usize],
+    capacity: usize,
+) -> Result<BytesMut, Box<dyn Error + Sync + Send>> {
+    let mut buf = BytesMut::with_capacity(capacity * 400 + 32);
     buf.put_slice(b"PGCOPY\n\xff\r\n\0");
     buf.put_i32(0); // flags
     buf.put_i32(0); // header extension length
     for row in rows {
-        buf.put_i16(COLS.len() as i16);
-        for (field, ty) in row.fields().into_iter().zip(TYPES.iter()) {
+        let fields = row.fields();
+        buf.put_i16(pick.len() as i16);
+        for &i in pick {
             let at = buf.len();
             buf.put_i32(0);
-            let len = match field.to_sql_checked(ty, &mut buf)? {
+            let len = match fields[i].to_sql_checked(&TYPES[i], &mut buf)? {
                 IsNull::Yes => -1,
                 IsNull::No => i32::try_from(buf.len() - at - 4).map_err(|_| "value too large")?,
             };
@@ -602,51 +681,170 @@ pub(crate) struct Written {
 pub(crate) struct Statements {
     pub copy: String,
     pub merge: String,
+    pub fold: String,
+    pub copy_events: String,
+    pub copy_requests: String,
+    pub copy_metrics: String,
+    pub insert_deltas: String,
 }
 
-/// One transaction: stage the rows, merge them, commit.
-pub(crate) async fn write_rows(
+impl Statements {
+    pub fn new(schema: &str) -> Self {
+        let event_cols: Vec<&str> = COLS[..EVENT_COLS].iter().map(|(n, _)| *n).collect();
+        let req_cols: Vec<&str> = REQ_COLS.iter().map(|(n, _)| *n).collect();
+        let met_cols: Vec<&str> = MET_COLS.iter().map(|(n, _)| *n).collect();
+        Statements {
+            copy: copy_sql(),
+            merge: merge_sql(schema),
+            fold: fold_sql(schema),
+            copy_events: direct_copy_sql(schema, "events", &event_cols),
+            copy_requests: direct_copy_sql(schema, "request_snapshots", &req_cols),
+            copy_metrics: direct_copy_sql(schema, "metric_windows", &met_cols),
+            insert_deltas: format!(
+                "INSERT INTO {schema}.issue_deltas (fingerprint, service, error_type, title, \
+                 first_seen, last_seen, count, last_event_id) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::timestamptz[], $6::timestamptz[], $7::int8[], $8::uuid[])"
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum WriteError {
+    Db(tokio_postgres::Error),
+    /// The rows could not be encoded (a bug: `StageRow::new` checks what COPY needs).
+    Encode(String),
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        WriteError::Db(e)
+    }
+}
+
+async fn copy_in(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+    data: BytesMut,
+) -> Result<u64, tokio_postgres::Error> {
+    let stmt = client.prepare_cached(sql).await?;
+    let sink = client.copy_in::<_, bytes::Bytes>(&stmt).await?;
+    futures_util::pin_mut!(sink);
+    let mut data = data.freeze();
+    while !data.is_empty() {
+        let chunk = data.split_to(data.len().min(1 << 20));
+        sink.send(chunk).await?;
+    }
+    sink.finish().await
+}
+
+/// Issue counts of a batch, per fingerprint, computed here when every row is inserted.
+fn deltas(rows: &[StageRow<'_>]) -> Option<[Box<dyn ToSql + Sync + Send>; 8]> {
+    struct D<'a> {
+        first: PgTs,
+        last: (PgTs, Uuid),
+        count: i64,
+        row: &'a StageRow<'a>,
+    }
+    let mut by_fp: std::collections::BTreeMap<&str, D<'_>> = Default::default();
+    for r in rows {
+        let (true, Some(fp)) = (r.kind == "error", r.fingerprint) else {
+            continue;
+        };
+        let d = by_fp.entry(fp).or_insert(D {
+            first: r.ts,
+            last: (r.ts, r.id),
+            count: 0,
+            row: r,
+        });
+        d.count += 1;
+        d.first = d.first.min(r.ts);
+        if (r.ts, r.id) >= d.last {
+            d.last = (r.ts, r.id);
+            d.row = r;
+        }
+    }
+    if by_fp.is_empty() {
+        return None;
+    }
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    Some([
+        Box::new(by_fp.keys().map(|k| k.to_string()).collect::<Vec<_>>()),
+        Box::new(by_fp.values().map(|d| d.row.service.to_owned()).collect::<Vec<_>>()),
+        Box::new(by_fp.values().map(|d| owned(d.row.error_type)).collect::<Vec<_>>()),
+        Box::new(by_fp.values().map(|d| d.row.message.to_owned()).collect::<Vec<_>>()),
+        Box::new(by_fp.values().map(|d| d.first).collect::<Vec<_>>()),
+        Box::new(by_fp.values().map(|d| d.last.0).collect::<Vec<_>>()),
+        Box::new(by_fp.values().map(|d| d.count).collect::<Vec<_>>()),
+        Box::new(by_fp.values().map(|d| d.last.1).collect::<Vec<_>>()),
+    ])
+}
+
+/// One transaction: stage the rows, merge them, commit — or, for [`IngestMethod::Copy`],
+/// COPY straight into the tables.
+async fn write_rows(
     client: &deadpool_postgres::Client,
     sql: &Statements,
     method: IngestMethod,
     rows: &[StageRow<'_>],
-) -> Result<Written, tokio_postgres::Error> {
-    let merge = client.prepare_cached(&sql.merge).await?;
+) -> Result<Written, WriteError> {
+    let all: Vec<usize> = (0..COLS.len()).collect();
     client.batch_execute("BEGIN").await?;
     let result = async {
-        match method {
+        let written = match method {
             IngestMethod::Copy => {
-                let copy = client.prepare_cached(&sql.copy).await?;
-                let data = encode_copy(rows).map_err(|e| {
-                    // Unreachable for rows that passed `StageRow::new`; surface as a conversion error.
-                    tracing::error!(target: "tracepost::postgres", error = %e, "encoding COPY data");
-                    e
-                });
-                let data = match data {
-                    Ok(d) => d,
-                    Err(_) => {
-                        // Let the server report it: an empty COPY never fails, so fall back
-                        // to row-by-row INSERTs, which produce a proper error.
-                        return stage_insert(client, rows).await.map(|_| Written::default());
-                    }
-                };
-                let sink = client.copy_in::<_, bytes::Bytes>(&copy).await?;
-                futures_util::pin_mut!(sink);
-                let mut data = data.freeze();
-                while !data.is_empty() {
-                    let chunk = data.split_to(data.len().min(1 << 20));
-                    sink.send(chunk).await?;
+                let enc = |e: Box<dyn Error + Sync + Send>| WriteError::Encode(e.to_string());
+                let event_pick: Vec<usize> = (0..EVENT_COLS).collect();
+                let data = encode_copy(rows.iter(), &event_pick, rows.len()).map_err(enc)?;
+                let events = copy_in(client, &sql.copy_events, data).await?;
+                let with_req = rows.iter().filter(|r| r.req_method.is_some());
+                let n_req = with_req.clone().count();
+                let mut requests = 0;
+                if n_req > 0 {
+                    let pick: Vec<usize> = REQ_COLS.iter().map(|(_, i)| *i).collect();
+                    let data = encode_copy(with_req, &pick, n_req).map_err(enc)?;
+                    requests = copy_in(client, &sql.copy_requests, data).await?;
                 }
-                sink.finish().await?;
+                let with_met = rows.iter().filter(|r| r.m_start.is_some());
+                let n_met = with_met.clone().count();
+                let mut metrics = 0;
+                if n_met > 0 {
+                    let pick: Vec<usize> = MET_COLS.iter().map(|(_, i)| *i).collect();
+                    let data = encode_copy(with_met, &pick, n_met).map_err(enc)?;
+                    metrics = copy_in(client, &sql.copy_metrics, data).await?;
+                }
+                let mut issues = 0;
+                if let Some(params) = deltas(rows) {
+                    let stmt = client.prepare_cached(&sql.insert_deltas).await?;
+                    let refs: Vec<&(dyn ToSql + Sync)> =
+                        params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+                    issues = client.execute(&stmt, &refs).await?;
+                }
+                Written {
+                    events,
+                    requests,
+                    metrics,
+                    issues,
+                }
             }
-            IngestMethod::MultiRowInsert => stage_insert(client, rows).await?,
-        }
-        let row = client.query_one(&merge, &[]).await?;
-        let written = Written {
-            events: row.get::<_, i64>(0) as u64,
-            requests: row.get::<_, i64>(1) as u64,
-            metrics: row.get::<_, i64>(2) as u64,
-            issues: row.get::<_, i64>(3) as u64,
+            IngestMethod::CopyMerge | IngestMethod::MultiRowInsert => {
+                if method == IngestMethod::CopyMerge {
+                    let data = encode_copy(rows.iter(), &all, rows.len())
+                        .map_err(|e| WriteError::Encode(e.to_string()))?;
+                    copy_in(client, &sql.copy, data).await?;
+                } else {
+                    stage_insert(client, rows).await?;
+                }
+                let merge = client.prepare_cached(&sql.merge).await?;
+                let row = client.query_one(&merge, &[]).await?;
+                Written {
+                    events: row.get::<_, i64>(0) as u64,
+                    requests: row.get::<_, i64>(1) as u64,
+                    metrics: row.get::<_, i64>(2) as u64,
+                    issues: row.get::<_, i64>(3) as u64,
+                }
+            }
         };
         client.batch_execute("COMMIT").await?;
         Ok(written)
@@ -683,10 +881,13 @@ pub(crate) enum BatchFailure {
     Temporary(tokio_postgres::Error),
     Permanent(tokio_postgres::Error),
     MissingPartition(tokio_postgres::Error),
+    Encode(String),
 }
 
 /// Writes rows; when the server refuses some row's data, splits the range in halves (each
 /// its own transaction) until the bad rows stand alone, stores the rest and reports those.
+/// With [`IngestMethod::Copy`], a range holding an already-stored event is written again
+/// with [`IngestMethod::CopyMerge`].
 pub(crate) async fn write_splitting(
     client: &deadpool_postgres::Client,
     sql: &Statements,
@@ -694,33 +895,43 @@ pub(crate) async fn write_splitting(
     rows: &[StageRow<'_>],
 ) -> Result<BatchResult, BatchFailure> {
     let mut out = BatchResult::default();
-    let mut todo = vec![0..rows.len()];
-    while let Some(range) = todo.pop() {
+    let mut todo = vec![(0..rows.len(), method)];
+    while let Some((range, method)) = todo.pop() {
         if range.is_empty() {
             continue;
         }
-        match write_rows(client, sql, method, &rows[range.clone()]).await {
+        let e = match write_rows(client, sql, method, &rows[range.clone()]).await {
             Ok(w) => {
                 out.written.events += w.events;
                 out.written.requests += w.requests;
                 out.written.metrics += w.metrics;
                 out.written.issues += w.issues;
+                continue;
             }
-            Err(e) if is_missing_partition(&e) => return Err(BatchFailure::MissingPartition(e)),
-            Err(e) => match classify(&e) {
-                Class::Data(reason) if range.len() == 1 => out.rejected.push(Rejection {
-                    id: rows[range.start].id,
-                    reason: Cow::Borrowed(reason),
-                    detail: describe(&e),
-                }),
-                Class::Data(_) => {
-                    let mid = range.start + range.len() / 2;
-                    todo.push(mid..range.end);
-                    todo.push(range.start..mid);
-                }
-                Class::Temporary => return Err(BatchFailure::Temporary(e)),
-                Class::Permanent => return Err(BatchFailure::Permanent(e)),
-            },
+            Err(WriteError::Encode(e)) => return Err(BatchFailure::Encode(e)),
+            Err(WriteError::Db(e)) => e,
+        };
+        if method == IngestMethod::Copy && e.code().is_some_and(|c| c.code() == "23505") {
+            // Already stored (a redelivery): write this range idempotently.
+            todo.push((range, IngestMethod::CopyMerge));
+            continue;
+        }
+        if is_missing_partition(&e) {
+            return Err(BatchFailure::MissingPartition(e));
+        }
+        match classify(&e) {
+            Class::Data(reason) if range.len() == 1 => out.rejected.push(Rejection {
+                id: rows[range.start].id,
+                reason: Cow::Borrowed(reason),
+                detail: describe(&e),
+            }),
+            Class::Data(_) => {
+                let mid = range.start + range.len() / 2;
+                todo.push((mid..range.end, method));
+                todo.push((range.start..mid, method));
+            }
+            Class::Temporary => return Err(BatchFailure::Temporary(e)),
+            Class::Permanent => return Err(BatchFailure::Permanent(e)),
         }
     }
     Ok(out)

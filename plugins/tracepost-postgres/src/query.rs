@@ -446,15 +446,25 @@ impl PgStore {
         })
     }
 
-    /// One event by id.
+    /// One event by id. Ids are UUIDv7 (their first 48 bits are the event's time in ms), so
+    /// the lookup searches the primary key around that time first, and only then everywhere.
     pub async fn event(&self, id: Uuid) -> Result<Option<Event>, PgError> {
-        let sql = format!(
-            "SELECT {EVENT_SELECT} FROM {} WHERE e.id = $1 LIMIT 1",
-            event_from(self.schema())
-        );
         let client = self.client().await?;
+        let base = format!("SELECT {EVENT_SELECT} FROM {} WHERE e.id = $1", event_from(self.schema()));
+        if let Some(ts) = id.get_timestamp() {
+            let (secs, nanos) = ts.to_unix();
+            let micros = secs as i64 * 1_000_000 + i64::from(nanos / 1000);
+            let (from, to) = (
+                PgTs::from_unix_micros(micros - 1_000_000),
+                PgTs::from_unix_micros(micros + 1_000_000),
+            );
+            let sql = format!("{base} AND e.timestamp >= $2 AND e.timestamp < $3 LIMIT 1");
+            if let Some(row) = client.query_opt(&sql, &[&id, &from, &to]).await? {
+                return event_from_row(&row).map(Some);
+            }
+        }
         client
-            .query_opt(&sql, &[&id])
+            .query_opt(&format!("{base} LIMIT 1"), &[&id])
             .await?
             .map(|r| event_from_row(&r))
             .transpose()
@@ -531,6 +541,7 @@ impl PgStore {
     ) -> Result<Vec<Issue>, PgError> {
         let s = self.schema();
         let limit = limit.clamp(1, 10_000) as i64;
+        self.fold_issues().await?;
         let client = self.client().await?;
         let cols = "i.fingerprint, i.service, i.error_type, i.title, i.first_seen, i.last_seen, \
                     i.count, i.last_event_id, i.status";
@@ -569,6 +580,7 @@ impl PgStore {
     /// One issue by fingerprint.
     pub async fn issue(&self, fingerprint: &str) -> Result<Option<Issue>, PgError> {
         let s = self.schema();
+        self.fold_issues().await?;
         let client = self.client().await?;
         let row = client
             .query_opt(

@@ -136,10 +136,7 @@ fn partition_day(name: &str) -> Option<i64> {
 
 impl PgStore {
     pub(crate) fn new(pool: deadpool_postgres::Pool, schema: String, method: IngestMethod) -> Self {
-        let statements = Statements {
-            copy: ingest::copy_sql(),
-            merge: ingest::merge_sql(&schema),
-        };
+        let statements = Statements::new(&schema);
         PgStore {
             inner: Arc::new(StoreInner {
                 pool,
@@ -370,6 +367,7 @@ impl PgStore {
                 report.dropped_partitions.push(name);
             }
         }
+        client.execute(&self.inner.statements.fold, &[]).await?;
         let cutoff_ts = crate::types::PgTs::from_unix_micros(cutoff);
         report.deleted_issues = client
             .execute(
@@ -405,6 +403,12 @@ impl PgStore {
         let stats = &self.inner.stats;
         match result {
             Ok(mut r) => {
+                if r.written.issues > 0 {
+                    if let Err(e) = client.execute(&self.inner.statements.fold, &[]).await {
+                        // The events are committed; the deltas wait for the next fold.
+                        tracing::warn!(target: "tracepost::postgres", error = %e, "folding issue counts failed");
+                    }
+                }
                 rejected.append(&mut r.rejected);
                 let duplicates = (events.len() as u64)
                     .saturating_sub(r.written.events)
@@ -431,6 +435,7 @@ impl PgStore {
                 self.forget_partitions();
                 Err(PgError::Postgres(e))
             }
+            Err(BatchFailure::Encode(e)) => Err(PgError::Config(format!("encoding rows: {e}"))),
             Err(BatchFailure::Temporary(e)) | Err(BatchFailure::Permanent(e)) => {
                 if client.is_closed() {
                     // Don't hand a dead connection back; the pool makes a new one.
@@ -439,6 +444,14 @@ impl PgStore {
                 Err(PgError::Postgres(e))
             }
         }
+    }
+
+    /// Folds pending per-batch issue counts into the `issues` table. The sink does this
+    /// after every batch with errors, and the issue queries before they read; call it before
+    /// reading `issues` with your own SQL if you need it exact to the last batch.
+    pub async fn fold_issues(&self) -> Result<u64, PgError> {
+        let client = self.client().await?;
+        Ok(client.execute(&self.inner.statements.fold, &[]).await?)
     }
 
     /// Counters since this store was created.

@@ -69,7 +69,7 @@ struct Fixture {
 async fn fixture(tag: &str) -> Option<Fixture> {
     let db = TestDb::new(tag).await?;
     let sink = PostgresSink::connect(&db.url).await.unwrap();
-    let t0 = (now_secs() - 3 * 3600) / 600 * 600;
+    let t0 = (now_secs() - 3 * 3600) / 3600 * 3600;
     let data = dataset(t0);
     let outcome = sink.send(arcs(data.clone())).await.unwrap();
     assert!(outcome.rejected.is_empty());
