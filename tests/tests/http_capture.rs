@@ -32,9 +32,15 @@ fn subscribe(tp: &Tracepost) -> tracing::subscriber::DefaultGuard {
 
 /// The quickstart's router with tracepost, writing NDJSON to `dir`, and its subscriber.
 fn quickstart(dir: &std::path::Path) -> (Tracepost, Router, tracing::subscriber::DefaultGuard) {
-    let tp = Tracepost::builder().service("test").sink_with(JsonlFile::new(dir), fast()).build().unwrap();
+    let tp = Tracepost::builder()
+        .service("test")
+        .sink_with(JsonlFile::new(dir), fast())
+        .build()
+        .unwrap();
     let guard = subscribe(&tp);
-    let app = quickstart::app().merge(tp.metrics_router()).layer(tp.layer());
+    let app = quickstart::app()
+        .merge(tp.metrics_router())
+        .layer(tp.layer());
     (tp, app, guard)
 }
 
@@ -47,27 +53,54 @@ async fn a_panic_becomes_a_500_and_an_error_event_with_backtrace_snapshot_and_br
     let (status, headers, body) = http_get(
         addr,
         "/panic?token=abc&page=2",
-        &[("authorization", "Bearer s3cret"), ("cookie", "sid=1"), ("x-request-id", "req-123")],
+        &[
+            ("authorization", "Bearer s3cret"),
+            ("cookie", "sid=1"),
+            ("x-request-id", "req-123"),
+        ],
     )
     .await;
     assert_eq!(status, 500);
     assert_eq!(&body[..], b"Internal Server Error");
     assert_eq!(headers["x-request-id"], "req-123");
 
-    let event = wait_for_event(dir.path(), Duration::from_secs(2), |e| e["kind"] == "error" && e["error"]["type"] == "panic")
-        .await
-        .expect("an error event within 2 s");
-    assert_eq!(event["error"]["message"], "cart must be loaded before checkout");
-    assert!(event["error"]["backtrace"].as_str().unwrap().contains("quickstart::panic"));
-    assert!(event["error"]["location"].as_str().unwrap().contains("quickstart/src/lib.rs"));
+    let event = wait_for_event(dir.path(), Duration::from_secs(2), |e| {
+        e["kind"] == "error" && e["error"]["type"] == "panic"
+    })
+    .await
+    .expect("an error event within 2 s");
+    assert_eq!(
+        event["error"]["message"],
+        "cart must be loaded before checkout"
+    );
+    assert!(event["error"]["backtrace"]
+        .as_str()
+        .unwrap()
+        .contains("quickstart::panic"));
+    assert!(event["error"]["location"]
+        .as_str()
+        .unwrap()
+        .contains("quickstart/src/lib.rs"));
     assert_eq!(event["request_id"], "req-123");
     assert_eq!(event["service"], "test");
     assert_eq!(event["fingerprint"].as_str().unwrap().len(), 16);
     let req = &event["request"];
-    assert_eq!((req["method"].as_str(), req["route"].as_str(), req["status"].as_u64()), (Some("GET"), Some("/panic"), Some(500)));
+    assert_eq!(
+        (
+            req["method"].as_str(),
+            req["route"].as_str(),
+            req["status"].as_u64()
+        ),
+        (Some("GET"), Some("/panic"), Some(500))
+    );
     assert_eq!(req["query"], "token=[REDACTED]&page=2");
     let header = |name: &str| {
-        req["request_headers"].as_array().unwrap().iter().find(|h| h[0] == name).map(|h| h[1].as_str().unwrap().to_owned())
+        req["request_headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == name)
+            .map(|h| h[1].as_str().unwrap().to_owned())
     };
     assert_eq!(header("authorization").as_deref(), Some("[REDACTED]"));
     assert_eq!(header("cookie").as_deref(), Some("[REDACTED]"));
@@ -86,23 +119,48 @@ async fn a_5xx_keeps_redacted_bodies_and_the_same_bug_gets_one_fingerprint() {
     let addr = serve(app).await;
     let order = br#"{"items":[1,2],"card_number":"4111111111111111","note":"gift"}"#;
     for _ in 0..2 {
-        let res = send(addr, "POST", "/checkout", &[("content-type", "application/json")], order).await;
+        let res = send(
+            addr,
+            "POST",
+            "/checkout",
+            &[("content-type", "application/json")],
+            order,
+        )
+        .await;
         assert_eq!(res.status(), 502);
         res.into_body().collect().await.unwrap();
     }
     tp.shutdown(Duration::from_secs(5)).await;
-    let errors: Vec<Value> =
-        read_events(dir.path()).into_iter().filter(|e| e["kind"] == "error" && e["request"]["route"] == "/checkout").collect();
+    let errors: Vec<Value> = read_events(dir.path())
+        .into_iter()
+        .filter(|e| e["kind"] == "error" && e["request"]["route"] == "/checkout")
+        .collect();
     assert_eq!(errors.len(), 2);
     assert_eq!(errors[0]["fingerprint"], errors[1]["fingerprint"]);
     let req = &errors[0]["request"];
-    let body: Value = serde_json::from_str(req["request_body"]["text"].as_str().expect(&req.to_string())).unwrap();
+    let body: Value = serde_json::from_str(
+        req["request_body"]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{req}")),
+    )
+    .unwrap();
     assert_eq!(body["card_number"], "[REDACTED]");
     assert_eq!(body["note"], "gift");
     assert_eq!(req["request_bytes"], order.len());
-    assert_eq!(req["response_body"]["text"], r#"{"error":"payment provider unavailable"}"#);
-    let crumbs: Vec<&str> = errors[0]["breadcrumbs"].as_array().expect(&errors[0].to_string()).iter().map(|b| b["message"].as_str().unwrap()).collect();
-    assert_eq!(crumbs, ["checking out items=2", "payment provider answered 503"]);
+    assert_eq!(
+        req["response_body"]["text"],
+        r#"{"error":"payment provider unavailable"}"#
+    );
+    let crumbs: Vec<&str> = errors[0]["breadcrumbs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", errors[0]))
+        .iter()
+        .map(|b| b["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        crumbs,
+        ["checking out items=2", "payment provider answered 503"]
+    );
 }
 
 #[tokio::test]
@@ -117,11 +175,17 @@ async fn traceparent_is_continued_and_request_ids_generated() {
     assert_eq!(request_id.len(), 36, "a generated UUID");
     tp.shutdown(Duration::from_secs(5)).await;
     let events = read_events(dir.path());
-    let http_error = events.iter().find(|e| e["error"]["type"] == "http_500").unwrap();
+    let http_error = events
+        .iter()
+        .find(|e| e["error"]["type"] == "http_500")
+        .unwrap();
     assert_eq!(http_error["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(http_error["request_id"], request_id.as_str());
     // The ERROR log inside the request is an error event of its own, in the same trace.
-    let log_error = events.iter().find(|e| e["message"] == "inventory lookup failed").unwrap();
+    let log_error = events
+        .iter()
+        .find(|e| e["message"] == "inventory lookup failed")
+        .unwrap();
     assert_eq!(log_error["kind"], "error");
     assert_eq!(log_error["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(log_error["attributes"]["error"], "connection refused");
@@ -130,7 +194,10 @@ async fn traceparent_is_continued_and_request_ids_generated() {
 #[tokio::test]
 async fn successes_are_not_kept_unless_slow_sampled_or_forced() {
     let dir = tempfile::tempdir().unwrap();
-    let tp = Tracepost::builder().sink_with(JsonlFile::new(dir.path()), fast()).build().unwrap();
+    let tp = Tracepost::builder()
+        .sink_with(JsonlFile::new(dir.path()), fast())
+        .build()
+        .unwrap();
     let _g = subscribe(&tp);
     let policy = SnapshotPolicy::default()
         .slow_threshold(Some(Duration::from_millis(100)))
@@ -144,18 +211,43 @@ async fn successes_are_not_kept_unless_slow_sampled_or_forced() {
     assert_eq!(http_get(addr, "/fail", &[]).await.0, 500);
     tp.shutdown(Duration::from_secs(5)).await;
     let events = read_events(dir.path());
-    let routes: Vec<(&str, &str)> =
-        events.iter().map(|e| (e["kind"].as_str().unwrap(), e["request"]["route"].as_str().unwrap_or(""))).collect();
+    let routes: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["request"]["route"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
     assert!(routes.contains(&("request", "/users/{id}")), "{routes:?}");
     assert!(routes.contains(&("request", "/slow")), "{routes:?}");
-    assert!(!routes.iter().any(|(_, r)| *r == "/"), "plain successes are not kept: {routes:?}");
-    let fail = events.iter().find(|e| e["request"]["route"] == "/fail").unwrap();
+    assert!(
+        !routes.iter().any(|(_, r)| *r == "/"),
+        "plain successes are not kept: {routes:?}"
+    );
+    let fail = events
+        .iter()
+        .find(|e| e["request"]["route"] == "/fail")
+        .unwrap();
     assert_eq!(fail["kind"], "error", "a failure is always reported");
-    assert!(fail["request"].get("request_headers").is_none(), "but `Never` keeps no snapshot details");
-    let slow = events.iter().find(|e| e["request"]["route"] == "/slow").unwrap();
+    assert!(
+        fail["request"].get("request_headers").is_none(),
+        "but `Never` keeps no snapshot details"
+    );
+    let slow = events
+        .iter()
+        .find(|e| e["request"]["route"] == "/slow")
+        .unwrap();
     assert_eq!(slow["level"], "warn");
     assert!(slow["request"]["duration_ms"].as_f64().unwrap() >= 150.0);
-    assert_eq!(events.iter().find(|e| e["request"]["route"] == "/users/{id}").unwrap()["request"]["response_body"]["text"], r#"{"id":7,"name":"user 7"}"#);
+    assert_eq!(
+        events
+            .iter()
+            .find(|e| e["request"]["route"] == "/users/{id}")
+            .unwrap()["request"]["response_body"]["text"],
+        r#"{"id":7,"name":"user 7"}"#
+    );
 }
 
 /// The byte chunk `i` of the streaming test is filled with (not valid UTF-8 on its own).
@@ -166,7 +258,10 @@ fn byte(i: usize) -> u8 {
 #[tokio::test]
 async fn a_10_mb_streaming_response_passes_through_byte_identical_while_it_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let tp = Tracepost::builder().sink_with(JsonlFile::new(dir.path()), fast()).build().unwrap();
+    let tp = Tracepost::builder()
+        .sink_with(JsonlFile::new(dir.path()), fast())
+        .build()
+        .unwrap();
     let _g = subscribe(&tp);
     // The second half of the body is only produced after the client has received the first
     // byte: a layer that buffered the response would deadlock here.
@@ -194,7 +289,10 @@ async fn a_10_mb_streaming_response_passes_through_byte_identical_while_it_strea
                 }
             }),
         )
-        .layer(tp.layer().snapshot_policy(SnapshotPolicy::default().route("/stream", RouteSnapshot::Always)));
+        .layer(
+            tp.layer()
+                .snapshot_policy(SnapshotPolicy::default().route("/stream", RouteSnapshot::Always)),
+        );
     let addr = serve(app).await;
     let res = send(addr, "GET", "/stream", &[], b"").await;
     assert_eq!(res.status(), 200);
@@ -202,7 +300,10 @@ async fn a_10_mb_streaming_response_passes_through_byte_identical_while_it_strea
     let mut received = 0usize;
     let mut mismatches = 0usize;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while let Some(frame) = tokio::time::timeout_at(deadline.into(), body.frame()).await.expect("streaming stalled") {
+    while let Some(frame) = tokio::time::timeout_at(deadline.into(), body.frame())
+        .await
+        .expect("streaming stalled")
+    {
         let frame = frame.unwrap();
         if let Some(data) = frame.data_ref() {
             if received == 0 {
@@ -217,12 +318,18 @@ async fn a_10_mb_streaming_response_passes_through_byte_identical_while_it_strea
     assert_eq!(received, CHUNK * CHUNKS);
     assert_eq!(mismatches, 0, "the body must pass through byte-identical");
     tp.shutdown(Duration::from_secs(5)).await;
-    let event = read_events(dir.path()).into_iter().find(|e| e["request"]["route"] == "/stream").unwrap();
+    let event = read_events(dir.path())
+        .into_iter()
+        .find(|e| e["request"]["route"] == "/stream")
+        .unwrap();
     assert_eq!(event["request"]["response_bytes"], CHUNK * CHUNKS);
     let kept = &event["request"]["response_body"];
     assert_eq!(kept["truncated"], true);
     assert_eq!(kept["encoding"], "base64");
-    assert!(kept["text"].as_str().unwrap().len() <= 64 * 1024 * 4 / 3 + 4, "capture is capped at 64 KiB");
+    assert!(
+        kept["text"].as_str().unwrap().len() <= 64 * 1024 * 4 / 3 + 4,
+        "capture is capped at 64 KiB"
+    );
 }
 
 #[tokio::test]
@@ -238,12 +345,18 @@ async fn a_sink_that_always_fails_never_affects_requests_and_every_drop_is_count
                 .queue_capacity(20)
                 .batch(BatchOptions::new(5, 1 << 20, Duration::from_millis(1)))
                 .max_in_flight(1)
-                .retry(tracepost::RetryOptions::new(2, Duration::from_millis(200), Duration::from_millis(200))),
+                .retry(tracepost::RetryOptions::new(
+                    2,
+                    Duration::from_millis(200),
+                    Duration::from_millis(200),
+                )),
         )
         .build()
         .unwrap();
     let _g = subscribe(&tp);
-    let app = quickstart::app().merge(tp.metrics_router()).layer(tp.layer());
+    let app = quickstart::app()
+        .merge(tp.metrics_router())
+        .layer(tp.layer());
     let addr = serve(app).await;
     let start = Instant::now();
     let clients: Vec<_> = (0..20)
@@ -251,7 +364,10 @@ async fn a_sink_that_always_fails_never_affects_requests_and_every_drop_is_count
             tokio::spawn(async move {
                 for _ in 0..10 {
                     let (status, _, body) = http_get(addr, "/fail", &[]).await;
-                    assert_eq!((status.as_u16(), &body[..]), (500, &b"inventory unavailable\n"[..]));
+                    assert_eq!(
+                        (status.as_u16(), &body[..]),
+                        (500, &b"inventory unavailable\n"[..])
+                    );
                 }
             })
         })
@@ -260,24 +376,41 @@ async fn a_sink_that_always_fails_never_affects_requests_and_every_drop_is_count
         c.await.unwrap();
     }
     let elapsed = start.elapsed();
-    assert!(elapsed < Duration::from_secs(20), "requests must not wait on the sink: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "requests must not wait on the sink: {elapsed:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, _, metrics) = http_get(addr, "/metrics", &[]).await;
     let metrics = String::from_utf8(metrics.to_vec()).unwrap();
     let value = |needle: &str| -> f64 {
-        metrics.lines().find(|l| l.starts_with(needle)).and_then(|l| l.rsplit(' ').next()).unwrap().parse().unwrap()
+        metrics
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let queued = value("tracepost_events_queued_total{sink=\"jsonl\"}");
     let full = value("tracepost_events_dropped_total{sink=\"jsonl\",reason=\"queue_full\"}");
-    let exhausted = value("tracepost_events_dropped_total{sink=\"jsonl\",reason=\"retries_exhausted\"}");
+    let exhausted =
+        value("tracepost_events_dropped_total{sink=\"jsonl\",reason=\"retries_exhausted\"}");
     assert_eq!(value("tracepost_events_sent_total{sink=\"jsonl\"}"), 0.0);
     // Each /fail request yields three events (an INFO log, an ERROR log and the 5xx), and
     // every one was either queued or counted as dropped.
     assert_eq!(queued + full, 600.0);
-    assert!(full > 0.0 && exhausted > 0.0, "queued {queued}, full {full}, exhausted {exhausted}");
+    assert!(
+        full > 0.0 && exhausted > 0.0,
+        "queued {queued}, full {full}, exhausted {exhausted}"
+    );
     let report = tp.shutdown(Duration::from_secs(5)).await;
     let c = &report.sinks[0].1;
-    assert_eq!(c.queued, c.dropped_total() - c.dropped(tracepost::DropReason::QueueFull), "every accepted event ended as a counted drop");
+    assert_eq!(
+        c.queued,
+        c.dropped_total() - c.dropped(tracepost::DropReason::QueueFull),
+        "every accepted event ended as a counted drop"
+    );
 }
 
 #[tokio::test]
@@ -293,14 +426,20 @@ async fn route_labels_are_templates_never_raw_paths() {
     let res = send(addr, "PROPFIND", "/", &[], b"").await;
     res.into_body().collect().await.unwrap();
     let (_, headers, metrics) = http_get(addr, "/metrics", &[]).await;
-    assert_eq!(headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     let metrics = String::from_utf8(metrics.to_vec()).unwrap();
     let routes: std::collections::BTreeSet<&str> = metrics
         .lines()
         .filter_map(|l| l.split("http_route=\"").nth(1))
         .map(|rest| rest.split('"').next().unwrap())
         .collect();
-    assert_eq!(routes.into_iter().collect::<Vec<_>>(), ["/", "/users/{id}", "_unmatched"]);
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        ["/", "/users/{id}", "_unmatched"]
+    );
     assert!(!metrics.contains("secret") && !metrics.contains("evil.example"));
     assert!(metrics.contains(
         "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/users/{id}\"} 29"
@@ -328,9 +467,15 @@ fn check_with_promtool(metrics: &str) {
             return;
         }
     };
-    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "promtool rejected /metrics:\n{text}");
     assert!(text.trim().is_empty(), "promtool lint findings:\n{text}");
 }
@@ -350,11 +495,25 @@ async fn metric_windows_summarise_each_route() {
     }
     http_get(addr, "/fail", &[]).await;
     tp.shutdown(Duration::from_secs(5)).await;
-    let windows: Vec<Value> = read_events(dir.path()).into_iter().filter(|e| e["kind"] == "metric_window").collect();
-    let users: u64 = windows.iter().filter(|w| w["metric"]["route"] == "/users/{id}").map(|w| w["metric"]["count"].as_u64().unwrap()).sum();
-    let fail_errors: u64 = windows.iter().filter(|w| w["metric"]["route"] == "/fail").map(|w| w["metric"]["errors"].as_u64().unwrap()).sum();
+    let windows: Vec<Value> = read_events(dir.path())
+        .into_iter()
+        .filter(|e| e["kind"] == "metric_window")
+        .collect();
+    let users: u64 = windows
+        .iter()
+        .filter(|w| w["metric"]["route"] == "/users/{id}")
+        .map(|w| w["metric"]["count"].as_u64().unwrap())
+        .sum();
+    let fail_errors: u64 = windows
+        .iter()
+        .filter(|w| w["metric"]["route"] == "/fail")
+        .map(|w| w["metric"]["errors"].as_u64().unwrap())
+        .sum();
     assert_eq!((users, fail_errors), (10, 1));
-    let w = windows.iter().find(|w| w["metric"]["route"] == "/users/{id}").unwrap();
+    let w = windows
+        .iter()
+        .find(|w| w["metric"]["route"] == "/users/{id}")
+        .unwrap();
     assert!(w["metric"]["p99_ms"].as_f64().unwrap() >= w["metric"]["p50_ms"].as_f64().unwrap());
     assert!(w["metric"]["bytes_out"].as_u64().unwrap() > 0);
 }
@@ -362,7 +521,10 @@ async fn metric_windows_summarise_each_route() {
 #[tokio::test]
 async fn breadcrumbs_are_bounded_and_tracepost_never_captures_its_own_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let tp = Tracepost::builder().sink_with(JsonlFile::new(dir.path()), fast()).build().unwrap();
+    let tp = Tracepost::builder()
+        .sink_with(JsonlFile::new(dir.path()), fast())
+        .build()
+        .unwrap();
     let _g = subscribe(&tp);
     let app = Router::new()
         .route(
@@ -383,8 +545,16 @@ async fn breadcrumbs_are_bounded_and_tracepost_never_captures_its_own_logs() {
     let err = events.iter().find(|e| e["kind"] == "error").unwrap();
     let crumbs = err["breadcrumbs"].as_array().unwrap();
     assert_eq!(crumbs.len(), 100);
-    assert_eq!(crumbs[0]["message"], "step i=150", "the oldest are evicted first");
+    assert_eq!(
+        crumbs[0]["message"], "step i=150",
+        "the oldest are evicted first"
+    );
     assert_eq!(err["attributes"]["breadcrumbs_evicted"], 150);
-    assert!(!events.iter().any(|e| e["message"] == "internal diagnostics"));
-    assert!(!events.iter().any(|e| e["kind"] == "log"), "DEBUG is below the default capture level");
+    assert!(!events
+        .iter()
+        .any(|e| e["message"] == "internal diagnostics"));
+    assert!(
+        !events.iter().any(|e| e["kind"] == "log"),
+        "DEBUG is below the default capture level"
+    );
 }

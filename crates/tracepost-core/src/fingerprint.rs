@@ -149,8 +149,13 @@ fn is_app_frame(frame: &str, skip: &[&str]) -> bool {
     }
     if let Some(rest) = frame.strip_prefix('<') {
         let self_ty = rest.split(" as ").next().unwrap_or(rest);
-        let generic_param = self_ty.len() <= 2 && self_ty.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-        let framework = skip.iter().any(|s| self_ty.starts_with(s.trim_start_matches('<')));
+        let generic_param = self_ty.len() <= 2
+            && self_ty
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let framework = skip
+            .iter()
+            .any(|s| self_ty.starts_with(s.trim_start_matches('<')));
         return !(generic_param || framework);
     }
     true
@@ -210,7 +215,11 @@ mod tests {
     fn keeps_app_frames_without_hashes() {
         assert_eq!(
             in_app_frames(BT, 3),
-            vec!["shop::handlers::checkout", "shop::cart::total", "<shop::Cart as core::fmt::Display>::fmt"]
+            vec![
+                "shop::handlers::checkout",
+                "shop::cart::total",
+                "<shop::Cart as core::fmt::Display>::fmt"
+            ]
         );
     }
 

@@ -13,18 +13,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::event::Breadcrumb;
+use crate::trace_context::TraceContext;
 
 /// What one request's logs share: its ids and a bounded breadcrumb buffer.
 #[derive(Debug)]
 pub struct RequestScope {
-    /// W3C trace id (32 hex digits).
-    pub trace_id: String,
-    /// The request's span id (16 hex digits).
-    pub span_id: String,
-    /// The request id.
-    pub request_id: String,
-    /// The route template.
-    pub route: String,
+    trace: TraceContext,
+    request_id: Arc<str>,
+    route: Arc<str>,
     max_breadcrumbs: usize,
     breadcrumbs: Mutex<VecDeque<Breadcrumb>>,
     overflowed: AtomicU64,
@@ -33,21 +29,34 @@ pub struct RequestScope {
 impl RequestScope {
     /// A scope keeping at most `max_breadcrumbs` (the oldest are dropped first).
     pub fn new(
-        trace_id: String,
-        span_id: String,
-        request_id: String,
-        route: String,
+        trace: TraceContext,
+        request_id: Arc<str>,
+        route: Arc<str>,
         max_breadcrumbs: usize,
     ) -> Self {
         RequestScope {
-            trace_id,
-            span_id,
+            trace,
             request_id,
             route,
             max_breadcrumbs,
             breadcrumbs: Mutex::new(VecDeque::new()),
             overflowed: AtomicU64::new(0),
         }
+    }
+
+    /// The request's trace context.
+    pub fn trace(&self) -> &TraceContext {
+        &self.trace
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The route template.
+    pub fn route(&self) -> &str {
+        &self.route
     }
 
     /// Records one breadcrumb, evicting the oldest when full.

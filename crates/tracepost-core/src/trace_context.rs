@@ -1,7 +1,5 @@
 //! W3C Trace Context (`traceparent`) parsing and generation.
 
-use std::fmt::Write as _;
-
 /// A W3C trace context: the trace id, the caller's span id (if any), and our own span id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
@@ -71,11 +69,34 @@ fn random_nonzero<const N: usize>() -> [u8; N] {
     }
 }
 
+/// Displays bytes as lowercase hex without allocating (for span fields and log lines).
+#[derive(Debug, Clone, Copy)]
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 64];
+        for chunk in self.0.chunks(32) {
+            for (i, b) in chunk.iter().enumerate() {
+                buf[2 * i] = DIGITS[usize::from(b >> 4)];
+                buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+            }
+            f.write_str(
+                std::str::from_utf8(&buf[..chunk.len() * 2]).map_err(|_| std::fmt::Error)?,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     s
 }

@@ -21,7 +21,10 @@ impl Sink for ErrorCounter {
     }
 
     async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
-        let mut counts = self.counts.lock().map_err(|_| SinkError::temporary("lock poisoned"))?;
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| SinkError::temporary("lock poisoned"))?;
         for event in batch.iter().filter(|e| e.kind == Kind::Error) {
             let key = event.fingerprint.clone().unwrap_or_default();
             *counts.entry(key).or_default() += 1;
@@ -37,16 +40,29 @@ async fn main() -> Result<(), tracepost::BuildError> {
     let tp = Tracepost::builder()
         .service("custom-sink-demo")
         .sink(tracepost::sinks::Console::default())
-        .sink_with(ErrorCounter::default(), SinkOptions::default().kinds([Kind::Error]).queue_capacity(1_000))
+        .sink_with(
+            ErrorCounter::default(),
+            SinkOptions::default()
+                .kinds([Kind::Error])
+                .queue_capacity(1_000),
+        )
         .build()?;
     // ANCHOR_END: register
     let handle = tp.handle();
     for user in [7, 42, 7] {
-        handle.capture(Event::new(Kind::Error, Level::Error, format!("user {user} not found")));
+        handle.capture(Event::new(
+            Kind::Error,
+            Level::Error,
+            format!("user {user} not found"),
+        ));
     }
     let report = tp.shutdown(Duration::from_secs(5)).await;
     for (sink, counts) in report.sinks {
-        println!("{sink}: sent {} dropped {}", counts.sent, counts.dropped_total());
+        println!(
+            "{sink}: sent {} dropped {}",
+            counts.sent,
+            counts.dropped_total()
+        );
     }
     Ok(())
 }

@@ -63,7 +63,9 @@ pub trait TracepostLayerExt: AsHandle {
 
     /// A router serving `GET /metrics` in the Prometheus text format.
     #[cfg(feature = "axum")]
-    fn metrics_router<S: Clone + Send + Sync + 'static>(&self) -> tracepost_tower::axum_router::Router<S> {
+    fn metrics_router<S: Clone + Send + Sync + 'static>(
+        &self,
+    ) -> tracepost_tower::axum_router::Router<S> {
         tracepost_tower::metrics_router(self.as_handle())
     }
 }

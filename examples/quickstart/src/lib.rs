@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 /// The app's routes (without tracepost: `main` adds the layer and `/metrics`).
 pub fn app() -> Router {
     Router::new()
-        .route("/", get(|| async { "tracepost quickstart: try /users/7, /fail, /panic, /slow, /stream\n" }))
+        .route(
+            "/",
+            get(|| async { "tracepost quickstart: try /users/7, /fail, /panic, /slow, /stream\n" }),
+        )
         .route("/users/{id}", get(user))
         .route("/checkout", post(checkout))
         .route("/fail", get(fail))
@@ -32,9 +35,15 @@ async fn user(Path(id): Path<u32>) -> Result<Json<Value>, StatusCode> {
 }
 
 async fn checkout(Json(order): Json<Value>) -> impl IntoResponse {
-    tracing::info!(items = order["items"].as_array().map_or(0, Vec::len), "checking out");
+    tracing::info!(
+        items = order["items"].as_array().map_or(0, Vec::len),
+        "checking out"
+    );
     tracing::warn!("payment provider answered 503");
-    (StatusCode::BAD_GATEWAY, Json(json!({ "error": "payment provider unavailable" })))
+    (
+        StatusCode::BAD_GATEWAY,
+        Json(json!({ "error": "payment provider unavailable" })),
+    )
 }
 
 async fn fail() -> impl IntoResponse {
@@ -43,10 +52,13 @@ async fn fail() -> impl IntoResponse {
     (StatusCode::INTERNAL_SERVER_ERROR, "inventory unavailable\n")
 }
 
-async fn panic() -> &'static str {
+async fn panic() -> String {
     tracing::info!("about to look up the cart");
-    let cart: Option<&str> = None;
-    cart.expect("cart must be loaded before checkout")
+    let carts: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
+    carts
+        .get(&7)
+        .cloned()
+        .expect("cart must be loaded before checkout")
 }
 
 async fn slow(Query(q): Query<std::collections::HashMap<String, u64>>) -> &'static str {
@@ -61,8 +73,12 @@ async fn slow(Query(q): Query<std::collections::HashMap<String, u64>>) -> &'stat
 async fn stream(Query(q): Query<std::collections::HashMap<String, usize>>) -> impl IntoResponse {
     let chunks = q.get("chunks").copied().unwrap_or(100);
     let size = q.get("size").copied().unwrap_or(100 * 1024);
-    let body = futures_util::stream::iter((0..chunks).map(move |i| {
-        Ok::<_, std::io::Error>(Bytes::from(vec![b'a' + (i % 26) as u8; size]))
-    }));
-    ([("content-type", "application/octet-stream")], Body::from_stream(body))
+    let body = futures_util::stream::iter(
+        (0..chunks)
+            .map(move |i| Ok::<_, std::io::Error>(Bytes::from(vec![b'a' + (i % 26) as u8; size]))),
+    );
+    (
+        [("content-type", "application/octet-stream")],
+        Body::from_stream(body),
+    )
 }

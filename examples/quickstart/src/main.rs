@@ -25,14 +25,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with(tp.tracing_layer())
         .init();
 
-    let app = quickstart::app().merge(tp.metrics_router()).layer(tp.layer());
+    let app = quickstart::app()
+        .merge(tp.metrics_router())
+        .layer(tp.layer());
 
-    let addr: SocketAddr = std::env::var("QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into()).parse()?;
+    let addr: SocketAddr = std::env::var("QUICKSTART_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     print_banner(listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
 
     let report = tp.shutdown(Duration::from_secs(5)).await;
     tracing::info!(completed = report.completed, "tracepost flushed");
@@ -59,7 +66,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -32,7 +32,10 @@ fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
     let mut addr = None;
     let mut line = String::new();
     while addr.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
-        addr = line.split("listening on http://").nth(1).map(|a| a.trim().to_owned());
+        addr = line
+            .split("listening on http://")
+            .nth(1)
+            .map(|a| a.trim().to_owned());
         line.clear();
     }
     let addr = addr.expect("the banner names the address");
@@ -70,10 +73,21 @@ fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let event = event.expect("the NDJSON file holds the panic within 2 s");
-    assert!(event["error"]["backtrace"].as_str().unwrap().contains("quickstart::panic"));
-    let auth = event["request"]["request_headers"].as_array().unwrap().iter().find(|h| h[0] == "authorization").unwrap();
+    assert!(event["error"]["backtrace"]
+        .as_str()
+        .unwrap()
+        .contains("quickstart::panic"));
+    let auth = event["request"]["request_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "authorization")
+        .unwrap();
     assert_eq!(auth[1], "[REDACTED]");
-    assert_eq!(event["breadcrumbs"][0]["message"], "about to look up the cart");
+    assert_eq!(
+        event["breadcrumbs"][0]["message"],
+        "about to look up the cart"
+    );
 
     let console = loop {
         let text = stderr.lock().unwrap().clone();
@@ -82,20 +96,32 @@ fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(console.contains("ERROR error panic in GET /panic: cart must be loaded before checkout"), "{console}");
+    assert!(
+        console.contains("ERROR error panic in GET /panic: cart must be loaded before checkout"),
+        "{console}"
+    );
     assert!(console.contains("authorization: [REDACTED]"), "{console}");
     assert!(console.contains("at quickstart::panic"), "{console}");
     assert!(console.contains("about to look up the cart"), "{console}");
-    assert!(!console.contains("s3cret") && !serde_json::to_string(&event).unwrap().contains("s3cret"));
+    assert!(
+        !console.contains("s3cret") && !serde_json::to_string(&event).unwrap().contains("s3cret")
+    );
 
     // SIGTERM: graceful shutdown flushes and exits cleanly.
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "the quickstart did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the quickstart did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");

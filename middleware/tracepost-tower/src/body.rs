@@ -27,7 +27,10 @@ impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
@@ -75,11 +78,17 @@ pin_project_lite::pin_project! {
 
 impl<B> ResponseBody<B> {
     pub(crate) fn new(body: B, finisher: Finisher) -> Self {
-        ResponseBody { inner: Inner::Body { body }, finisher: Some(finisher) }
+        ResponseBody {
+            inner: Inner::Body { body },
+            finisher: Some(finisher),
+        }
     }
 
     pub(crate) fn full(data: Bytes, finisher: Finisher) -> Self {
-        ResponseBody { inner: Inner::Full { data: Some(data) }, finisher: Some(finisher) }
+        ResponseBody {
+            inner: Inner::Full { data: Some(data) },
+            finisher: Some(finisher),
+        }
     }
 }
 
@@ -87,7 +96,10 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let polled = match this.inner.project() {
             InnerProj::Body { body } => body.poll_frame(cx),
@@ -124,7 +136,9 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Body { body } => body.size_hint(),
-            Inner::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
         }
     }
 }

@@ -5,29 +5,45 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 use parking_lot::Mutex;
+use tracepost_core::metrics::http::ActiveRequest;
 use tracepost_core::metrics::http::{normalize_method, RouteMetrics, UNMATCHED_ROUTE};
 use tracepost_core::metrics::RequestOutcome;
-use tracepost_core::metrics::http::ActiveRequest;
 use tracepost_core::scope::{self, RequestScope};
-use tracepost_core::trace_context::TraceContext;
+use tracepost_core::trace_context::{Hex, TraceContext};
 use tracepost_core::{CapturedBody, ErrorDetail, Event, Kind, Level, RequestSnapshot, Timestamp};
 
 use crate::layer::Config;
 
 /// The request's trace identity, inserted into the request's extensions so handlers can log
-/// or propagate it.
+/// it or propagate it to the services they call.
 #[derive(Debug, Clone)]
 pub struct TraceInfo {
+    trace: TraceContext,
+    request_id: HeaderValue,
+}
+
+impl TraceInfo {
     /// W3C trace id (32 hex digits).
-    pub trace_id: String,
+    pub fn trace_id(&self) -> String {
+        self.trace.trace_id_hex()
+    }
+
     /// This request's span id (16 hex digits).
-    pub span_id: String,
+    pub fn span_id(&self) -> String {
+        self.trace.span_id_hex()
+    }
+
     /// The request id (echoed as `x-request-id`).
-    pub request_id: String,
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
     /// A `traceparent` value for outgoing calls made while handling this request.
-    pub traceparent: String,
+    pub fn traceparent(&self) -> String {
+        self.trace.traceparent()
+    }
 }
 
 /// Bytes of a body kept for the snapshot: clones of the chunks (no copy), up to a cap.
@@ -48,7 +64,11 @@ impl BodyCapture {
         }
     }
 
-    fn to_captured(&self, content_type: Option<&str>, redactor: &tracepost_core::Redactor) -> Option<CapturedBody> {
+    fn to_captured(
+        &self,
+        content_type: Option<&str>,
+        redactor: &tracepost_core::Redactor,
+    ) -> Option<CapturedBody> {
         if self.total == 0 {
             return None;
         }
@@ -72,13 +92,22 @@ impl BodyCapture {
                 }
             }
         };
-        Some(CapturedBody { text, encoding: encoding.to_owned(), truncated, content_type: content_type.map(str::to_owned) })
+        Some(CapturedBody {
+            text,
+            encoding: encoding.to_owned(),
+            truncated,
+            content_type: content_type.map(str::to_owned),
+        })
     }
 }
 
 /// What went wrong, beyond the status code.
 pub(crate) enum Failure {
-    Panic { message: String, backtrace: Option<String>, location: Option<String> },
+    Panic {
+        message: String,
+        backtrace: Option<String>,
+        location: Option<String>,
+    },
     Service(String),
 }
 
@@ -86,13 +115,12 @@ pub(crate) enum Failure {
 pub(crate) struct RequestState {
     config: Arc<Config>,
     start: Instant,
-    started_at: Timestamp,
     method: &'static str,
-    route: Option<String>,
+    route_known: bool,
     route_metrics: Arc<RouteMetrics>,
     _active: ActiveRequest,
     trace: TraceContext,
-    pub(crate) request_id: String,
+    pub(crate) request_id: HeaderValue,
     scope: Option<Arc<RequestScope>>,
     raw_method: Method,
     uri: Uri,
@@ -105,30 +133,41 @@ pub(crate) struct RequestState {
 impl RequestState {
     /// Called when the request arrives: route, trace, request id, and (when the tracing layer
     /// is installed) the request span that collects breadcrumbs.
-    pub(crate) fn start(config: &Arc<Config>, parts: &http::request::Parts) -> (Arc<Self>, Option<tracing::Span>) {
+    pub(crate) fn start(
+        config: &Arc<Config>,
+        parts: &http::request::Parts,
+    ) -> (Arc<Self>, Option<tracing::Span>) {
         let start = Instant::now();
         let method = normalize_method(parts.method.as_str());
-        let route = match &config.route_fn {
-            Some(f) => f(parts),
-            None => matched_path(parts),
-        };
         let http = config.handle.http_metrics();
-        let route_metrics = http.route(route.as_deref().unwrap_or(UNMATCHED_ROUTE));
+        let route_metrics = match &config.route_fn {
+            Some(f) => f(parts).map(|r| http.route(&r)),
+            None => matched_path(parts).map(|r| http.route(r)),
+        };
+        let route_known = route_metrics.is_some();
+        let route_metrics = route_metrics.unwrap_or_else(|| http.route(UNMATCHED_ROUTE));
         let active = http.start_active(method);
-        let trace = TraceContext::continue_or_start(parts.headers.get("traceparent").map(|v| v.as_bytes()));
+        let trace =
+            TraceContext::continue_or_start(parts.headers.get("traceparent").map(|v| v.as_bytes()));
         let request_id = parts
             .headers
             .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            .filter(|v| {
+                !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+            })
+            .cloned()
+            .unwrap_or_else(|| {
+                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                let id = tracepost_core::event::new_id(Timestamp::now());
+                HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut buf).as_bytes())
+                    .expect("a UUID is a valid header value")
+            });
+        let request_id_str = request_id.to_str().unwrap_or_default();
         let (scope, span) = if scope::layer_installed() {
             let scope = Arc::new(RequestScope::new(
-                trace.trace_id_hex(),
-                trace.span_id_hex(),
-                request_id.clone(),
-                route_metrics.route().to_owned(),
+                trace,
+                Arc::from(request_id_str),
+                route_metrics.route_arc(),
                 config.max_breadcrumbs,
             ));
             scope::set_pending(scope.clone());
@@ -137,8 +176,8 @@ impl RequestState {
                 "request",
                 method = %parts.method,
                 route = route_metrics.route(),
-                trace_id = %scope.trace_id,
-                request_id = %request_id,
+                trace_id = %Hex(&trace.trace_id),
+                request_id = request_id_str,
             );
             scope::take_pending();
             (Some(scope), Some(span))
@@ -148,9 +187,8 @@ impl RequestState {
         let state = RequestState {
             config: config.clone(),
             start,
-            started_at: Timestamp::now(),
             method,
-            route,
+            route_known,
             route_metrics,
             _active: active,
             trace,
@@ -172,11 +210,13 @@ impl RequestState {
 
     pub(crate) fn trace_info(&self) -> TraceInfo {
         TraceInfo {
-            trace_id: self.trace.trace_id_hex(),
-            span_id: self.trace.span_id_hex(),
+            trace: self.trace,
             request_id: self.request_id.clone(),
-            traceparent: self.trace.traceparent(),
         }
+    }
+
+    fn request_id_str(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
     }
 
     pub(crate) fn request_chunk(&self, data: &Bytes) {
@@ -188,14 +228,29 @@ impl RequestState {
     }
 
     /// Prepares what the response body needs to finish the request.
-    pub(crate) fn finisher(self: Arc<Self>, parts: &http::response::Parts, failure: Option<Failure>) -> Finisher {
+    pub(crate) fn finisher(
+        self: Arc<Self>,
+        parts: &http::response::Parts,
+        failure: Option<Failure>,
+    ) -> Finisher {
         let status = parts.status.as_u16();
         let failed = status >= 500 || failure.is_some();
-        let keep = self.config.policy.decide(self.route_label(), failed);
-        let maybe_keep = keep != Some(false);
+        let policy = &self.config.policy;
+        // Slow before the response head: keep everything. A request that only turns slow
+        // while its body streams is still kept, without the response headers and body.
+        let keep = match policy.decide(self.route_label(), failed) {
+            None if policy
+                .slow_threshold
+                .is_some_and(|t| self.start.elapsed() >= t) =>
+            {
+                Some(true)
+            }
+            keep => keep,
+        };
+        let full = keep == Some(true);
         Finisher {
-            response_headers: maybe_keep.then(|| parts.headers.clone()),
-            response_body: (maybe_keep && self.config.body_limit > 0).then(BodyCapture::default),
+            response_headers: full.then(|| parts.headers.clone()),
+            response_body: (full && self.config.body_limit > 0).then(BodyCapture::default),
             response_bytes: 0,
             status,
             keep,
@@ -252,12 +307,17 @@ impl Finisher {
             response_bytes: self.response_bytes,
             failed,
         });
-        let slow = state.config.policy.slow_threshold.is_some_and(|t| duration >= t);
+        let slow = state
+            .config
+            .policy
+            .slow_threshold
+            .is_some_and(|t| duration >= t);
         let keep = self.keep.unwrap_or(slow);
         if !failed && !keep {
             return;
         }
         let redactor = state.config.handle.redactor();
+        let keep_details = keep && self.keep != Some(false);
         let mut snapshot = RequestSnapshot {
             method: state.raw_method.to_string(),
             route: state.route_label().to_owned(),
@@ -271,57 +331,104 @@ impl Finisher {
             http_version: Some(format!("{:?}", state.version)),
             ..Default::default()
         };
-        if keep {
+        if keep_details {
             snapshot.request_headers = headers(&state.headers, redactor);
-            snapshot.response_headers = self.response_headers.as_ref().map(|h| headers(h, redactor)).unwrap_or_default();
-            let ct = |h: &HeaderMap| h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            snapshot.request_body = state.request_body.lock().to_captured(ct(&state.headers).as_deref(), redactor);
+            snapshot.response_headers = self
+                .response_headers
+                .as_ref()
+                .map(|h| headers(h, redactor))
+                .unwrap_or_default();
+            let ct = |h: &HeaderMap| {
+                h.get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            snapshot.request_body = state
+                .request_body
+                .lock()
+                .to_captured(ct(&state.headers).as_deref(), redactor);
             let resp_ct = self.response_headers.as_ref().and_then(ct);
-            snapshot.response_body = self.response_body.as_ref().and_then(|b| b.to_captured(resp_ct.as_deref(), redactor));
+            snapshot.response_body = self
+                .response_body
+                .as_ref()
+                .and_then(|b| b.to_captured(resp_ct.as_deref(), redactor));
         }
         let what = format!("{} {}", state.raw_method, state.route_label());
         let (kind, level, message, error) = match self.failure {
-            Some(Failure::Panic { message, backtrace, location }) => (
+            Some(Failure::Panic {
+                message,
+                backtrace,
+                location,
+            }) => (
                 Kind::Error,
                 Level::Error,
                 format!("panic in {what}: {message}"),
-                Some(ErrorDetail { error_type: "panic".into(), message, backtrace, location }),
+                Some(ErrorDetail {
+                    error_type: "panic".into(),
+                    message,
+                    backtrace,
+                    location,
+                }),
             ),
             Some(Failure::Service(e)) => (
                 Kind::Error,
                 Level::Error,
                 format!("service error in {what}: {e}"),
-                Some(ErrorDetail { error_type: "service_error".into(), message: e, ..Default::default() }),
+                Some(ErrorDetail {
+                    error_type: "service_error".into(),
+                    message: e,
+                    ..Default::default()
+                }),
             ),
             None if failed => {
-                let reason = if body_error { "response body failed" } else { "server error" };
+                let reason = if body_error {
+                    "response body failed"
+                } else {
+                    "server error"
+                };
                 let message = format!("HTTP {} {}", self.status, reason);
                 (
                     Kind::Error,
                     Level::Error,
                     format!("{message} in {what}"),
-                    Some(ErrorDetail { error_type: format!("http_{}", self.status), message, ..Default::default() }),
+                    Some(ErrorDetail {
+                        error_type: format!("http_{}", self.status),
+                        message,
+                        ..Default::default()
+                    }),
                 )
             }
             None => {
                 let why = if slow { "slow" } else { "sampled" };
                 let level = if slow { Level::Warn } else { Level::Info };
-                (Kind::Request, level, format!("{what} {} in {} ms ({why})", self.status, snapshot.duration_ms), None)
+                (
+                    Kind::Request,
+                    level,
+                    format!(
+                        "{what} {} in {} ms ({why})",
+                        self.status, snapshot.duration_ms
+                    ),
+                    None,
+                )
             }
         };
-        let mut event = Event::new(kind, level, message).with_timestamp(state.started_at);
+        // Only clock read of wall time for this request: derived when an event is emitted.
+        let started_at = Timestamp::from(std::time::SystemTime::now() - duration);
+        let mut event = Event::new(kind, level, message).with_timestamp(started_at);
         event.trace_id = Some(state.trace.trace_id_hex());
         event.span_id = Some(state.trace.span_id_hex());
-        event.request_id = Some(state.request_id.clone());
+        event.request_id = Some(state.request_id_str().to_owned());
         event.error = error;
         if let Some(scope) = &state.scope {
             let (crumbs, evicted) = scope.take();
             event.breadcrumbs = crumbs;
             if evicted > 0 {
-                event.attributes.insert("breadcrumbs_evicted".into(), evicted.into());
+                event
+                    .attributes
+                    .insert("breadcrumbs_evicted".into(), evicted.into());
             }
         }
-        if state.route.is_none() && state.config.route_fn.is_none() && !cfg!(feature = "axum") {
+        if !state.route_known && state.config.route_fn.is_none() && !cfg!(feature = "axum") {
             event.attributes.insert("route_unknown".into(), true.into());
         }
         event.request = Some(snapshot);
@@ -333,18 +440,24 @@ fn headers(map: &HeaderMap, redactor: &tracepost_core::Redactor) -> Vec<(String,
     map.iter()
         .map(|(k, v)| {
             let value = String::from_utf8_lossy(v.as_bytes());
-            (k.as_str().to_owned(), redactor.header_value(k.as_str(), &value))
+            (
+                k.as_str().to_owned(),
+                redactor.header_value(k.as_str(), &value),
+            )
         })
         .collect()
 }
 
 #[cfg(feature = "axum")]
-fn matched_path(parts: &http::request::Parts) -> Option<String> {
-    parts.extensions.get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned())
+fn matched_path(parts: &http::request::Parts) -> Option<&str> {
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str())
 }
 
 #[cfg(not(feature = "axum"))]
-fn matched_path(_parts: &http::request::Parts) -> Option<String> {
+fn matched_path(_parts: &http::request::Parts) -> Option<&str> {
     None
 }
 
@@ -358,14 +471,21 @@ fn client_address(parts: &http::request::Parts) -> Option<String> {
 
 #[cfg(not(feature = "axum"))]
 fn client_address(parts: &http::request::Parts) -> Option<String> {
-    parts.extensions.get::<std::net::SocketAddr>().map(|a| a.ip().to_string())
+    parts
+        .extensions
+        .get::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
 }
 
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -382,7 +502,13 @@ fn base64(bytes: &[u8]) -> String {
 mod tests {
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(super::base64(input.as_bytes()), want);
         }
     }

@@ -101,7 +101,10 @@ impl TracepostLayer {
 
     /// Uses `f` to find the route template instead of axum's `MatchedPath` (for other
     /// frameworks). Return `None` for unmatched requests; never return the raw path.
-    pub fn route_with(self, f: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn route_with(
+        self,
+        f: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.with(|c| c.route_fn = Some(Arc::new(f)))
     }
 }

@@ -10,10 +10,16 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 /// A router serving `GET /metrics`: the HTTP metrics and the pipeline's self-metrics in the
 /// Prometheus text format. Merge it into the app (or serve it on a separate, private port).
 pub fn metrics_router<S: Clone + Send + Sync + 'static>(handle: TracepostHandle) -> Router<S> {
-    Router::new().route("/metrics", get(move || async move { render_metrics(&handle) }))
+    Router::new().route(
+        "/metrics",
+        get(move || async move { render_metrics(&handle) }),
+    )
 }
 
 /// The metrics as an axum response.
 pub fn render_metrics(handle: &TracepostHandle) -> impl IntoResponse {
-    ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], handle.render_metrics())
+    (
+        [(CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        handle.render_metrics(),
+    )
 }

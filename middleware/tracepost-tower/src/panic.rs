@@ -19,7 +19,9 @@ pub(crate) fn install_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if IN_REQUEST.with(Cell::get) > 0 {
-                let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
                 let bt = Backtrace::force_capture().to_string();
                 LAST.with(|l| *l.borrow_mut() = Some((bt, location)));
             }
@@ -43,7 +45,8 @@ pub(crate) fn in_request<T>(f: impl FnOnce() -> T) -> T {
 
 /// The backtrace and location of the last panic on this thread, if captured.
 pub(crate) fn take_last() -> (Option<String>, Option<String>) {
-    LAST.with(|l| l.borrow_mut().take()).map_or((None, None), |(bt, loc)| (Some(bt), loc))
+    LAST.with(|l| l.borrow_mut().take())
+        .map_or((None, None), |(bt, loc)| (Some(bt), loc))
 }
 
 /// The panic message from a `catch_unwind` payload.

@@ -29,7 +29,11 @@ pub enum RouteSnapshot {
 
 impl Default for SnapshotPolicy {
     fn default() -> Self {
-        SnapshotPolicy { sample_rate: 0.0, slow_threshold: Some(Duration::from_secs(1)), routes: Vec::new() }
+        SnapshotPolicy {
+            sample_rate: 0.0,
+            slow_threshold: Some(Duration::from_secs(1)),
+            routes: Vec::new(),
+        }
     }
 }
 
@@ -53,7 +57,10 @@ impl SnapshotPolicy {
     }
 
     pub(crate) fn rule(&self, route: &str) -> Option<RouteSnapshot> {
-        self.routes.iter().find(|(r, _)| r == route).map(|(_, rule)| *rule)
+        self.routes
+            .iter()
+            .find(|(r, _)| r == route)
+            .map(|(_, rule)| *rule)
     }
 
     /// Decided when the response head is known: could this request be kept?

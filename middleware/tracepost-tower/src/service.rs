@@ -53,9 +53,9 @@ where
         let (mut parts, body) = req.into_parts();
         let (state, span) = RequestState::start(&self.config, &parts);
         if !parts.headers.contains_key(&REQUEST_ID) {
-            if let Ok(v) = HeaderValue::from_str(&state.request_id) {
-                parts.headers.insert(REQUEST_ID.clone(), v);
-            }
+            parts
+                .headers
+                .insert(REQUEST_ID.clone(), state.request_id.clone());
         }
         parts.extensions.insert(state.trace_info());
         let req = Request::from_parts(parts, RequestBody::new(body, state.clone()));
@@ -63,7 +63,11 @@ where
             let _enter = span.as_ref().map(|s| s.enter());
             self.inner.call(req)
         };
-        ResponseFuture { inner, state: Some(state), span }
+        ResponseFuture {
+            inner,
+            state: Some(state),
+            span,
+        }
     }
 }
 
@@ -105,9 +109,8 @@ where
             Ok(Poll::Pending) => unreachable!("returned above"),
             Ok(Poll::Ready(Ok(mut res))) => {
                 if !res.headers().contains_key(&REQUEST_ID) {
-                    if let Ok(v) = HeaderValue::from_str(&state.request_id) {
-                        res.headers_mut().insert(REQUEST_ID.clone(), v);
-                    }
+                    res.headers_mut()
+                        .insert(REQUEST_ID.clone(), state.request_id.clone());
                 }
                 let (parts, body) = res.into_parts();
                 let body = ResponseBody::new(body, state.finisher(&parts, None));
@@ -122,13 +125,23 @@ where
                 let (backtrace, location) = panic::take_last();
                 let mut res = Response::new(());
                 *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-                if let Ok(v) = HeaderValue::from_str(&state.request_id) {
-                    res.headers_mut().insert(REQUEST_ID.clone(), v);
-                }
+                res.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                res.headers_mut()
+                    .insert(REQUEST_ID.clone(), state.request_id.clone());
                 let (parts, ()) = res.into_parts();
-                let finisher = state.finisher(&parts, Some(Failure::Panic { message, backtrace, location }));
-                let body = ResponseBody::full(Bytes::from_static(b"Internal Server Error"), finisher);
+                let finisher = state.finisher(
+                    &parts,
+                    Some(Failure::Panic {
+                        message,
+                        backtrace,
+                        location,
+                    }),
+                );
+                let body =
+                    ResponseBody::full(Bytes::from_static(b"Internal Server Error"), finisher);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
         }

@@ -51,7 +51,11 @@ impl TracepostTracingLayer {
     /// A layer capturing INFO and above, with DEBUG and above as breadcrumbs.
     pub fn new(handle: TracepostHandle) -> Self {
         scope::mark_layer_installed();
-        TracepostTracingLayer { handle, min_level: Level::Info, breadcrumb_level: Level::Debug }
+        TracepostTracingLayer {
+            handle,
+            min_level: Level::Info,
+            breadcrumb_level: Level::Debug,
+        }
     }
 
     /// Captures events at or above `level` as tracepost events.
@@ -155,13 +159,22 @@ where
             for (k, v) in &visitor.fields {
                 let _ = write!(text, " {k}={}", display_value(v));
             }
-            scope.push(Breadcrumb { timestamp, level, target: meta.target().to_owned(), message: text });
+            scope.push(Breadcrumb {
+                timestamp,
+                level,
+                target: meta.target().to_owned(),
+                message: text,
+            });
         }
         if level < self.min_level {
             return;
         }
 
-        let kind = if level == Level::Error { Kind::Error } else { Kind::Log };
+        let kind = if level == Level::Error {
+            Kind::Error
+        } else {
+            Kind::Log
+        };
         let mut out = Event::new(kind, level, message.clone()).with_timestamp(timestamp);
         // Outer spans first, so that inner spans and then the event's own fields win.
         for fields in span_fields.into_iter().rev() {
@@ -170,13 +183,15 @@ where
         out.attributes.extend(visitor.fields);
         out.attributes.insert("target".into(), meta.target().into());
         if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
-            out.attributes.insert("code.location".into(), format!("{file}:{line}").into());
+            out.attributes
+                .insert("code.location".into(), format!("{file}:{line}").into());
         }
         if let Some(scope) = &request {
-            out.trace_id = Some(scope.trace_id.clone());
-            out.span_id = Some(scope.span_id.clone());
-            out.request_id = Some(scope.request_id.clone());
-            out.attributes.insert("http.route".into(), scope.route.clone().into());
+            out.trace_id = Some(scope.trace().trace_id_hex());
+            out.span_id = Some(scope.trace().span_id_hex());
+            out.request_id = Some(scope.request_id().to_owned());
+            out.attributes
+                .insert("http.route".into(), scope.route().into());
         }
         if kind == Kind::Error {
             let error_type = out
@@ -190,12 +205,21 @@ where
                 Some(e) => format!("{message}: {e}"),
                 None => message,
             };
-            out.fingerprint = Some(fingerprint(&error_type, &detail_message, None, Some(meta.target())));
+            out.fingerprint = Some(fingerprint(
+                &error_type,
+                &detail_message,
+                None,
+                Some(meta.target()),
+            ));
             out.error = Some(ErrorDetail {
                 error_type,
                 message: detail_message,
                 backtrace: None,
-                location: out.attributes.get("code.location").and_then(Value::as_str).map(str::to_owned),
+                location: out
+                    .attributes
+                    .get("code.location")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
         self.handle.capture(out);
@@ -221,7 +245,8 @@ impl Visit for FieldVisitor {
         if field.name() == "message" {
             self.message = Some(text);
         } else {
-            self.fields.insert(field.name().to_owned(), Value::String(text));
+            self.fields
+                .insert(field.name().to_owned(), Value::String(text));
         }
     }
 
@@ -229,7 +254,8 @@ impl Visit for FieldVisitor {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
         } else {
-            self.fields.insert(field.name().to_owned(), Value::String(value.to_owned()));
+            self.fields
+                .insert(field.name().to_owned(), Value::String(value.to_owned()));
         }
     }
 
@@ -256,6 +282,7 @@ impl Visit for FieldVisitor {
             let _ = write!(text, ": {s}");
             source = s.source();
         }
-        self.fields.insert(field.name().to_owned(), Value::String(text));
+        self.fields
+            .insert(field.name().to_owned(), Value::String(text));
     }
 }

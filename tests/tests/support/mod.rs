@@ -16,7 +16,12 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     addr
 }
@@ -30,25 +35,44 @@ pub async fn send(
     body: &[u8],
 ) -> http::Response<Incoming> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
-    let mut req = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    sender.send_request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()).await.unwrap()
+    sender
+        .send_request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
+        .await
+        .unwrap()
 }
 
 /// GET and read the whole body.
-pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (http::StatusCode, http::HeaderMap, Bytes) {
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
     let res = send(addr, "GET", path, headers, b"").await;
     let (parts, body) = res.into_parts();
-    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
 }
 
 /// All events in the NDJSON files under `dir`.
 pub fn read_events(dir: &Path) -> Vec<Value> {
-    let Ok(files) = tracepost::sinks::JsonlFile::files(dir) else { return Vec::new() };
+    let Ok(files) = tracepost::sinks::JsonlFile::files(dir) else {
+        return Vec::new();
+    };
     files
         .iter()
         .flat_map(|f| {
@@ -62,7 +86,11 @@ pub fn read_events(dir: &Path) -> Vec<Value> {
 }
 
 /// Polls `dir` until an event matches `pred`, for at most `within`.
-pub async fn wait_for_event(dir: &Path, within: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+pub async fn wait_for_event(
+    dir: &Path,
+    within: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Option<Value> {
     let start = Instant::now();
     while start.elapsed() < within {
         if let Some(e) = read_events(dir).into_iter().find(|e| pred(e)) {

@@ -246,6 +246,11 @@ impl RouteMetrics {
         &self.route
     }
 
+    /// The route label, shared.
+    pub fn route_arc(&self) -> Arc<str> {
+        self.route.clone()
+    }
+
     /// Records one finished request.
     pub fn record(&self, o: &RequestOutcome) {
         let series = self.series_for(o.method, o.status);

@@ -1,0 +1,69 @@
+//! Run: `cargo run --release -p bench-server -- tracepost 127.0.0.1:3100`
+//!
+//! The server `scripts/bench-wrk.sh` measures. Modes:
+//! - `bare`: the axum routes alone;
+//! - `tracepost`: the quickstart's integration (HTTP layer, tracing layer, `/metrics`), with
+//!   events going to the NDJSON sink in a temporary directory;
+//! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with a tracing registry (the peer
+//!   most axum apps already use), for comparison.
+
+use std::time::Duration;
+
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tracepost::prelude::*;
+use tracing_subscriber::prelude::*;
+
+fn routes() -> Router {
+    Router::new().route("/", get(|| async { "ok" })).route(
+        "/users/{id}",
+        get(|Path(id): Path<u32>| async move { Json::<Value>(json!({ "id": id, "name": "ann" })) }),
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "bare".into());
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:3100".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match mode.as_str() {
+        "bare" => {
+            axum::serve(listener, routes())
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        "tracepost" => {
+            let dir = std::env::temp_dir().join(format!("tracepost-bench-{}", std::process::id()));
+            let tp = tracepost::Tracepost::builder()
+                .service("bench")
+                .sink(tracepost::sinks::JsonlFile::new(&dir))
+                .build()?;
+            tracing_subscriber::registry()
+                .with(tp.tracing_layer())
+                .init();
+            let app = routes().merge(tp.metrics_router()).layer(tp.layer());
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+            tp.shutdown(Duration::from_secs(5)).await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        "tower-http" => {
+            tracing_subscriber::registry().init();
+            let app = routes().layer(tower_http::trace::TraceLayer::new_for_http());
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        other => {
+            return Err(format!("unknown mode {other:?}: bare | tracepost | tower-http").into())
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Requests per second of the same axum app bare, with tracepost, and with tower-http's
+# TraceLayer, measured in one run with wrk (Debian package `wrk`), rounds interleaved so
+# that drift on the machine hits every mode alike. The server is pinned to CPU 0 and wrk to
+# CPU 1 when the machine has two cores or more.
+#
+#   scripts/bench-wrk.sh [seconds-per-round] [rounds] [connections] [path]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; rounds=${2:-3}; conns=${3:-64}; path=${4:-/users/7}
+command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+cargo build --release -q -p bench-server
+bin="${CARGO_TARGET_DIR:-target}/release/bench-server"
+pin_server=(); pin_wrk=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin_server=(taskset -c 0); pin_wrk=(taskset -c 1); fi
+
+declare -A results
+port=3190
+for round in $(seq 1 "$rounds"); do
+  for mode in bare tracepost tower-http; do
+    port=$((port + 1))
+    "${pin_server[@]}" "$bin" "$mode" "127.0.0.1:$port" &
+    pid=$!
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.05; done
+    "${pin_wrk[@]}" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$port$path" >/dev/null  # warm-up
+    rps=$("${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$port$path" | awk '/Requests\/sec/ {print $2}')
+    kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+    results[$mode]="${results[$mode]:-} $rps"
+    printf 'round %d %-10s %10.0f req/s\n' "$round" "$mode" "$rps"
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+bare=$(echo "${results[bare]}" | median)
+tp=$(echo "${results[tracepost]}" | median)
+peer=$(echo "${results[tower-http]}" | median)
+echo
+printf 'median req/s: bare %.0f | tracepost %.0f | tower-http TraceLayer %.0f\n' "$bare" "$tp" "$peer"
+awk -v b="$bare" -v t="$tp" -v p="$peer" 'BEGIN { printf "ratio tracepost/bare = %.3f   tower-http/bare = %.3f   tracepost/tower-http = %.3f\n", t/b, p/b, t/p }'
