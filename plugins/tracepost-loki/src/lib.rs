@@ -93,7 +93,10 @@ impl LokiSink {
             name: config.name.clone(),
             encoder: Encoder::new(&config),
             http,
-            stats: Arc::new(LokiStats::default()),
+            stats: Arc::new(LokiStats {
+                sink: config.name.clone(),
+                ..LokiStats::default()
+            }),
             config,
         })
     }
@@ -253,6 +256,7 @@ impl std::error::Error for BoxedError {
 /// these add what only the sink sees.
 #[derive(Debug, Default)]
 pub struct LokiStats {
+    sink: String,
     pushes: AtomicU64,
     lines: AtomicU64,
     raw_bytes: AtomicU64,
@@ -325,6 +329,71 @@ impl LokiStats {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
         }
+    }
+
+    /// The counters in the Prometheus text format (`tracepost_loki_*{sink="loki",…}`), to
+    /// append to the application's `/metrics` output.
+    pub fn render_prometheus(&self) -> String {
+        let s = self.snapshot();
+        let sink = self.sink.as_str();
+        let mut w = tracepost_core::metrics::TextWriter::new();
+        let mut counter = |name: &str, help: &str, samples: &[(&[(&str, &str)], u64)]| {
+            w.family(name, "counter", help);
+            for (labels, value) in samples {
+                let mut all = vec![("sink", sink)];
+                all.extend_from_slice(labels);
+                w.sample(name, &all, *value as f64);
+            }
+        };
+        counter(
+            "tracepost_loki_pushes_total",
+            "Push requests Loki accepted.",
+            &[(&[], s.pushes)],
+        );
+        counter(
+            "tracepost_loki_lines_total",
+            "Log lines Loki accepted.",
+            &[(&[], s.lines)],
+        );
+        counter(
+            "tracepost_loki_bytes_total",
+            "Bytes Loki accepted: raw lines and metadata, and request bodies on the wire.",
+            &[
+                (&[("stage", "raw")], s.raw_bytes),
+                (&[("stage", "wire")], s.body_bytes),
+            ],
+        );
+        counter(
+            "tracepost_loki_truncated_lines_total",
+            "Lines shortened to the line-size limit.",
+            &[(&[], s.truncated_lines)],
+        );
+        counter(
+            "tracepost_loki_values_cut_total",
+            "Label or structured-metadata values cut to their length limit.",
+            &[(&[], s.values_cut)],
+        );
+        counter(
+            "tracepost_loki_push_failures_total",
+            "Failed push requests: temporary ones are retried, permanent ones split.",
+            &[
+                (&[("kind", "temporary")], s.temporary_failures),
+                (&[("kind", "permanent")], s.permanent_failures),
+            ],
+        );
+        let rejected: Vec<_> = s
+            .rejected
+            .iter()
+            .map(|(r, n)| ([("reason", *r)], *n))
+            .collect();
+        let rejected: Vec<(&[(&str, &str)], u64)> =
+            rejected.iter().map(|(l, n)| (&l[..], *n)).collect();
+        counter(
+            "tracepost_loki_rejected_total",
+            "Events the Loki sink dropped, by reason.",
+            &rejected,
+        );
+        w.finish()
     }
 
     /// Events rejected for `reason`.

@@ -227,4 +227,15 @@ async fn status_classification() {
     assert_eq!(outcome.rejected.len(), 4);
     assert!(outcome.rejected.iter().all(|r| r.reason == "unauthorized"));
     assert_eq!(sink.stats().rejected_for("unauthorized"), 4);
+
+    let text = sink.stats().render_prometheus();
+    for line in [
+        "tracepost_loki_rejected_total{sink=\"loki\",reason=\"unauthorized\"} 4",
+        "tracepost_loki_rejected_total{sink=\"loki\",reason=\"line_too_long\"} 1",
+        "tracepost_loki_push_failures_total{sink=\"loki\",kind=\"temporary\"} 2",
+        "tracepost_loki_push_failures_total{sink=\"loki\",kind=\"permanent\"} 1",
+        "# TYPE tracepost_loki_lines_total counter",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
 }
