@@ -301,3 +301,36 @@ fn build_outside_a_runtime_is_a_clear_error() {
     let err = Tracepost::builder().build().unwrap_err();
     assert!(err.to_string().contains("Tokio runtime"));
 }
+
+#[test]
+fn dropping_the_tracepost_flushes_best_effort() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tp = Tracepost::builder()
+            .sink_with(
+                JsonlFile::new(dir.path()),
+                SinkOptions::default().batch(BatchOptions::new(
+                    1000,
+                    1 << 20,
+                    Duration::from_secs(60),
+                )),
+            )
+            .build()
+            .unwrap();
+        for i in 0..100 {
+            tp.handle().capture(log(i));
+        }
+        drop(tp); // no shutdown(): the guard's Drop waits (block_in_place) for the workers
+    });
+    let lines: usize = JsonlFile::files(dir.path())
+        .unwrap()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
+        .sum();
+    assert_eq!(lines, 100);
+}
