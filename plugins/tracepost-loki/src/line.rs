@@ -134,39 +134,52 @@ fn shrink_json(mut value: Value, original: usize, max: usize) -> String {
 
 /// Finds the largest string (> 64 bytes) or array (> 1 element) and cuts it. False if none.
 fn cut_largest(value: &mut Value, excess: usize) -> bool {
-    fn walk(v: &Value, path: &mut Vec<PathStep>, best: &mut Option<(usize, Vec<PathStep>)>) {
+    /// Returns the node's approximate serialised size; records the largest candidate.
+    fn walk(
+        v: &Value,
+        path: &mut Vec<PathStep>,
+        best: &mut Option<(usize, Vec<PathStep>)>,
+    ) -> usize {
         let size = match v {
-            Value::String(s) if s.len() > 64 => s.len(),
-            Value::Array(a) if a.len() > 1 => serde_json::to_string(v).map_or(0, |s| s.len()),
-            _ => 0,
-        };
-        if size > 0 && best.as_ref().is_none_or(|(b, _)| size > *b) {
-            *best = Some((size, path.clone()));
-        }
-        match v {
+            Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+            Value::String(s) => s.len() + 2,
             Value::Array(a) => {
+                let mut n = 2;
                 for (i, x) in a.iter().enumerate() {
                     path.push(PathStep::Index(i));
-                    walk(x, path, best);
+                    n += walk(x, path, best) + 1;
                     path.pop();
                 }
+                n
             }
             Value::Object(o) => {
+                let mut n = 2;
                 for (k, x) in o {
                     if k == TRUNCATED_KEY {
                         continue;
                     }
                     path.push(PathStep::Key(k.clone()));
-                    walk(x, path, best);
+                    n += k.len() + 4 + walk(x, path, best);
                     path.pop();
                 }
+                n
             }
-            _ => {}
+        };
+        let candidate = match v {
+            Value::String(s) => s.len() > 64,
+            Value::Array(a) => a.len() > 1,
+            _ => false,
+        };
+        if candidate && best.as_ref().is_none_or(|(b, _)| size > *b) {
+            *best = Some((size, path.clone()));
         }
+        size
     }
     let mut best = None;
-    walk(value, &mut Vec::new(), &mut best);
-    let Some((_, path)) = best else { return false };
+    let _ = walk(value, &mut Vec::new(), &mut best);
+    let Some((size, path)) = best else {
+        return false;
+    };
     let mut target = value;
     for step in &path {
         target = match (step, target) {
@@ -190,7 +203,9 @@ fn cut_largest(value: &mut Value, excess: usize) -> bool {
             true
         }
         Value::Array(a) => {
-            let keep = a.len() / 2;
+            // Keep the share of elements that fits, at most half.
+            let share = size.saturating_sub(excess + 64) as f64 / size.max(1) as f64;
+            let keep = ((a.len() as f64 * share) as usize).min(a.len() / 2);
             let dropped = a.len() - keep;
             a.truncate(keep);
             a.push(Value::String(format!("…[{dropped} more truncated]")));
@@ -515,5 +530,54 @@ mod tests {
         assert!(logfmt(&req).contains(" request_duration_ms=812.5 "));
         assert!(logfmt(&window).contains(" metric_p99_ms=3.5 "));
         assert!(logfmt(&err).contains(" error_type=panic "));
+    }
+
+    /// Whatever the shape, a shortened line fits, parses, and says it was shortened.
+    #[test]
+    fn shortened_lines_always_fit() {
+        let mut shapes = Vec::new();
+        let mut crumbs = Event::new(Kind::Error, Level::Error, "many breadcrumbs");
+        crumbs.breadcrumbs = (0..5_000)
+            .map(|i| Breadcrumb {
+                timestamp: tracepost_core::Timestamp::from_unix_nanos(i),
+                level: Level::Info,
+                target: "app::db".into(),
+                message: format!("query {i} done"),
+            })
+            .collect();
+        shapes.push(crumbs);
+        // Characters that grow when escaped: quotes double, control characters become \u00XX.
+        shapes.push(Event::new(
+            Kind::Log,
+            Level::Info,
+            "\"\u{1}".repeat(100_000),
+        ));
+        shapes.push(Event::new(Kind::Log, Level::Info, "é€😀".repeat(40_000)));
+        let mut nested = Event::new(Kind::Log, Level::Info, "nested");
+        nested.attributes.insert(
+            "rows".into(),
+            Value::Array(
+                (0..50_000)
+                    .map(|i| serde_json::json!({"id": i, "v": [i, i]}))
+                    .collect(),
+            ),
+        );
+        shapes.push(nested);
+        shapes.push(big_event());
+        for e in &shapes {
+            for max in [1024, 10_000, 100_000, 256 * 1024] {
+                for format in [LineFormat::Json, LineFormat::Logfmt] {
+                    let (line, cut) = render(e, format, max);
+                    assert!(line.len() <= max, "{format:?} {max}: {}", line.len());
+                    // (logfmt leaves breadcrumbs out, so that shape may fit uncut)
+                    assert!(cut || format == LineFormat::Logfmt, "{format:?} {max}");
+                    assert_eq!(line.contains(TRUNCATED_KEY), cut, "{format:?} {max}");
+                    if format == LineFormat::Json {
+                        let v: Value = serde_json::from_str(&line).expect("valid JSON");
+                        assert_eq!(v["id"], e.id.to_string());
+                    }
+                }
+            }
+        }
     }
 }
