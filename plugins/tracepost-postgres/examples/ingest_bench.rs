@@ -190,13 +190,24 @@ struct Run {
 /// Busy ticks of the whole machine (all CPUs), from /proc/stat.
 fn machine_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().next() else { return 0 };
-    let f: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let Some(cpu) = stat.lines().next() else {
+        return 0;
+    };
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
     f.iter().take(8).sum::<u64>() - f.get(3).copied().unwrap_or(0) - f.get(4).copied().unwrap_or(0)
 }
 
-async fn run(store: &PgStore, batches: &[Vec<Arc<Event>>], method: IngestMethod, concurrency: usize) -> Run {
+async fn run(
+    store: &PgStore,
+    batches: &[Vec<Arc<Event>>],
+    method: IngestMethod,
+    concurrency: usize,
+) -> Run {
     let tck = clock_ticks();
     let server0 = postgres_ticks();
     let client0 = proc_ticks("self").unwrap_or(0);
@@ -240,8 +251,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = args();
     let (admin, conn) = tokio_postgres::connect(&a.url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
-    admin.batch_execute("DROP DATABASE IF EXISTS tracepost_bench WITH (FORCE)").await?;
-    admin.batch_execute("CREATE DATABASE tracepost_bench").await?;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS tracepost_bench WITH (FORCE)")
+        .await?;
+    admin
+        .batch_execute("CREATE DATABASE tracepost_bench")
+        .await?;
     let url = match a.url.rfind('/') {
         Some(i) => format!("{}/tracepost_bench", &a.url[..i]),
         None => a.url.clone(),
@@ -262,14 +277,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "{:<18} {:>8} {:>10} {:>32} {:>11} {:>16} {:>15}",
-        "method", "seconds", "events/s", "Postgres server CPU", "bench CPU", "everything else",
+        "method",
+        "seconds",
+        "events/s",
+        "Postgres server CPU",
+        "bench CPU",
+        "everything else",
         "server µs/event"
     );
     let mut results = Vec::new();
     for (name, method, schema) in [
         ("binary COPY", IngestMethod::Copy, "bench_copy"),
         ("COPY + merge", IngestMethod::CopyMerge, "bench_copy_merge"),
-        ("multi-row INSERT", IngestMethod::MultiRowInsert, "bench_insert"),
+        (
+            "multi-row INSERT",
+            IngestMethod::MultiRowInsert,
+            "bench_insert",
+        ),
     ] {
         let sink = PostgresSink::builder(&url)
             .schema(schema)
@@ -278,8 +302,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .connect()
             .await?;
         for index in &a.drop_indexes {
-            sink.store().pool().get().await?
-                .batch_execute(&format!("DROP INDEX IF EXISTS {schema}.{index}")).await?;
+            sink.store()
+                .pool()
+                .get()
+                .await?
+                .batch_execute(&format!("DROP INDEX IF EXISTS {schema}.{index}"))
+                .await?;
         }
         // Warm up: connections, prepared statements, partitions.
         sink.store().write_with(&batches[0][..10], method).await?;
@@ -311,6 +339,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "COPY / multi-row INSERT: {:.2}×   (COPY + merge is the path for redelivered batches)",
         results[0] / results[2]
     );
-    admin.batch_execute("DROP DATABASE IF EXISTS tracepost_bench WITH (FORCE)").await?;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS tracepost_bench WITH (FORCE)")
+        .await?;
     Ok(())
 }

@@ -404,8 +404,13 @@ fn value_has_nul(v: &Value) -> bool {
 }
 
 fn to_i64(event: &Event, field: &str, v: u64) -> Result<i64, Rejection> {
-    i64::try_from(v)
-        .map_err(|_| reject(event, "out_of_range", format!("{field} = {v} exceeds bigint")))
+    i64::try_from(v).map_err(|_| {
+        reject(
+            event,
+            "out_of_range",
+            format!("{field} = {v} exceeds bigint"),
+        )
+    })
 }
 
 fn json<T: serde::Serialize + ?Sized>(event: &Event, v: &T) -> Result<Json, Rejection> {
@@ -432,12 +437,10 @@ impl<'a> StageRow<'a> {
             e.fingerprint.as_deref(),
         ];
         let mut nul = texts.iter().flatten().any(|s| has_nul(s))
-            || e
-                .attributes
+            || e.attributes
                 .iter()
                 .any(|(k, v)| has_nul(k) || value_has_nul(v))
-            || e
-                .breadcrumbs
+            || e.breadcrumbs
                 .iter()
                 .any(|b| has_nul(&b.message) || has_nul(&b.target));
         if let Some(err) = &e.error {
@@ -458,8 +461,7 @@ impl<'a> StageRow<'a> {
                 || r.query.as_deref().is_some_and(has_nul)
                 || r.client_address.as_deref().is_some_and(has_nul)
                 || r.http_version.as_deref().is_some_and(has_nul)
-                || r
-                    .request_headers
+                || r.request_headers
                     .iter()
                     .chain(&r.response_headers)
                     .any(|(k, v)| has_nul(k) || has_nul(v))
@@ -771,9 +773,24 @@ fn deltas(rows: &[StageRow<'_>]) -> Option<[Box<dyn ToSql + Sync + Send>; 8]> {
     let owned = |s: Option<&str>| s.map(str::to_owned);
     Some([
         Box::new(by_fp.keys().map(|k| k.to_string()).collect::<Vec<_>>()),
-        Box::new(by_fp.values().map(|d| d.row.service.to_owned()).collect::<Vec<_>>()),
-        Box::new(by_fp.values().map(|d| owned(d.row.error_type)).collect::<Vec<_>>()),
-        Box::new(by_fp.values().map(|d| d.row.message.to_owned()).collect::<Vec<_>>()),
+        Box::new(
+            by_fp
+                .values()
+                .map(|d| d.row.service.to_owned())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            by_fp
+                .values()
+                .map(|d| owned(d.row.error_type))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            by_fp
+                .values()
+                .map(|d| d.row.message.to_owned())
+                .collect::<Vec<_>>(),
+        ),
         Box::new(by_fp.values().map(|d| d.first).collect::<Vec<_>>()),
         Box::new(by_fp.values().map(|d| d.last.0).collect::<Vec<_>>()),
         Box::new(by_fp.values().map(|d| d.count).collect::<Vec<_>>()),
@@ -817,8 +834,10 @@ async fn write_rows(
                 let mut issues = 0;
                 if let Some(params) = deltas(rows) {
                     let stmt = client.prepare_cached(&sql.insert_deltas).await?;
-                    let refs: Vec<&(dyn ToSql + Sync)> =
-                        params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+                    let refs: Vec<&(dyn ToSql + Sync)> = params
+                        .iter()
+                        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                        .collect();
                     issues = client.execute(&stmt, &refs).await?;
                 }
                 Written {

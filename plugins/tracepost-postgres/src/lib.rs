@@ -241,13 +241,14 @@ impl PostgresSinkBuilder {
     /// partitions for yesterday through the days ahead, and starts the background task.
     pub async fn connect(self) -> Result<PostgresSink, PgError> {
         let (store, this) = self.open().await?;
-        store
-            .ensure_partitions(1, this.partitions_ahead)
-            .await?;
+        store.ensure_partitions(1, this.partitions_ahead).await?;
         let task = {
             let store = store.clone();
-            let (every, ahead, retention) =
-                (this.maintenance_interval, this.partitions_ahead, this.retention);
+            let (every, ahead, retention) = (
+                this.maintenance_interval,
+                this.partitions_ahead,
+                this.retention,
+            );
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -307,12 +308,9 @@ impl PostgresSinkBuilder {
             .recycle_timeout(Some(self.pool_timeout))
             .post_create(Hook::async_fn(move |client, _| {
                 let ddl = ddl.clone();
-                Box::pin(async move {
-                    client
-                        .batch_execute(&ddl)
-                        .await
-                        .map_err(HookError::Backend)
-                })
+                Box::pin(
+                    async move { client.batch_execute(&ddl).await.map_err(HookError::Backend) },
+                )
             }))
             .build()
             .map_err(|e| PgError::Config(e.to_string()))?;

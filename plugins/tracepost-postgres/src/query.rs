@@ -64,10 +64,16 @@ impl EventFilter {
 
     /// Matches `level` and every more severe level.
     pub fn min_level(mut self, level: Level) -> Self {
-        self.levels = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error]
-            .into_iter()
-            .filter(|l| *l >= level)
-            .collect();
+        self.levels = [
+            Level::Trace,
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+        ]
+        .into_iter()
+        .filter(|l| *l >= level)
+        .collect();
         self
     }
 
@@ -273,7 +279,10 @@ fn where_clause(f: &EventFilter, params: &mut Params) -> Result<Vec<String>, PgE
     if !f.attributes.is_empty() {
         let json = serde_json::to_string(&f.attributes)
             .map_err(|e| PgError::Config(format!("attribute filter: {e}")))?;
-        w.push(format!("e.attributes @> {}::jsonb", push(params, Json(json))));
+        w.push(format!(
+            "e.attributes @> {}::jsonb",
+            push(params, Json(json))
+        ));
     }
     for (col, v) in [
         ("fingerprint", &f.fingerprint),
@@ -450,7 +459,10 @@ impl PgStore {
     /// the lookup searches the primary key around that time first, and only then everywhere.
     pub async fn event(&self, id: Uuid) -> Result<Option<Event>, PgError> {
         let client = self.client().await?;
-        let base = format!("SELECT {EVENT_SELECT} FROM {} WHERE e.id = $1", event_from(self.schema()));
+        let base = format!(
+            "SELECT {EVENT_SELECT} FROM {} WHERE e.id = $1",
+            event_from(self.schema())
+        );
         if let Some(ts) = id.get_timestamp() {
             let (secs, nanos) = ts.to_unix();
             let micros = secs as i64 * 1_000_000 + i64::from(nanos / 1000);

@@ -12,7 +12,8 @@ use crate::ingest::{self, BatchFailure, IngestMethod, Statements};
 use crate::types::{day_literal, day_of, day_suffix, days_from_civil};
 
 /// The embedded migrations: version, name, SQL (with `{schema}` placeholders).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
 
 /// The partitioned tables, all partitioned by day on `timestamp`.
 pub(crate) const PARTITIONED: [&str; 3] = ["events", "request_snapshots", "metric_windows"];
@@ -170,7 +171,9 @@ impl PgStore {
         let s = &self.inner.schema;
         let client = self.client().await?;
         let key = lock_key("migrate", s);
-        client.execute("SELECT pg_advisory_lock($1)", &[&key]).await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .await?;
         let result: Result<Vec<i32>, PgError> = async {
             client
                 .batch_execute(&format!(
@@ -212,7 +215,9 @@ impl PgStore {
             Ok(applied)
         }
         .await;
-        let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await;
+        let _ = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .await;
         result
     }
 
@@ -256,14 +261,23 @@ impl PgStore {
     /// for events of other days).
     pub async fn ensure_partitions(&self, days_back: u32, days_ahead: u32) -> Result<(), PgError> {
         let today = day_of(now_micros());
-        let days: Vec<i64> = (today - i64::from(days_back)..=today + i64::from(days_ahead)).collect();
+        let days: Vec<i64> =
+            (today - i64::from(days_back)..=today + i64::from(days_ahead)).collect();
         self.ensure_days(&days).await
     }
 
     pub(crate) async fn ensure_days(&self, days: &[i64]) -> Result<(), PgError> {
         let missing: Vec<i64> = {
-            let known = self.inner.known_days.lock().unwrap_or_else(|e| e.into_inner());
-            let mut m: Vec<i64> = days.iter().copied().filter(|d| !known.contains(d)).collect();
+            let known = self
+                .inner
+                .known_days
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut m: Vec<i64> = days
+                .iter()
+                .copied()
+                .filter(|d| !known.contains(d))
+                .collect();
             m.sort_unstable();
             m.dedup();
             m
@@ -289,7 +303,8 @@ impl PgStore {
                 .collect();
             let mut sql = String::new();
             for day in missing.iter().filter(|d| !existing.contains(d)) {
-                let (suffix, from, to) = (day_suffix(*day), day_literal(*day), day_literal(day + 1));
+                let (suffix, from, to) =
+                    (day_suffix(*day), day_literal(*day), day_literal(day + 1));
                 for table in PARTITIONED {
                     sql.push_str(&format!(
                         "CREATE TABLE IF NOT EXISTS {s}.{table}_p{suffix} PARTITION OF {s}.{table} \
@@ -306,7 +321,11 @@ impl PgStore {
         .await;
         match result {
             Ok(existing) => {
-                let mut known = self.inner.known_days.lock().unwrap_or_else(|e| e.into_inner());
+                let mut known = self
+                    .inner
+                    .known_days
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 known.extend(existing);
                 known.extend(missing);
                 Ok(())
@@ -398,8 +417,7 @@ impl PgStore {
         days.dedup();
         self.ensure_days(&days).await?;
         let client = self.client().await?;
-        let result =
-            ingest::write_splitting(&client, &self.inner.statements, method, &rows).await;
+        let result = ingest::write_splitting(&client, &self.inner.statements, method, &rows).await;
         let stats = &self.inner.stats;
         match result {
             Ok(mut r) => {
@@ -414,7 +432,9 @@ impl PgStore {
                     .saturating_sub(r.written.events)
                     .saturating_sub(rejected.len() as u64);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats.inserted.fetch_add(r.written.events, Ordering::Relaxed);
+                stats
+                    .inserted
+                    .fetch_add(r.written.events, Ordering::Relaxed);
                 stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
                 if !rejected.is_empty() {
                     let mut by_reason = stats.rejected.lock().unwrap_or_else(|e| e.into_inner());
@@ -479,7 +499,10 @@ mod tests {
     #[test]
     fn partition_names() {
         assert_eq!(partition_day("events_p19700102"), Some(1));
-        assert_eq!(partition_day("request_snapshots_p20261123"), Some(days_from_civil(2026, 11, 23)));
+        assert_eq!(
+            partition_day("request_snapshots_p20261123"),
+            Some(days_from_civil(2026, 11, 23))
+        );
         assert_eq!(partition_day("events_default"), None);
         assert_eq!(partition_day("events_p2026112"), None);
     }

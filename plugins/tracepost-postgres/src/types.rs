@@ -62,7 +62,11 @@ impl<'a> FromSql<'a> for PgTs {
 pub(crate) struct Json(pub String);
 
 impl ToSql for Json {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         if *ty == Type::JSONB {
             out.put_u8(1);
         }

@@ -33,8 +33,14 @@ async fn every_kind_round_trips() {
     }
     let c = db.client().await;
     assert_eq!(count(&c, "SELECT count(*) FROM tracepost.events").await, 7);
-    assert_eq!(count(&c, "SELECT count(*) FROM tracepost.request_snapshots").await, 2);
-    assert_eq!(count(&c, "SELECT count(*) FROM tracepost.metric_windows").await, 1);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.request_snapshots").await,
+        2
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.metric_windows").await,
+        1
+    );
     assert_eq!(count(&c, "SELECT count(*) FROM tracepost.issues").await, 1);
     // The columns a person queries by hand hold plain values.
     let row = c
@@ -166,10 +172,16 @@ async fn bad_rows_case(method: IngestMethod, tag: &str) {
     assert_eq!(rejected, expected, "{:?}", outcome.rejected);
 
     let c = db.client().await;
-    assert_eq!(count(&c, "SELECT count(*) FROM tracepost.events").await, 200);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.events").await,
+        200
+    );
     for id in good_ids {
         let n: i64 = c
-            .query_one("SELECT count(*) FROM tracepost.events WHERE id = $1", &[&id])
+            .query_one(
+                "SELECT count(*) FROM tracepost.events WHERE id = $1",
+                &[&id],
+            )
             .await
             .unwrap()
             .get(0);
@@ -243,7 +255,10 @@ async fn issue_counts_match_events() {
     for r in &rows {
         let (fp, issue_count, events): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
         assert_eq!(issue_count, events, "issue {fp}");
-        assert!(r.get::<_, bool>(3) && r.get::<_, bool>(4) && r.get::<_, bool>(5), "{fp}");
+        assert!(
+            r.get::<_, bool>(3) && r.get::<_, bool>(4) && r.get::<_, bool>(5),
+            "{fp}"
+        );
         total += events;
     }
     assert_eq!(total, 1000);
@@ -263,7 +278,8 @@ async fn retention_drops_old_partitions_and_keeps_fresh_data() {
     let mut events = Vec::new();
     for (age_days, n) in [(10u64, 5), (5, 7), (0, 11)] {
         for i in 0..n {
-            let mut e = log(&format!("{age_days} days old")).with_timestamp(ts(now - age_days * day - i));
+            let mut e =
+                log(&format!("{age_days} days old")).with_timestamp(ts(now - age_days * day - i));
             if i == 0 {
                 e.request = Some(request_snapshot());
             }
@@ -278,7 +294,12 @@ async fn retention_drops_old_partitions_and_keeps_fresh_data() {
     assert!(before.len() >= 6, "{before:?}"); // 2 old days + yesterday..today+3
 
     let report = sink.retain(Duration::from_secs(3 * day)).await.unwrap();
-    assert_eq!(report.dropped_partitions.len(), 6, "{:?}", report.dropped_partitions);
+    assert_eq!(
+        report.dropped_partitions.len(),
+        6,
+        "{:?}",
+        report.dropped_partitions
+    );
     assert_eq!(report.deleted_issues, 1);
     assert_eq!(count(&c, "SELECT count(*) FROM tracepost.events").await, 11);
     assert_eq!(
@@ -289,7 +310,10 @@ async fn retention_drops_old_partitions_and_keeps_fresh_data() {
         .await,
         11
     );
-    assert_eq!(count(&c, "SELECT count(*) FROM tracepost.request_snapshots").await, 1);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.request_snapshots").await,
+        1
+    );
     let after = sink.store().partitions("events").await.unwrap();
     assert_eq!(after.len(), before.len() - 2);
     for name in &report.dropped_partitions {
@@ -354,7 +378,10 @@ async fn concurrent_connects_apply_migrations_once() {
         sinks.push(t.await.unwrap().expect("connect"));
     }
     let c = db.client().await;
-    assert_eq!(count(&c, "SELECT count(*) FROM shared.schema_migrations").await, 1);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM shared.schema_migrations").await,
+        1
+    );
     assert_eq!(sinks[0].store().schema_version().await.unwrap(), 1);
     // Applying again is a no-op.
     assert!(sinks[1].store().migrate().await.unwrap().is_empty());
@@ -397,7 +424,10 @@ async fn api_keys_are_hashed() {
     let project = store.create_project("shop").await.unwrap();
     let key = store.create_api_key(project.id).await.unwrap();
     assert!(key.key.starts_with("tp_") && key.key.len() == 67);
-    assert_eq!(store.verify_api_key(&key.key).await.unwrap(), Some(project.clone()));
+    assert_eq!(
+        store.verify_api_key(&key.key).await.unwrap(),
+        Some(project.clone())
+    );
     assert_eq!(store.verify_api_key("tp_wrong").await.unwrap(), None);
     let c = db.client().await;
     let stored: Vec<u8> = c
@@ -435,15 +465,28 @@ async fn through_the_tracepost_pipeline() {
     let h = tp.handle();
     for i in 0..3000 {
         if i % 10 == 0 {
-            h.capture(Event::new(Kind::Error, Level::Error, ["payment failed", "card declined", "timeout talking to bank"][(i / 10) % 3]));
+            h.capture(Event::new(
+                Kind::Error,
+                Level::Error,
+                ["payment failed", "card declined", "timeout talking to bank"][(i / 10) % 3],
+            ));
         } else {
-            h.capture(Event::new(Kind::Log, Level::Info, format!("step {i}")).with_attribute("i", i));
+            h.capture(
+                Event::new(Kind::Log, Level::Info, format!("step {i}")).with_attribute("i", i),
+            );
         }
     }
     let report = tp.shutdown(Duration::from_secs(30)).await;
     assert!(report.completed);
     let c = db.client().await;
-    assert_eq!(count(&c, "SELECT count(*) FROM tracepost.events WHERE kind <> 'metric_window'").await, 3000);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM tracepost.events WHERE kind <> 'metric_window'"
+        )
+        .await,
+        3000
+    );
     assert_eq!(
         count(&c, "SELECT count(*) FROM tracepost.events WHERE service = 'checkout' AND environment = 'test'").await,
         count(&c, "SELECT count(*) FROM tracepost.events").await

@@ -17,7 +17,10 @@ fn dataset(t0: u64) -> Vec<Event> {
     for i in 0..60u64 {
         let at = Timestamp::from_unix_nanos((t0 + i * 60) * 1_000_000_000 + i * 1_000_000);
         let mut e = if i % 3 == 0 {
-            error(&format!("fp-{}", i % 2), &format!("Payment failed for order {i}"))
+            error(
+                &format!("fp-{}", i % 2),
+                &format!("Payment failed for order {i}"),
+            )
         } else {
             let level = if i % 3 == 1 { Level::Info } else { Level::Warn };
             Event::new(Kind::Log, level, format!("order {i} processed"))
@@ -46,10 +49,12 @@ fn i_of(e: &Event) -> Option<u64> {
         .find_map(|w| w.parse::<u64>().ok())
 }
 
+type Pred = Box<dyn Fn(&Event) -> bool>;
+
 /// Ids of the events matching `pred`, newest first (what the API must return).
 fn expected(data: &[Event], pred: impl Fn(&Event) -> bool) -> Vec<Uuid> {
     let mut v: Vec<&Event> = data.iter().filter(|e| pred(e)).collect();
-    v.sort_by(|a, b| (b.timestamp, b.id).cmp(&(a.timestamp, a.id)));
+    v.sort_by_key(|e| std::cmp::Reverse((e.timestamp, e.id)));
     v.iter().map(|e| e.id).collect()
 }
 
@@ -92,10 +97,16 @@ async fn filters_return_exactly_the_matching_events() {
     let data = &f.data;
     let at = |s: u64| Timestamp::from_unix_nanos(s * 1_000_000_000);
 
-    let cases: Vec<(EventFilter, Box<dyn Fn(&Event) -> bool>)> = vec![
+    let cases: Vec<(EventFilter, Pred)> = vec![
         (EventFilter::new(), Box::new(|_| true)),
-        (EventFilter::new().kind(Kind::Error), Box::new(|e| e.kind == Kind::Error)),
-        (EventFilter::new().level(Level::Warn), Box::new(|e| e.level == Level::Warn)),
+        (
+            EventFilter::new().kind(Kind::Error),
+            Box::new(|e| e.kind == Kind::Error),
+        ),
+        (
+            EventFilter::new().level(Level::Warn),
+            Box::new(|e| e.level == Level::Warn),
+        ),
         (
             EventFilter::new().min_level(Level::Warn),
             Box::new(|e| e.level >= Level::Warn),
@@ -109,7 +120,9 @@ async fn filters_return_exactly_the_matching_events() {
             Box::new(|e| e.resource.service == "worker"),
         ),
         (
-            EventFilter::new().since(at(f.t0 + 600)).until(at(f.t0 + 1200)),
+            EventFilter::new()
+                .since(at(f.t0 + 600))
+                .until(at(f.t0 + 1200)),
             Box::new(move |e| (10..20).contains(&i_of(e).unwrap_or(99))),
         ),
         (
@@ -125,9 +138,13 @@ async fn filters_return_exactly_the_matching_events() {
             Box::new(|e| e.message.contains('%')),
         ),
         (
-            EventFilter::new().attribute("region", "eu").attribute("shard", 2),
-            Box::new(|e| e.attributes.get("region") == Some(&json!("eu"))
-                && e.attributes.get("shard") == Some(&json!(2))),
+            EventFilter::new()
+                .attribute("region", "eu")
+                .attribute("shard", 2),
+            Box::new(|e| {
+                e.attributes.get("region") == Some(&json!("eu"))
+                    && e.attributes.get("shard") == Some(&json!(2))
+            }),
         ),
         (
             EventFilter::new().attribute("shard", "2"), // a string is not the number 2
@@ -151,10 +168,12 @@ async fn filters_return_exactly_the_matching_events() {
                 .service("api")
                 .attribute("region", "us")
                 .since(at(f.t0 + 300)),
-            Box::new(|e| e.kind == Kind::Error
-                && e.resource.service == "api"
-                && e.attributes.get("region") == Some(&json!("us"))
-                && i_of(e).unwrap_or(0) >= 5),
+            Box::new(|e| {
+                e.kind == Kind::Error
+                    && e.resource.service == "api"
+                    && e.attributes.get("region") == Some(&json!("us"))
+                    && i_of(e).unwrap_or(0) >= 5
+            }),
         ),
     ];
     for (filter, pred) in cases {
@@ -163,7 +182,10 @@ async fn filters_return_exactly_the_matching_events() {
         assert_eq!(got, want, "filter {filter:?}");
     }
     // Events come back whole.
-    let page = store.events(&EventFilter::new().trace_id("trace-a"), 100, None).await.unwrap();
+    let page = store
+        .events(&EventFilter::new().trace_id("trace-a"), 100, None)
+        .await
+        .unwrap();
     for e in &page.events {
         assert!(data.contains(e));
     }
@@ -175,8 +197,11 @@ async fn keyset_pagination_walks_every_event_once() {
     let f = fixture!("pages");
     let store = f.sink.store();
     for (filter, pred) in [
-        (EventFilter::new(), Box::new(|_: &Event| true) as Box<dyn Fn(&Event) -> bool>),
-        (EventFilter::new().kind(Kind::Log), Box::new(|e: &Event| e.kind == Kind::Log)),
+        (EventFilter::new(), Box::new(|_: &Event| true) as Pred),
+        (
+            EventFilter::new().kind(Kind::Log),
+            Box::new(|e: &Event| e.kind == Kind::Log),
+        ),
     ] {
         let want = expected(&f.data, pred);
         let mut got = Vec::new();
@@ -200,7 +225,10 @@ async fn keyset_pagination_walks_every_event_once() {
     // New events arriving between pages don't shift later pages.
     let first = store.events(&EventFilter::new(), 10, None).await.unwrap();
     f.sink.send(arcs(vec![log("newest")])).await.unwrap();
-    let second = store.events(&EventFilter::new(), 10, first.next).await.unwrap();
+    let second = store
+        .events(&EventFilter::new(), 10, first.next)
+        .await
+        .unwrap();
     let want = expected(&f.data, |_| true);
     assert_eq!(
         second.events.iter().map(|e| e.id).collect::<Vec<_>>(),
@@ -225,7 +253,15 @@ async fn histogram_counts_per_bucket() {
         .collect();
     assert_eq!(
         got,
-        vec![(0, 10), (600, 10), (1200, 10), (1800, 10), (2400, 10), (3000, 10), (3600, 1)]
+        vec![
+            (0, 10),
+            (600, 10),
+            (1200, 10),
+            (1800, 10),
+            (2400, 10),
+            (3000, 10),
+            (3600, 1)
+        ]
     );
 
     // Errors only, with an empty bucket at the end kept as 0.
@@ -242,7 +278,10 @@ async fn histogram_counts_per_bucket() {
 
     // Without a time range: only buckets that have events.
     let h = store
-        .histogram(&EventFilter::new().service("worker"), Duration::from_secs(1800))
+        .histogram(
+            &EventFilter::new().service("worker"),
+            Duration::from_secs(1800),
+        )
         .await
         .unwrap();
     let got: Vec<(u64, u64)> = h
@@ -264,7 +303,10 @@ async fn top_issues_rank_by_count() {
     f.sink.send(arcs(extra)).await.unwrap();
 
     let all = store.top_issues(None, 10).await.unwrap();
-    let got: Vec<(&str, u64)> = all.iter().map(|i| (i.fingerprint.as_str(), i.count)).collect();
+    let got: Vec<(&str, u64)> = all
+        .iter()
+        .map(|i| (i.fingerprint.as_str(), i.count))
+        .collect();
     assert_eq!(got, vec![("fp-1", 15), ("fp-0", 10)]);
     assert_eq!(all[0].status, IssueStatus::Unresolved);
     assert_eq!(all[0].error_type.as_deref(), Some("io::Error"));
@@ -273,14 +315,33 @@ async fn top_issues_rank_by_count() {
     let since = Timestamp::from_unix_nanos((f.t0 + 1800) * 1_000_000_000);
     let recent = store.top_issues(Some(since), 1).await.unwrap();
     assert_eq!(recent.len(), 1);
-    assert_eq!((recent[0].fingerprint.as_str(), recent[0].recent, recent[0].count), ("fp-1", 10, 15));
+    assert_eq!(
+        (
+            recent[0].fingerprint.as_str(),
+            recent[0].recent,
+            recent[0].count
+        ),
+        ("fp-1", 10, 15)
+    );
 
     // Triage: resolving, then a new event reopens it.
-    assert!(store.set_issue_status("fp-0", IssueStatus::Resolved).await.unwrap());
-    assert_eq!(store.issue("fp-0").await.unwrap().unwrap().status, IssueStatus::Resolved);
-    f.sink.send(arcs(vec![error("fp-0", "again")])).await.unwrap();
+    assert!(store
+        .set_issue_status("fp-0", IssueStatus::Resolved)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.issue("fp-0").await.unwrap().unwrap().status,
+        IssueStatus::Resolved
+    );
+    f.sink
+        .send(arcs(vec![error("fp-0", "again")]))
+        .await
+        .unwrap();
     let issue = store.issue("fp-0").await.unwrap().unwrap();
-    assert_eq!((issue.status, issue.count, issue.title.as_str()), (IssueStatus::Unresolved, 11, "again"));
+    assert_eq!(
+        (issue.status, issue.count, issue.title.as_str()),
+        (IssueStatus::Unresolved, 11, "again")
+    );
     assert!(store.issue("nope").await.unwrap().is_none());
     f.db.drop_db().await;
 }

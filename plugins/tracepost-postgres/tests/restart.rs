@@ -36,14 +36,19 @@ impl Sink for Recording {
         match self.inner.send(batch.clone()).await {
             Ok(outcome) => {
                 let rejected: HashSet<Uuid> = outcome.rejected.iter().map(|r| r.id).collect();
-                self.acked
-                    .lock()
-                    .unwrap()
-                    .extend(batch.iter().map(|e| e.id).filter(|id| !rejected.contains(id)));
+                self.acked.lock().unwrap().extend(
+                    batch
+                        .iter()
+                        .map(|e| e.id)
+                        .filter(|id| !rejected.contains(id)),
+                );
                 Ok(outcome)
             }
             Err(e) => {
-                self.failures.lock().unwrap().push(format!("{:?}: {}", e.kind(), e.message()));
+                self.failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("{:?}: {}", e.kind(), e.message()));
                 Err(e)
             }
         }
@@ -103,7 +108,11 @@ async fn sink_survives_a_postgres_restart_under_load() {
     let options = SinkOptions::default()
         .queue_capacity(500_000)
         .batch(BatchOptions::new(1000, 4 << 20, Duration::from_millis(20)))
-        .retry(RetryOptions::new(200, Duration::from_millis(50), Duration::from_millis(500)))
+        .retry(RetryOptions::new(
+            200,
+            Duration::from_millis(50),
+            Duration::from_millis(500),
+        ))
         .send_timeout(Duration::from_secs(10));
     let tp = Tracepost::builder()
         .service("restart-test")
@@ -162,14 +171,21 @@ async fn sink_survives_a_postgres_restart_under_load() {
         failures.len(),
         failures.first()
     );
-    assert!(!failures.is_empty(), "the restart should have failed some sends");
+    assert!(
+        !failures.is_empty(),
+        "the restart should have failed some sends"
+    );
     assert!(counts.retried > 0);
     assert_eq!(counts.dropped_total(), 0, "{counts:?}");
 
     let acked = acked.lock().unwrap().clone();
     let acked_set: HashSet<Uuid> = acked.iter().copied().collect();
     let captured: HashSet<Uuid> = ids.iter().copied().collect();
-    assert_eq!(acked_set.len(), captured.len(), "every captured event acknowledged");
+    assert_eq!(
+        acked_set.len(),
+        captured.len(),
+        "every captured event acknowledged"
+    );
     assert_eq!(acked_set, captured);
 
     let c = db.client().await;
@@ -182,9 +198,16 @@ async fn sink_survives_a_postgres_restart_under_load() {
         .unwrap();
     let (rows, distinct): (i64, i64) = (row.get(0), row.get(1));
     assert_eq!(rows, distinct, "no event stored twice");
-    assert_eq!(rows as usize, captured.len(), "every acknowledged event stored");
+    assert_eq!(
+        rows as usize,
+        captured.len(),
+        "every acknowledged event stored"
+    );
     let stored: HashSet<Uuid> = c
-        .query("SELECT id FROM tracepost.events WHERE kind <> 'metric_window'", &[])
+        .query(
+            "SELECT id FROM tracepost.events WHERE kind <> 'metric_window'",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -193,7 +216,11 @@ async fn sink_survives_a_postgres_restart_under_load() {
     assert_eq!(stored, acked_set);
     // Issue counts stayed exact through retries.
     let issues = count(&c, "SELECT sum(count)::bigint FROM tracepost.issues").await;
-    let errors = count(&c, "SELECT count(*) FROM tracepost.events WHERE kind = 'error'").await;
+    let errors = count(
+        &c,
+        "SELECT count(*) FROM tracepost.events WHERE kind = 'error'",
+    )
+    .await;
     assert_eq!(issues, errors);
     db.drop_db().await;
 }

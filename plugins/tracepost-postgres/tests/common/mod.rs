@@ -49,7 +49,10 @@ impl TestDb {
             Ok(c) => c,
             Err(e) => {
                 if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("PostgreSQL is required under CI=true but unreachable at {}: {e}", server_url());
+                    panic!(
+                        "PostgreSQL is required under CI=true but unreachable at {}: {e}",
+                        server_url()
+                    );
                 }
                 eprintln!(
                     "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
@@ -84,7 +87,10 @@ impl TestDb {
         self.dropped = true;
         let client = admin().await.expect("admin connection");
         client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await
             .expect("drop test database");
     }
@@ -236,8 +242,8 @@ pub fn every_kind() -> Vec<Event> {
         out.push(a);
     }
 
-    let mut m = Event::new(Kind::MetricWindow, Level::Info, "GET /health: 10 requests")
-        .with_timestamp(now);
+    let mut m =
+        Event::new(Kind::MetricWindow, Level::Info, "GET /health: 10 requests").with_timestamp(now);
     m.resource.service = "api".into();
     m.metric = Some(MetricWindow {
         start: Timestamp::from_unix_nanos((now_secs() / 60 * 60 - 60) * 1_000_000_000),
