@@ -239,3 +239,30 @@ async fn status_classification() {
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommended_options_batch_by_time_into_few_streams() {
+    let rx = Receiver::start().await;
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(LokiSink::new(rx.url()), LokiSink::sink_options())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    // 40 events over ~200 ms: all within one 1 s linger window, so one push.
+    for i in 0..40 {
+        tp.handle().capture(sample_event(i, now_ns()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(rx.wait_for(40, Duration::from_secs(5)).await);
+    let elapsed = started.elapsed();
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 1, "one push for the whole window");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "{elapsed:?}: sent before the linger"
+    );
+    // 4 label sets (level × kind combinations), one stream each, in that single push.
+    assert_eq!(requests[0].push.as_ref().unwrap().len(), 4);
+    tp.shutdown(Duration::from_secs(5)).await;
+}
