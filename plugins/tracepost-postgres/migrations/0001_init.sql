@@ -36,7 +36,14 @@ CREATE INDEX events_fingerprint_ts ON {schema}.events (fingerprint, timestamp) W
 CREATE INDEX events_trace_id ON {schema}.events (trace_id) WHERE trace_id IS NOT NULL;
 CREATE INDEX events_user_id_ts ON {schema}.events (user_id, timestamp) WHERE user_id IS NOT NULL;
 -- No index on `id` alone: ids are UUIDv7, so a lookup by id also bounds `timestamp` and uses
--- the primary key (see the book for the SQL).
+-- the primary key:
+--   WHERE id = $1 AND timestamp >= {schema}.uuid7_time($1) - interval '1 second'
+--                 AND timestamp <  {schema}.uuid7_time($1) + interval '1 second'
+
+-- The time (ms precision) in the first 48 bits of a UUIDv7.
+CREATE FUNCTION {schema}.uuid7_time(id uuid) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN to_timestamp(('x' || lpad(replace(left(id::text, 13), '-', ''), 16, '0'))::bit(64)::bigint / 1000.0);
 
 -- One row per captured HTTP request (kind `request`, and HTTP errors), linked by event id.
 CREATE TABLE {schema}.request_snapshots (
