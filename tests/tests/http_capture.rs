@@ -356,6 +356,7 @@ async fn a_sink_that_always_fails_never_affects_requests_and_every_drop_is_count
     let _g = subscribe(&tp);
     let app = quickstart::app()
         .merge(tp.metrics_router())
+        .merge(tp.health_router())
         .layer(tp.layer());
     let addr = serve(app).await;
     let start = Instant::now();
@@ -403,6 +404,18 @@ async fn a_sink_that_always_fails_never_affects_requests_and_every_drop_is_count
     assert!(
         full > 0.0 && exhausted > 0.0,
         "queued {queued}, full {full}, exhausted {exhausted}"
+    );
+    let (status, _, health) = http_get(addr, "/health", &[]).await;
+    let health: Value = serde_json::from_slice(&health).unwrap();
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "down");
+    assert_eq!(health["sinks"][0]["name"], "jsonl");
+    assert!(
+        health["sinks"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Not a directory"),
+        "{health}"
     );
     let report = tp.shutdown(Duration::from_secs(5)).await;
     let c = &report.sinks[0].1;

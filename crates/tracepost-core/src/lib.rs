@@ -17,8 +17,9 @@ pub use event::{
     Resource, Timestamp,
 };
 pub use pipeline::{
-    BatchOptions, BuildError, Builder, DropReason, RetryOptions, ShutdownReport, SinkCounts,
-    SinkOptions, Tracepost, TracepostHandle,
+    BatchOptions, BuildError, Builder, DropReason, FsyncPolicy, Health, HealthReport, RetryOptions,
+    ShutdownReport, SinkCounts, SinkHealth, SinkOptions, SpoolFullPolicy, SpoolOptions, Tracepost,
+    TracepostHandle,
 };
 pub use redact::Redactor;
 pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorKind, SinkOutcome};

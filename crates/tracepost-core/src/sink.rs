@@ -39,6 +39,12 @@ pub trait Sink: Send + Sync + 'static {
     /// Delivers one batch. Returns which events (if any) were rejected individually.
     fn send(&self, batch: Batch) -> impl Future<Output = Result<SinkOutcome, SinkError>> + Send;
 
+    /// The queue, batching and retry settings this sink works best with, used by
+    /// `Builder::sink` (`Builder::sink_with` overrides them).
+    fn default_options(&self) -> crate::SinkOptions {
+        crate::SinkOptions::default()
+    }
+
     /// Called once when the pipeline shuts down, after the last batch. Flush buffers here.
     fn shutdown(&self) -> impl Future<Output = Result<(), SinkError>> + Send {
         async { Ok(()) }

@@ -139,7 +139,9 @@ async fn shutdown_returns_by_its_deadline_when_a_sink_hangs() {
         "took {:?}",
         start.elapsed()
     );
-    assert!(!report.completed);
+    // Delivery attempts stop at the deadline (less a margin for spooling), so the workers
+    // finish in time and count what they could not deliver.
+    assert!(report.completed);
     let hang = &report.sinks.iter().find(|(n, _)| n == "hang").unwrap().1;
     assert_eq!(
         hang.dropped(DropReason::Shutdown),

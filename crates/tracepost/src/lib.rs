@@ -2,10 +2,10 @@
 
 pub use tracepost_core::{
     event, fingerprint, metrics, pipeline, redact, scope, sink, trace_context, Batch, BatchOptions,
-    Breadcrumb, BuildError, Builder, CapturedBody, DropReason, ErrorDetail, Event, Kind, Level,
-    MetricWindow, Redactor, Rejection, RequestSnapshot, Resource, RetryOptions, ShutdownReport,
-    Sink, SinkCounts, SinkError, SinkErrorKind, SinkOptions, SinkOutcome, Timestamp, Tracepost,
-    TracepostHandle,
+    Breadcrumb, BuildError, Builder, CapturedBody, DropReason, ErrorDetail, Event, FsyncPolicy,
+    Health, HealthReport, Kind, Level, MetricWindow, Redactor, Rejection, RequestSnapshot,
+    Resource, RetryOptions, ShutdownReport, Sink, SinkCounts, SinkError, SinkErrorKind, SinkHealth,
+    SinkOptions, SinkOutcome, SpoolFullPolicy, SpoolOptions, Timestamp, Tracepost, TracepostHandle,
 };
 
 /// The sinks. The embedded ones ([`Console`](sinks::Console), [`JsonlFile`](sinks::JsonlFile))
@@ -67,6 +67,14 @@ pub trait TracepostLayerExt: AsHandle {
         &self,
     ) -> tracepost_tower::axum_router::Router<S> {
         tracepost_tower::metrics_router(self.as_handle())
+    }
+
+    /// A router serving `GET /health`: each sink's state as JSON; 503 while one is down.
+    #[cfg(feature = "axum")]
+    fn health_router<S: Clone + Send + Sync + 'static>(
+        &self,
+    ) -> tracepost_tower::axum_router::Router<S> {
+        tracepost_tower::health_router(self.as_handle())
     }
 }
 

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .service("quickstart")
         .sink(tracepost::sinks::Console::default())
         .sink(tracepost::sinks::JsonlFile::new(data_dir()))
+        .data_dir(data_dir()) // a disk spool per sink, for what cannot be delivered at once
         .build()?;
     tracing_subscriber::registry()
         .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -54,7 +55,7 @@ fn data_dir() -> String {
 fn print_banner(addr: SocketAddr) {
     println!(
         "\ntracepost quickstart listening on http://{addr}\n\
-         try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n\
+         try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n  curl http://{addr}/health\n\
          events: printed below (stderr) and appended to {}/events-*.ndjson\n",
         data_dir()
     );

@@ -23,3 +23,22 @@ pub fn render_metrics(handle: &TracepostHandle) -> impl IntoResponse {
         handle.render_metrics(),
     )
 }
+
+/// A router serving `GET /health`: each sink's state (`up`, `degraded`, `down`), last error,
+/// queue and spool, as JSON. Answers 503 while any sink is down (events are being spooled
+/// or dropped), 200 otherwise: use it as a readiness or alerting probe, not as a liveness
+/// probe, since restarting the app does not bring a database back.
+pub fn health_router<S: Clone + Send + Sync + 'static>(handle: TracepostHandle) -> Router<S> {
+    Router::new().route(
+        "/health",
+        get(move || async move {
+            let report = handle.health();
+            let status = if report.state == tracepost_core::Health::Down {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                axum::http::StatusCode::OK
+            };
+            (status, axum::Json(report.to_json()))
+        }),
+    )
+}

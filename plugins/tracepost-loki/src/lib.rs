@@ -121,6 +121,10 @@ impl LokiSink {
 }
 
 impl Sink for LokiSink {
+    fn default_options(&self) -> SinkOptions {
+        Self::sink_options()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -13,12 +13,15 @@
 //! ```
 
 mod options;
+mod spool;
 mod stats;
 mod worker;
 
 pub use options::{BatchOptions, RetryOptions, SinkOptions};
-pub use stats::{DropReason, SinkCounts, SinkStats};
+pub use spool::{FsyncPolicy, PushOutcome, Spool, SpoolFullPolicy, SpoolOptions};
+pub use stats::{DropReason, Health, SinkCounts, SinkStats};
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -42,6 +45,16 @@ pub enum BuildError {
     /// Two sinks share a name, which would merge their metrics.
     #[error("two sinks are named {0:?}; sink names label metrics and must be unique")]
     DuplicateSink(String),
+    /// A sink's disk spool could not be opened.
+    #[error("cannot open the spool of sink {sink:?} in {dir}: {error}")]
+    Spool {
+        /// The sink.
+        sink: String,
+        /// The spool directory.
+        dir: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
     /// A setting is out of range.
     #[error("invalid setting `{field}`: {reason}")]
     Invalid {
@@ -52,7 +65,10 @@ pub enum BuildError {
     },
 }
 
-type SpawnFn = Box<dyn FnOnce(watch::Receiver<bool>) -> (SinkSlot, JoinHandle<()>) + Send>;
+type SpawnFn = Box<
+    dyn FnOnce(worker::Closing, Option<&PathBuf>) -> Result<(SinkSlot, JoinHandle<()>), BuildError>
+        + Send,
+>;
 
 /// Configures and starts a [`Tracepost`] pipeline. Created by [`Tracepost::builder`].
 #[must_use = "call .build() to start the pipeline"]
@@ -63,6 +79,7 @@ pub struct Builder {
     sampling: Vec<(Kind, f64)>,
     metric_window: Duration,
     max_routes: usize,
+    data_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -93,7 +110,15 @@ impl Builder {
             sampling: Vec::new(),
             metric_window: Duration::from_secs(60),
             max_routes: 1000,
+            data_dir: None,
         }
+    }
+
+    /// A directory for tracepost's own data: each sink gets a disk spool under
+    /// `spool/<sink name>/` unless its options say `memory_only()` (default: none, memory only).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
     }
 
     /// The service name on every event (default: `$OTEL_SERVICE_NAME`, else `unknown_service`).
@@ -120,26 +145,49 @@ impl Builder {
         self
     }
 
-    /// Adds a sink with the default [`SinkOptions`].
+    /// Adds a sink with its [default options](Sink::default_options).
     pub fn sink<S: Sink>(self, sink: S) -> Self {
-        self.sink_with(sink, SinkOptions::default())
+        let options = sink.default_options();
+        self.sink_with(sink, options)
     }
 
     /// Adds a sink with its own queue, batching and retry settings.
     pub fn sink_with<S: Sink>(mut self, sink: S, options: SinkOptions) -> Self {
         let name = sink.name().to_owned();
         let spawn_name = name.clone();
-        let spawn: SpawnFn = Box::new(move |closing| {
+        let spawn: SpawnFn = Box::new(move |closing, data_dir| {
+            let mut spool_options = options.spool.clone();
+            if spool_options.is_none() && !options.memory_only {
+                spool_options =
+                    data_dir.map(|d| SpoolOptions::new(d.join("spool").join(&spawn_name)));
+            }
+            let spool = match spool_options {
+                Some(o) => {
+                    let dir = o.dir.display().to_string();
+                    let spool = Spool::open(o).map_err(|error| BuildError::Spool {
+                        sink: spawn_name.clone(),
+                        dir,
+                        error,
+                    })?;
+                    Some(worker::SpoolHandle::new(spool))
+                }
+                None => None,
+            };
             let (tx, rx) = mpsc::channel(options.queue_capacity);
-            let stats = Arc::new(SinkStats::new(spawn_name, options.queue_capacity));
+            let stats = Arc::new(SinkStats::new(
+                spawn_name,
+                options.queue_capacity,
+                spool.is_some(),
+            ));
             let task = tokio::spawn(worker::run(
                 Arc::new(sink),
                 options.clone(),
                 rx,
                 stats.clone(),
                 closing,
+                spool,
             ));
-            (SinkSlot { tx, stats, options }, task)
+            Ok((SinkSlot { tx, stats, options }, task))
         });
         self.sinks.push((name, spawn));
         self
@@ -192,12 +240,12 @@ impl Builder {
             });
         }
         let _enter = runtime.enter();
-        let (closing_tx, closing_rx) = watch::channel(false);
+        let (closing_tx, closing_rx) = watch::channel(None);
         let done = Arc::new(Done::default());
         let mut slots = Vec::new();
         let mut workers = Vec::new();
         for (_, spawn) in self.sinks {
-            let (slot, task) = spawn(closing_rx.clone());
+            let (slot, task) = spawn(closing_rx.clone(), self.data_dir.as_ref())?;
             let done = done.clone();
             done.running.fetch_add(1, Ordering::SeqCst);
             workers.push(tokio::spawn(async move {
@@ -237,7 +285,7 @@ struct SinkSlot {
 struct Inner {
     resource: Resource,
     sinks: Vec<SinkSlot>,
-    closing: watch::Sender<bool>,
+    closing: watch::Sender<Option<tokio::time::Instant>>,
     closed: AtomicBool,
     http: Arc<HttpMetrics>,
     redactor: Redactor,
@@ -383,6 +431,29 @@ impl TracepostHandle {
             .collect()
     }
 
+    /// Each sink's state, for a health endpoint.
+    pub fn health(&self) -> HealthReport {
+        let sinks: Vec<SinkHealth> = self
+            .inner
+            .sinks
+            .iter()
+            .map(|s| SinkHealth {
+                name: s.stats.name.clone(),
+                state: s.stats.health(),
+                last_error: s.stats.last_error(),
+                queued_events: s.stats.queue_capacity - s.tx.capacity(),
+                spool_bytes: s.stats.spool_bytes(),
+                oldest_spooled_age: s.stats.spool_oldest_age(),
+            })
+            .collect();
+        let state = sinks
+            .iter()
+            .map(|s| s.state)
+            .max_by_key(|h| *h as u8)
+            .unwrap_or(Health::Up);
+        HealthReport { state, sinks }
+    }
+
     /// True once shutdown has begun.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Relaxed)
@@ -483,6 +554,49 @@ impl std::fmt::Debug for Tracepost {
     }
 }
 
+/// The pipeline's health: the worst state of any sink, and each sink's.
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    /// `down` if any sink is down, else `degraded` if any is, else `up`.
+    pub state: Health,
+    /// Per sink.
+    pub sinks: Vec<SinkHealth>,
+}
+
+impl HealthReport {
+    /// The report as JSON (`{"status": "up", "sinks": [...]}`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": self.state.as_str(),
+            "sinks": self.sinks.iter().map(|s| serde_json::json!({
+                "name": s.name,
+                "state": s.state.as_str(),
+                "last_error": s.last_error,
+                "queued_events": s.queued_events,
+                "spool_bytes": s.spool_bytes,
+                "oldest_spooled_age_seconds": s.oldest_spooled_age.map(|d| d.as_secs()),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// One sink's health.
+#[derive(Debug, Clone)]
+pub struct SinkHealth {
+    /// The sink's name.
+    pub name: String,
+    /// Up, degraded or down.
+    pub state: Health,
+    /// The last delivery error, while failing.
+    pub last_error: Option<String>,
+    /// Events waiting in memory.
+    pub queued_events: usize,
+    /// Bytes waiting in the disk spool.
+    pub spool_bytes: u64,
+    /// Age of the oldest spooled event.
+    pub oldest_spooled_age: Option<Duration>,
+}
+
 /// What [`Tracepost::shutdown`] achieved.
 #[derive(Debug, Clone)]
 pub struct ShutdownReport {
@@ -505,10 +619,13 @@ impl Tracepost {
         self.handle.clone()
     }
 
-    fn begin_close(&mut self) {
+    /// Stops accepting events; deliveries must stop by `deadline` minus a margin kept for
+    /// parking what is left in the spools.
+    fn begin_close(&mut self, deadline: Duration) {
         if self.shut {
             return;
         }
+        let margin = (deadline / 5).min(Duration::from_secs(1));
         self.shut = true;
         if let Some(t) = self.window_task.take() {
             t.abort();
@@ -516,7 +633,11 @@ impl Tracepost {
         // The last, partial metric windows go out before the queues close.
         self.handle.flush_windows_now(SystemTime::now());
         self.handle.inner.closed.store(true, Ordering::SeqCst);
-        let _ = self.handle.inner.closing.send(true);
+        let _ = self
+            .handle
+            .inner
+            .closing
+            .send(Some(tokio::time::Instant::now() + deadline - margin));
     }
 
     /// Stops accepting events, delivers everything queued, and returns by `deadline` even if
@@ -524,7 +645,7 @@ impl Tracepost {
     /// Never blocks a runtime thread.
     pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
-        self.begin_close();
+        self.begin_close(deadline);
         let workers = std::mem::take(&mut self.workers);
         let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
         let completed = tokio::time::timeout(deadline, async {
@@ -551,10 +672,13 @@ impl Tracepost {
     fn count_abandoned(&self) {
         for slot in &self.handle.inner.sinks {
             let c = slot.stats.counts();
-            let settled = c.sent
+            // Spooled events are kept, not lost; replayed ones count in `sent` as well.
+            let settled = (c.sent - c.replayed.min(c.sent))
+                + c.spooled
                 + c.dropped(DropReason::Rejected)
                 + c.dropped(DropReason::RetriesExhausted)
-                + c.dropped(DropReason::Shutdown);
+                + c.dropped(DropReason::Shutdown)
+                + c.dropped(DropReason::SpoolFull);
             let abandoned = c.queued.saturating_sub(settled);
             if abandoned > 0 {
                 tracing::warn!(target: "tracepost::pipeline", sink = %slot.stats.name, abandoned,
@@ -570,8 +694,8 @@ impl Drop for Tracepost {
         if self.shut && self.workers.is_empty() {
             return;
         }
-        self.begin_close();
         let deadline = Duration::from_secs(5);
+        self.begin_close(deadline);
         // Best effort: wait for the workers without ever blocking a current-thread runtime.
         let finished = match tokio::runtime::Handle::try_current() {
             Err(_) => self.done.wait(deadline),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::spool::SpoolOptions;
 use crate::event::{Kind, Level};
 
 /// How one sink's queue, batches and retries behave. `SinkOptions::default()` suits most sinks.
@@ -22,6 +23,11 @@ pub struct SinkOptions {
     pub min_level: Level,
     /// Only these kinds go to the sink (empty: all). Default: all.
     pub kinds: Vec<Kind>,
+    /// The disk spool for what cannot be delivered. Default: none, or the builder's
+    /// `data_dir`, under `spool/<sink name>`.
+    pub spool: Option<SpoolOptions>,
+    /// Turns the spool off for this sink even when the builder has a `data_dir`.
+    pub memory_only: bool,
 }
 
 impl Default for SinkOptions {
@@ -34,6 +40,8 @@ impl Default for SinkOptions {
             send_timeout: Duration::from_secs(30),
             min_level: Level::Trace,
             kinds: Vec::new(),
+            spool: None,
+            memory_only: false,
         }
     }
 }
@@ -78,6 +86,20 @@ impl SinkOptions {
     /// Only sends events of these kinds.
     pub fn kinds(mut self, kinds: impl IntoIterator<Item = Kind>) -> Self {
         self.kinds = kinds.into_iter().collect();
+        self
+    }
+
+    /// Spools undeliverable batches to disk with these settings.
+    pub fn spool(mut self, spool: SpoolOptions) -> Self {
+        self.spool = Some(spool);
+        self.memory_only = false;
+        self
+    }
+
+    /// Never spools: what cannot be delivered is dropped and counted.
+    pub fn memory_only(mut self) -> Self {
+        self.spool = None;
+        self.memory_only = true;
         self
     }
 

@@ -1,6 +1,7 @@
 //! The pipeline's self-metrics, per sink.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -17,8 +18,30 @@ pub enum DropReason {
     RetriesExhausted,
     /// The pipeline was shut down (or its deadline passed) before delivery.
     Shutdown,
-    /// The event was sampled out.
-    Sampled,
+    /// The disk spool was full (or could not be written).
+    SpoolFull,
+}
+
+/// A sink's state, as `/metrics` and the health endpoint report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The last delivery succeeded.
+    Up,
+    /// Retrying a temporary failure.
+    Degraded,
+    /// Deliveries are failing past their retries (events are spooled or dropped).
+    Down,
+}
+
+impl Health {
+    /// The label value: `up`, `degraded` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Degraded => "degraded",
+            Health::Down => "down",
+        }
+    }
 }
 
 impl DropReason {
@@ -27,7 +50,7 @@ impl DropReason {
         DropReason::Rejected,
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
-        DropReason::Sampled,
+        DropReason::SpoolFull,
     ];
 
     /// The label value.
@@ -37,7 +60,7 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Shutdown => "shutdown",
-            DropReason::Sampled => "sampled",
+            DropReason::SpoolFull => "spool_full",
         }
     }
 }
@@ -53,6 +76,15 @@ pub struct SinkStats {
     batch_latency: Histogram,
     pub(crate) queue_capacity: usize,
     last_error: Mutex<Option<String>>,
+    health: AtomicU8,
+    spooled: AtomicU64,
+    replayed: AtomicU64,
+    panics: AtomicU64,
+    spool_bytes: AtomicU64,
+    /// Unix seconds of the oldest spooled event (0: none).
+    spool_oldest: AtomicU64,
+    spool_corrupt: AtomicU64,
+    pub(crate) spool_enabled: bool,
 }
 
 /// A copy of one sink's counters at one moment.
@@ -66,6 +98,12 @@ pub struct SinkCounts {
     pub retried: u64,
     /// Dropped events by reason label.
     pub dropped: Vec<(&'static str, u64)>,
+    /// Events written to the disk spool.
+    pub spooled: u64,
+    /// Spooled events delivered later.
+    pub replayed: u64,
+    /// Panics caught in the sink's code.
+    pub panics: u64,
 }
 
 impl SinkCounts {
@@ -84,7 +122,7 @@ impl SinkCounts {
 }
 
 impl SinkStats {
-    pub(crate) fn new(name: String, queue_capacity: usize) -> Self {
+    pub(crate) fn new(name: String, queue_capacity: usize, spool_enabled: bool) -> Self {
         SinkStats {
             name,
             queued: AtomicU64::new(0),
@@ -94,6 +132,68 @@ impl SinkStats {
             batch_latency: Histogram::new(BATCH_BUCKETS),
             queue_capacity,
             last_error: Mutex::new(None),
+            health: AtomicU8::new(0),
+            spooled: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            spool_bytes: AtomicU64::new(0),
+            spool_oldest: AtomicU64::new(0),
+            spool_corrupt: AtomicU64::new(0),
+            spool_enabled,
+        }
+    }
+
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn set_health(&self, h: Health) {
+        self.health.store(h as u8, Ordering::Relaxed);
+    }
+
+    /// The sink's current state.
+    pub fn health(&self) -> Health {
+        match self.health.load(Ordering::Relaxed) {
+            0 => Health::Up,
+            1 => Health::Degraded,
+            _ => Health::Down,
+        }
+    }
+
+    pub(crate) fn spooled(&self, n: u64) {
+        self.spooled.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn replayed(&self, n: u64) {
+        // `sent` was counted on delivery; this only tells how much of it came from the spool.
+        self.replayed.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn panicked(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn set_spool(&self, bytes: u64, oldest_age: Option<Duration>, corrupt: u64) {
+        self.spool_bytes.store(bytes, Ordering::Relaxed);
+        let oldest = oldest_age
+            .and_then(|age| SystemTime::now().checked_sub(age))
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs().max(1));
+        self.spool_oldest.store(oldest, Ordering::Relaxed);
+        self.spool_corrupt.store(corrupt, Ordering::Relaxed);
+    }
+
+    /// Bytes in the sink's spool.
+    pub fn spool_bytes(&self) -> u64 {
+        self.spool_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Age of the oldest spooled event.
+    pub fn spool_oldest_age(&self) -> Option<Duration> {
+        match self.spool_oldest.load(Ordering::Relaxed) {
+            0 => None,
+            secs => {
+                let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+                Some(SystemTime::now().duration_since(t).unwrap_or_default())
+            }
         }
     }
 
@@ -131,6 +231,9 @@ impl SinkStats {
                 .enumerate()
                 .map(|(i, r)| (r.as_str(), self.dropped[i].load(Ordering::Relaxed)))
                 .collect(),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            panics: self.panics.load(Ordering::Relaxed),
         }
     }
 
@@ -215,6 +318,98 @@ pub(crate) fn render(w: &mut TextWriter, sinks: &[(&SinkStats, usize)]) {
             "tracepost_queue_capacity_events",
             &[("sink", &s.name)],
             s.queue_capacity as f64,
+        );
+    }
+    w.family(
+        "tracepost_sink_health",
+        "gauge",
+        "1 for the sink's current state (up, degraded, down).",
+    );
+    for (s, _) in sinks {
+        let current = s.health();
+        for h in [Health::Up, Health::Degraded, Health::Down] {
+            let v = if h == current { 1.0 } else { 0.0 };
+            w.sample(
+                "tracepost_sink_health",
+                &[("sink", &s.name), ("state", h.as_str())],
+                v,
+            );
+        }
+    }
+    w.family(
+        "tracepost_sink_panics_total",
+        "counter",
+        "Panics caught in a sink's code.",
+    );
+    for (s, _) in sinks {
+        w.sample(
+            "tracepost_sink_panics_total",
+            &[("sink", &s.name)],
+            s.panics.load(Ordering::Relaxed) as f64,
+        );
+    }
+    let spooling: Vec<_> = sinks.iter().filter(|(s, _)| s.spool_enabled).collect();
+    w.family(
+        "tracepost_spool_bytes",
+        "gauge",
+        "Bytes waiting in a sink's disk spool.",
+    );
+    for (s, _) in &spooling {
+        w.sample(
+            "tracepost_spool_bytes",
+            &[("sink", &s.name)],
+            s.spool_bytes() as f64,
+        );
+    }
+    w.family(
+        "tracepost_spool_oldest_event_age_seconds",
+        "gauge",
+        "Age of the oldest event in a sink's spool (0: empty).",
+    );
+    for (s, _) in &spooling {
+        let age = s
+            .spool_oldest_age()
+            .map_or(0.0, |d| d.as_secs_f64().floor());
+        w.sample(
+            "tracepost_spool_oldest_event_age_seconds",
+            &[("sink", &s.name)],
+            age,
+        );
+    }
+    w.family(
+        "tracepost_spool_events_written_total",
+        "counter",
+        "Events written to a sink's spool.",
+    );
+    for (s, _) in &spooling {
+        w.sample(
+            "tracepost_spool_events_written_total",
+            &[("sink", &s.name)],
+            s.spooled.load(Ordering::Relaxed) as f64,
+        );
+    }
+    w.family(
+        "tracepost_spool_events_replayed_total",
+        "counter",
+        "Spooled events delivered.",
+    );
+    for (s, _) in &spooling {
+        w.sample(
+            "tracepost_spool_events_replayed_total",
+            &[("sink", &s.name)],
+            s.replayed.load(Ordering::Relaxed) as f64,
+        );
+    }
+    w.family(
+        "tracepost_spool_corrupt_records_total",
+        "counter",
+        "Damaged spool records found and skipped.",
+    );
+    for (s, _) in &spooling {
+        w.sample(
+            "tracepost_spool_corrupt_records_total",
+            &[("sink", &s.name)],
+            s.spool_corrupt.load(Ordering::Relaxed) as f64,
         );
     }
     w.family(

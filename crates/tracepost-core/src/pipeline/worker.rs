@@ -1,26 +1,99 @@
-//! One worker per sink: collect a batch, deliver it with retries, split it on permanent errors.
+//! One worker per sink: collect a batch, deliver it with retries, split it on permanent errors;
+//! with a spool, park what cannot be delivered on disk and replay it, oldest first.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::options::SinkOptions;
-use super::stats::{DropReason, SinkStats};
+use super::spool::Spool;
+use super::stats::{DropReason, Health, SinkStats};
 use crate::event::Event;
 use crate::sink::{Batch, Sink, SinkError};
+
+/// The closing signal: `None` while running; the instant by which delivery attempts must
+/// stop once shutdown has begun.
+pub(crate) type Closing = watch::Receiver<Option<tokio::time::Instant>>;
+
+/// A spool shared by the collecting worker and the replay task.
+pub(crate) struct SpoolHandle {
+    spool: Arc<parking_lot::Mutex<Spool>>,
+    wake: Notify,
+}
+
+impl SpoolHandle {
+    pub(crate) fn new(spool: Spool) -> Arc<Self> {
+        Arc::new(SpoolHandle {
+            spool: Arc::new(parking_lot::Mutex::new(spool)),
+            wake: Notify::new(),
+        })
+    }
+
+    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Spool) -> T + Send + 'static) -> T {
+        let spool = self.spool.clone();
+        // File I/O stays off the async worker threads.
+        tokio::task::spawn_blocking(move || f(&mut spool.lock()))
+            .await
+            .expect("spool task panicked")
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spool.lock().is_empty()
+    }
+
+    fn update_gauges(&self, stats: &SinkStats) {
+        let s = self.spool.lock();
+        stats.set_spool(s.bytes(), s.oldest_age(), s.corrupt_records);
+    }
+
+    /// Parks a batch on disk; counts what a full spool had to drop.
+    async fn park(&self, batch: Batch, stats: &Arc<SinkStats>) {
+        let n = batch.len() as u64;
+        match self.with(move |s| s.push(&batch)).await {
+            Ok(outcome) => {
+                stats.spooled(n);
+                if outcome.dropped_events > 0 {
+                    tracing::warn!(target: "tracepost::spool", sink = %stats.name, events = outcome.dropped_events,
+                        "spool full; events dropped per the spool's policy");
+                    stats.dropped(DropReason::SpoolFull, outcome.dropped_events);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "tracepost::spool", sink = %stats.name, error = %e, events = n,
+                    "cannot write the spool; events dropped");
+                stats.dropped(DropReason::SpoolFull, n);
+            }
+        }
+        self.update_gauges(stats);
+        self.wake.notify_one();
+    }
+}
 
 pub(crate) async fn run<S: Sink>(
     sink: Arc<S>,
     options: SinkOptions,
     mut rx: mpsc::Receiver<Arc<Event>>,
     stats: Arc<SinkStats>,
-    mut closing: watch::Receiver<bool>,
+    mut closing: Closing,
+    spool: Option<Arc<SpoolHandle>>,
 ) {
     let in_flight = Arc::new(Semaphore::new(options.max_in_flight));
     let mut tasks = JoinSet::new();
-    let mut closed = *closing.borrow();
+    if let Some(spool) = &spool {
+        spool.update_gauges(&stats);
+        tasks.spawn(replay(
+            sink.clone(),
+            options.clone(),
+            stats.clone(),
+            closing.clone(),
+            spool.clone(),
+        ));
+    }
+    let mut closed = closing.borrow().is_some();
     if closed {
         rx.close();
     }
@@ -63,18 +136,28 @@ pub(crate) async fn run<S: Sink>(
                 _ = closing.changed() => { closed = true; rx.close(); }
             }
         }
+        // While older events wait in the spool, newer ones queue up behind them, in order.
+        if let Some(spool) = spool.as_ref().filter(|s| !s.is_empty()) {
+            spool.park(batch, &stats).await;
+            continue;
+        }
         let permit = in_flight
             .clone()
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        tasks.spawn(deliver(
-            sink.clone(),
-            batch,
-            options.clone(),
-            stats.clone(),
-            permit,
-        ));
+        let task = Delivery {
+            sink: sink.clone(),
+            options: options.clone(),
+            stats: stats.clone(),
+            closing: closing.clone(),
+        };
+        let spool = spool.clone();
+        tasks.spawn(async move {
+            let _permit: OwnedSemaphorePermit = permit;
+            let undelivered = task.deliver(batch).await;
+            task.settle(undelivered, spool.as_deref()).await;
+        });
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
@@ -83,72 +166,218 @@ pub(crate) async fn run<S: Sink>(
     }
 }
 
-/// Delivers one batch: retries temporary errors; on a permanent error, splits the batch in
-/// halves until the events the sink refuses are isolated, and drops only those.
-async fn deliver<S: Sink>(
+/// Replays the spool oldest first whenever it holds something, until shutdown.
+async fn replay<S: Sink>(
     sink: Arc<S>,
-    batch: Batch,
     options: SinkOptions,
     stats: Arc<SinkStats>,
-    _permit: OwnedSemaphorePermit,
+    closing: Closing,
+    spool: Arc<SpoolHandle>,
 ) {
-    let started = Instant::now();
-    let mut work = vec![batch];
-    while let Some(batch) = work.pop() {
-        let mut attempt = 0;
-        loop {
-            let result =
-                match tokio::time::timeout(options.send_timeout, sink.send(batch.clone())).await {
-                    Ok(r) => r,
-                    Err(_) => Err(SinkError::temporary(format!(
-                        "send timed out after {:?}",
-                        options.send_timeout
-                    ))),
-                };
-            match result {
-                Ok(outcome) => {
-                    let rejected = outcome.rejected.len() as u64;
-                    for r in &outcome.rejected {
-                        tracing::warn!(target: "tracepost::pipeline", sink = %stats.name, id = %r.id,
-                            reason = %r.reason, detail = %r.detail, "sink rejected an event; dropped");
-                    }
-                    stats.dropped(DropReason::Rejected, rejected);
-                    stats.sent((batch.len() as u64).saturating_sub(rejected));
-                    stats.set_last_error(None);
-                    break;
+    let delivery = Delivery {
+        sink,
+        options,
+        stats: stats.clone(),
+        closing: closing.clone(),
+    };
+    let mut attempt = 0u32;
+    loop {
+        let stop_at = *closing.borrow();
+        if stop_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
+            return;
+        }
+        let next = spool.with(|s| s.peek()).await;
+        let batch = match next {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                spool.update_gauges(&stats);
+                if stop_at.is_some() {
+                    return;
                 }
+                let mut closing = closing.clone();
+                tokio::select! {
+                    _ = spool.wake.notified() => {}
+                    _ = closing.changed() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(target: "tracepost::spool", sink = %stats.name, error = %e, "cannot read the spool");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let n = batch.len() as u64;
+        // One attempt per round (with bisection of permanent failures); the spool is the
+        // durable buffer, so a failing sink is retried with backoff for as long as it takes.
+        match delivery.attempt_all(batch).await {
+            None => {
+                attempt = 0;
+                stats.replayed(n);
+                if let Err(e) = spool.with(|s| s.ack()).await {
+                    tracing::warn!(target: "tracepost::spool", sink = %stats.name, error = %e, "cannot advance the spool");
+                }
+                spool.update_gauges(&stats);
+            }
+            Some((_, error)) => {
+                stats.set_health(Health::Down);
+                stats.retried();
+                let wait = delivery.options.retry.backoff(attempt, error.retry_after());
+                attempt = attempt.saturating_add(1);
+                let sleep = tokio::time::sleep(wait);
+                match stop_at {
+                    Some(t) => {
+                        let _ = tokio::time::timeout_at(t, sleep).await;
+                    }
+                    None => {
+                        let mut closing = closing.clone();
+                        tokio::select! { _ = sleep => {}, _ = closing.changed() => {} }
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Delivery<S> {
+    sink: Arc<S>,
+    options: SinkOptions,
+    stats: Arc<SinkStats>,
+    closing: Closing,
+}
+
+impl<S: Sink> Delivery<S> {
+    /// One send, bounded by the send timeout and the shutdown deadline; a panic in the sink
+    /// is caught and becomes a temporary error.
+    async fn send_once(&self, batch: &Batch) -> Result<crate::sink::SinkOutcome, SinkError> {
+        let mut limit = tokio::time::Instant::now() + self.options.send_timeout;
+        if let Some(stop) = *self.closing.borrow() {
+            limit = limit.min(stop);
+        }
+        let send = AssertUnwindSafe(self.sink.send(batch.clone())).catch_unwind();
+        match tokio::time::timeout_at(limit, send).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                self.stats.panicked();
+                tracing::error!(target: "tracepost::pipeline", sink = %self.stats.name, panic = %message,
+                    "the sink panicked; treated as a temporary failure");
+                Err(SinkError::temporary(format!("sink panicked: {message}")))
+            }
+            Err(_) => Err(SinkError::temporary("send timed out")),
+        }
+    }
+
+    /// Sends `batch` once, splitting on permanent errors. Returns the part that failed
+    /// temporarily (with its error), if any; permanently refused events are counted.
+    async fn attempt_all(&self, batch: Batch) -> Option<(Batch, SinkError)> {
+        let mut work = vec![batch];
+        let mut failed: Option<(Batch, SinkError)> = None;
+        while let Some(batch) = work.pop() {
+            if let Some((rest, _)) = &mut failed {
+                rest.extend(batch);
+                continue;
+            }
+            match self.send_once(&batch).await {
+                Ok(outcome) => self.delivered(&batch, outcome),
                 Err(e) if !e.is_temporary() => {
-                    stats.set_last_error(Some(e.to_string()));
+                    self.stats.set_last_error(Some(e.to_string()));
                     if batch.len() > 1 {
                         let mut first = batch;
                         let second = first.split_off(first.len() / 2);
                         work.push(second);
                         work.push(first);
                     } else {
-                        tracing::warn!(target: "tracepost::pipeline", sink = %stats.name,
+                        tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
                             id = %batch[0].id, error = %e, "sink refused an event permanently; dropped");
-                        stats.dropped(DropReason::Rejected, 1);
+                        self.stats.dropped(DropReason::Rejected, 1);
                     }
-                    break;
                 }
                 Err(e) => {
-                    stats.set_last_error(Some(e.to_string()));
-                    if attempt >= options.retry.max_retries {
-                        tracing::warn!(target: "tracepost::pipeline", sink = %stats.name,
-                            events = batch.len(), attempts = attempt + 1, error = %e,
-                            "giving up on a batch after its retries; dropped");
-                        stats.dropped(DropReason::RetriesExhausted, batch.len() as u64);
-                        break;
-                    }
-                    let wait = options.retry.backoff(attempt, e.retry_after());
-                    tracing::debug!(target: "tracepost::pipeline", sink = %stats.name,
-                        attempt, ?wait, error = %e, "temporary sink error; retrying");
-                    stats.retried();
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
+                    self.stats.set_last_error(Some(e.to_string()));
+                    failed = Some((batch, e));
                 }
             }
         }
+        failed
     }
-    stats.batch_latency(started.elapsed().as_secs_f64());
+
+    fn delivered(&self, batch: &Batch, outcome: crate::sink::SinkOutcome) {
+        let rejected = outcome.rejected.len() as u64;
+        if let Some(first) = outcome.rejected.first() {
+            // One line per batch: a bad batch must not flood the logs.
+            tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name, rejected,
+                first_id = %first.id, reason = %first.reason, detail = %first.detail,
+                "sink rejected events; dropped");
+        }
+        self.stats.dropped(DropReason::Rejected, rejected);
+        self.stats
+            .sent((batch.len() as u64).saturating_sub(rejected));
+        self.stats.set_last_error(None);
+        self.stats.set_health(Health::Up);
+    }
+
+    /// Delivers with retries; returns what is still undelivered when the retries run out or
+    /// the shutdown deadline passes, and which of the two it was.
+    async fn deliver(&self, batch: Batch) -> Option<(Batch, DropReason)> {
+        let started = Instant::now();
+        let mut pending = batch;
+        let mut attempt = 0;
+        let result = loop {
+            match self.attempt_all(pending).await {
+                None => break None,
+                Some((rest, error)) => {
+                    let stop_at = *self.closing.borrow();
+                    let past_deadline = stop_at.is_some_and(|t| tokio::time::Instant::now() >= t);
+                    if attempt >= self.options.retry.max_retries || past_deadline {
+                        tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
+                            events = rest.len(), attempts = attempt + 1, error = %error,
+                            "could not deliver a batch after its retries");
+                        self.stats.set_health(Health::Down);
+                        let reason = if past_deadline {
+                            DropReason::Shutdown
+                        } else {
+                            DropReason::RetriesExhausted
+                        };
+                        break Some((rest, reason));
+                    }
+                    self.stats.set_health(Health::Degraded);
+                    let wait = self.options.retry.backoff(attempt, error.retry_after());
+                    tracing::debug!(target: "tracepost::pipeline", sink = %self.stats.name,
+                        attempt, ?wait, error = %error, "temporary sink error; retrying");
+                    self.stats.retried();
+                    match stop_at {
+                        Some(t) => {
+                            let _ = tokio::time::timeout_at(t, tokio::time::sleep(wait)).await;
+                        }
+                        None => tokio::time::sleep(wait).await,
+                    }
+                    attempt += 1;
+                    pending = rest;
+                }
+            }
+        };
+        self.stats.batch_latency(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// What happens to an undelivered batch: the spool, or a counted drop.
+    async fn settle(&self, undelivered: Option<(Batch, DropReason)>, spool: Option<&SpoolHandle>) {
+        let Some((batch, reason)) = undelivered else {
+            return;
+        };
+        match spool {
+            Some(spool) => spool.park(batch, &self.stats).await,
+            None => {
+                tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name, events = batch.len(),
+                    reason = reason.as_str(), "events dropped");
+                self.stats.dropped(reason, batch.len() as u64);
+            }
+        }
+    }
 }
