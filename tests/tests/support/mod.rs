@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};

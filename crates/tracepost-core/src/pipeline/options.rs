@@ -144,7 +144,7 @@ impl BatchOptions {
 
 /// Exponential backoff with full jitter: attempt `n` waits a random time in
 /// `[0, min(max_backoff, initial × 2ⁿ)]`, or exactly the server's `Retry-After` when given
-/// (capped at `max_backoff`). After `max_retries` retries the batch is given up and counted.
+/// (up to 5 minutes). After `max_retries` retries the batch is given up and counted.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct RetryOptions {
@@ -179,7 +179,8 @@ impl RetryOptions {
     /// The delay before retry number `attempt` (0-based).
     pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(after) = retry_after {
-            return after.min(self.max_backoff);
+            // The server knows best, even past our own cap; but never wait more than 5 min.
+            return after.min(Duration::from_secs(300));
         }
         let ceiling = self
             .initial_backoff

@@ -136,8 +136,13 @@ pub(crate) async fn run<S: Sink>(
                 _ = closing.changed() => { closed = true; rx.close(); }
             }
         }
-        // While older events wait in the spool, newer ones queue up behind them, in order.
-        if let Some(spool) = spool.as_ref().filter(|s| !s.is_empty()) {
+        // While older events wait in the spool, newer ones queue up behind them, in order;
+        // and while the sink is failing, new batches go straight to disk, so the queue keeps
+        // draining and capture never has to drop.
+        if let Some(spool) = spool
+            .as_ref()
+            .filter(|s| !s.is_empty() || stats.health() != Health::Up)
+        {
             spool.park(batch, &stats).await;
             continue;
         }
@@ -151,6 +156,7 @@ pub(crate) async fn run<S: Sink>(
             options: options.clone(),
             stats: stats.clone(),
             closing: closing.clone(),
+            spooled: spool.is_some(),
         };
         let spool = spool.clone();
         tasks.spawn(async move {
@@ -179,6 +185,7 @@ async fn replay<S: Sink>(
         options,
         stats: stats.clone(),
         closing: closing.clone(),
+        spooled: true,
     };
     let mut attempt = 0u32;
     loop {
@@ -245,6 +252,8 @@ struct Delivery<S> {
     options: SinkOptions,
     stats: Arc<SinkStats>,
     closing: Closing,
+    /// Whether undeliverable batches go to a spool.
+    spooled: bool,
 }
 
 impl<S: Sink> Delivery<S> {
@@ -334,7 +343,14 @@ impl<S: Sink> Delivery<S> {
                 Some((rest, error)) => {
                     let stop_at = *self.closing.borrow();
                     let past_deadline = stop_at.is_some_and(|t| tokio::time::Instant::now() >= t);
-                    if attempt >= self.options.retry.max_retries || past_deadline {
+                    // With a spool the durable place to wait is the disk, not a retry loop
+                    // holding memory and a delivery slot: give up early and park the batch.
+                    let max_retries = if self.spooled {
+                        self.options.retry.max_retries.min(2)
+                    } else {
+                        self.options.retry.max_retries
+                    };
+                    if attempt >= max_retries || past_deadline {
                         tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
                             events = rest.len(), attempts = attempt + 1, error = %error,
                             "could not deliver a batch after its retries");
