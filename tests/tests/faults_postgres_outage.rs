@@ -64,9 +64,10 @@ async fn postgres_down_for_a_minute_under_load_loses_and_duplicates_nothing() {
     pg::start_server().await;
     let outage_len = stopped.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let ok = load.ok.load(std::sync::atomic::Ordering::Relaxed);
-    let failed = load.failed.load(std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = (load.ok.clone(), load.failed.clone());
     let latencies = load.finish().await;
+    let ok = ok.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = failed.load(std::sync::atomic::Ordering::Relaxed);
 
     // Wait for the spool to drain, then shut down.
     let drain = Instant::now();

@@ -56,6 +56,26 @@ pub async fn send(
         .unwrap()
 }
 
+/// GET and read the whole body; `None` when the server cannot be reached or the connection
+/// breaks (for load generators, whose server may be killed on purpose).
+pub async fn try_get(addr: SocketAddr, path: &str) -> Option<http::StatusCode> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let res = sender.send_request(req).await.ok()?;
+    let status = res.status();
+    res.into_body().collect().await.ok()?;
+    Some(status)
+}
+
 /// GET and read the whole body.
 pub async fn get(
     addr: SocketAddr,
