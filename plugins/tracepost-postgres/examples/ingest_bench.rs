@@ -27,6 +27,7 @@ struct Args {
     url: String,
     errors_every: usize,
     drop_indexes: Vec<String>,
+    methods: String,
 }
 
 fn args() -> Args {
@@ -37,6 +38,7 @@ fn args() -> Args {
         url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
         errors_every: 10,
         drop_indexes: Vec::new(),
+        methods: "copy,merge,insert".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +49,7 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = value.parse().expect("--concurrency N"),
             "--url" => a.url = value,
             "--errors-every" => a.errors_every = value.parse().expect("--errors-every N"),
+            "--methods" => a.methods = value,
             "--drop-indexes" => a.drop_indexes = value.split(',').map(str::to_owned).collect(),
             other => panic!("unknown flag {other}"),
         }
@@ -257,8 +260,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     admin
         .batch_execute("CREATE DATABASE tracepost_bench")
         .await?;
-    let url = match a.url.rfind('/') {
-        Some(i) => format!("{}/tracepost_bench", &a.url[..i]),
+    // Same server, database `tracepost_bench`, keeping any `?options` of the URL.
+    let (base, params) = a.url.split_once('?').unwrap_or((&a.url, ""));
+    let url = match base.rfind('/') {
+        Some(i) if params.is_empty() => format!("{}/tracepost_bench", &base[..i]),
+        Some(i) => format!("{}/tracepost_bench?{params}", &base[..i]),
         None => a.url.clone(),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -286,15 +292,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "server µs/event"
     );
     let mut results = Vec::new();
-    for (name, method, schema) in [
-        ("binary COPY", IngestMethod::Copy, "bench_copy"),
-        ("COPY + merge", IngestMethod::CopyMerge, "bench_copy_merge"),
+    for (key, name, method, schema) in [
+        ("copy", "binary COPY", IngestMethod::Copy, "bench_copy"),
         (
+            "merge",
+            "COPY + merge",
+            IngestMethod::CopyMerge,
+            "bench_copy_merge",
+        ),
+        (
+            "insert",
             "multi-row INSERT",
             IngestMethod::MultiRowInsert,
             "bench_insert",
         ),
     ] {
+        if !a.methods.split(',').any(|m| m == key) {
+            continue;
+        }
         let sink = PostgresSink::builder(&url)
             .schema(schema)
             .pool_size(a.concurrency + 1)
@@ -335,10 +350,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(stored as usize, a.events, "every event stored");
         results.push(rate);
     }
-    println!(
-        "COPY / multi-row INSERT: {:.2}×   (COPY + merge is the path for redelivered batches)",
-        results[0] / results[2]
-    );
+    if results.len() == 3 {
+        println!(
+            "COPY / multi-row INSERT: {:.2}×   (COPY + merge is the path for redelivered batches)",
+            results[0] / results[2]
+        );
+    }
     admin
         .batch_execute("DROP DATABASE IF EXISTS tracepost_bench WITH (FORCE)")
         .await?;

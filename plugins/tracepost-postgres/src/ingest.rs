@@ -154,10 +154,11 @@ const TYPES: [Type; 50] = {
 };
 
 /// `request_snapshots` columns, and where each comes from in [`COLS`].
-const REQ_COLS: [(&str, usize); 17] = [
+const REQ_COLS: [(&str, usize); 18] = [
     ("event_id", 0),
     ("timestamp", 1),
     ("service", 5),
+    ("user_id", 13),
     ("method", 23),
     ("route", 24),
     ("path", 25),
@@ -252,10 +253,10 @@ pub(crate) fn merge_sql(schema: &str) -> String {
     ON CONFLICT DO NOTHING
     RETURNING id, timestamp, kind, level, service, message, fingerprint, error_type
 ), req AS (
-    INSERT INTO {schema}.request_snapshots (event_id, timestamp, service, method, route, path,
+    INSERT INTO {schema}.request_snapshots (event_id, timestamp, service, user_id, method, route, path,
         query, status, duration_ms, request_bytes, response_bytes, client_address, http_version,
         request_headers, response_headers, request_body, response_body)
-    SELECT s.id, s.timestamp, s.service, s.req_method, s.req_route, s.req_path, s.req_query,
+    SELECT s.id, s.timestamp, s.service, s.user_id, s.req_method, s.req_route, s.req_path, s.req_query,
         s.req_status, s.req_duration_ms, s.req_request_bytes, s.req_response_bytes,
         s.req_client_address, s.req_http_version, s.req_request_headers, s.req_response_headers,
         s.req_request_body, s.req_response_body

@@ -38,7 +38,7 @@ pub struct EventFilter {
     pub fingerprint: Option<String>,
     /// This trace id.
     pub trace_id: Option<String>,
-    /// This user id.
+    /// This user id (not indexed on `events`: combine it with a time range).
     pub user_id: Option<String>,
     /// This request id.
     pub request_id: Option<String>,
