@@ -101,6 +101,33 @@ pub struct RetentionReport {
     pub deleted_issues: u64,
 }
 
+/// A pooled connection that goes back to the pool only when [`Exclusive::done`] is called:
+/// if the future using it is cancelled (a send timeout) or fails midway — inside a
+/// transaction, holding an advisory lock — the connection is closed instead, which makes the
+/// server roll back and release everything.
+pub(crate) struct Exclusive(Option<deadpool_postgres::Client>);
+
+impl Exclusive {
+    pub fn done(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl std::ops::Deref for Exclusive {
+    type Target = deadpool_postgres::Client;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("connection present until done")
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 pub(crate) fn lock_key(purpose: &str, schema: &str) -> i64 {
     // FNV-1a, 64 bit: stable across builds and processes.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -164,12 +191,16 @@ impl PgStore {
         Ok(self.inner.pool.get().await?)
     }
 
+    pub(crate) async fn exclusive(&self) -> Result<Exclusive, PgError> {
+        Ok(Exclusive(Some(self.inner.pool.get().await?)))
+    }
+
     /// Applies the embedded migrations that are not applied yet, under an advisory lock so
     /// that several instances starting at once apply each migration exactly once. Returns
     /// the versions applied now.
     pub async fn migrate(&self) -> Result<Vec<i32>, PgError> {
         let s = &self.inner.schema;
-        let client = self.client().await?;
+        let client = self.exclusive().await?;
         let key = lock_key("migrate", s);
         client
             .execute("SELECT pg_advisory_lock($1)", &[&key])
@@ -215,9 +246,12 @@ impl PgStore {
             Ok(applied)
         }
         .await;
-        let _ = client
+        let unlocked = client
             .execute("SELECT pg_advisory_unlock($1)", &[&key])
             .await;
+        if result.is_ok() && unlocked.is_ok() {
+            client.done();
+        }
         result
     }
 
@@ -286,7 +320,7 @@ impl PgStore {
             return Ok(());
         }
         let s = &self.inner.schema;
-        let client = self.client().await?;
+        let client = self.exclusive().await?;
         client.batch_execute("BEGIN").await?;
         let result: Result<HashSet<i64>, PgError> = async {
             client
@@ -328,12 +362,11 @@ impl PgStore {
                     .unwrap_or_else(|e| e.into_inner());
                 known.extend(existing);
                 known.extend(missing);
+                drop(known);
+                client.done();
                 Ok(())
             }
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
+            Err(e) => Err(e), // dropping `client` closes it: the server rolls back
         }
     }
 
@@ -350,7 +383,7 @@ impl PgStore {
     pub async fn retain(&self, max_age: Duration) -> Result<RetentionReport, PgError> {
         let cutoff = now_micros() - i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX / 2);
         let s = &self.inner.schema;
-        let client = self.client().await?;
+        let client = self.exclusive().await?;
         let mut report = RetentionReport::default();
         for table in PARTITIONED {
             for name in self.list_partitions(&client, table).await? {
@@ -373,10 +406,7 @@ impl PgStore {
                         .await
                 }
                 .await;
-                if let Err(e) = dropped {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    return Err(e.into());
-                }
+                dropped?; // on error, dropping `client` closes it and the server rolls back
                 self.inner
                     .known_days
                     .lock()
@@ -394,6 +424,7 @@ impl PgStore {
                 &[&cutoff_ts],
             )
             .await?;
+        client.done();
         Ok(report)
     }
 
@@ -416,7 +447,7 @@ impl PgStore {
         days.sort_unstable();
         days.dedup();
         self.ensure_days(&days).await?;
-        let client = self.client().await?;
+        let client = self.exclusive().await?;
         let result = ingest::write_splitting(&client, &self.inner.statements, method, &rows).await;
         let stats = &self.inner.stats;
         match result {
@@ -442,6 +473,7 @@ impl PgStore {
                         *by_reason.entry(rej.reason.to_string()).or_default() += 1;
                     }
                 }
+                client.done();
                 Ok(WriteReport {
                     inserted: r.written.events,
                     duplicates,
@@ -456,11 +488,9 @@ impl PgStore {
                 Err(PgError::Postgres(e))
             }
             Err(BatchFailure::Encode(e)) => Err(PgError::Config(format!("encoding rows: {e}"))),
+            // A failed batch closes its connection (`client` is not `done`): the pool makes
+            // a new one, so no half-finished state is ever reused.
             Err(BatchFailure::Temporary(e)) | Err(BatchFailure::Permanent(e)) => {
-                if client.is_closed() {
-                    // Don't hand a dead connection back; the pool makes a new one.
-                    drop(deadpool_postgres::Object::take(client));
-                }
                 Err(PgError::Postgres(e))
             }
         }

@@ -497,3 +497,48 @@ async fn through_the_tracepost_pipeline() {
     assert!(issues.iter().all(|i| i.count == 100), "{issues:?}");
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_cancelled_send_leaves_no_open_transaction() {
+    let db = db!("cancel");
+    let sink = PostgresSink::builder(&db.url)
+        .pool_size(2)
+        .connect()
+        .await
+        .unwrap();
+    let batch = arcs((0..20_000).map(|i| log(&format!("line {i}"))).collect());
+    // Cancel sends at various points: before, during and after the COPY.
+    for ms in [1u64, 3, 10, 30, 60] {
+        let _ = tokio::time::timeout(Duration::from_millis(ms), sink.send(batch.clone())).await;
+    }
+    let c = db.client().await;
+    let mut open: i64 = -1;
+    for _ in 0..50 {
+        open = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        open, 0,
+        "a cancelled send must not leave a transaction open"
+    );
+    // The pool still works, and the batch ends up stored exactly once.
+    let outcome = sink.send(batch.clone()).await.unwrap();
+    assert!(outcome.rejected.is_empty());
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.events").await,
+        20_000
+    );
+    drop(sink);
+    db.drop_db().await;
+}
