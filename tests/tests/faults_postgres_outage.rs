@@ -17,6 +17,9 @@ use tracepost::{BatchOptions, RetryOptions, SinkOptions, Tracepost};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_for_a_minute_under_load_loses_and_duplicates_nothing() {
+    if !pg::may_stop_server("outage") {
+        return;
+    }
     let Some(url) = pg::create_db("outage").await else {
         return;
     };
@@ -109,7 +112,7 @@ async fn postgres_down_for_a_minute_under_load_loses_and_duplicates_nothing() {
         "every accepted event is in the table"
     );
     assert!(
-        ok as u64 <= c.queued + 1 && c.queued <= ok + 8,
+        ok <= c.queued + 1 && c.queued <= ok + 8,
         "one event per answered request"
     );
 }

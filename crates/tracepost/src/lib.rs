@@ -12,6 +12,18 @@ pub use tracepost_core::{
 /// need no external service; the others come with their features.
 pub mod sinks {
     pub use tracepost_core::sinks::*;
+
+    /// The Postgres sink (feature `postgres`): see the `tracepost-postgres` crate.
+    #[cfg(feature = "postgres")]
+    pub mod postgres {
+        pub use tracepost_postgres::*;
+    }
+
+    /// The Grafana Loki sink (feature `loki`): see the `tracepost-loki` crate.
+    #[cfg(feature = "loki")]
+    pub mod loki {
+        pub use tracepost_loki::*;
+    }
 }
 
 /// The tower/axum layer (features `axum` or `tower`).

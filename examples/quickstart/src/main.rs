@@ -14,12 +14,21 @@ use tracing_subscriber::EnvFilter;
 // ANCHOR: main
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let tp = tracepost::Tracepost::builder()
+    let mut builder = tracepost::Tracepost::builder()
         .service("quickstart")
         .sink(tracepost::sinks::Console::default())
         .sink(tracepost::sinks::JsonlFile::new(data_dir()))
-        .data_dir(data_dir()) // a disk spool per sink, for what cannot be delivered at once
-        .build()?;
+        .data_dir(data_dir()); // a disk spool per sink, for what cannot be delivered at once
+                               // The external sinks join when their service is configured (as in docker-compose.yml).
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        builder = builder.sink(tracepost::sinks::postgres::PostgresSink::connect(&url).await?);
+    }
+    if let Ok(url) = std::env::var("LOKI_URL") {
+        builder = builder.sink(tracepost::sinks::loki::LokiSink::with_config(
+            tracepost::sinks::loki::LokiConfig::new(url),
+        )?);
+    }
+    let tp = builder.build()?;
     tracing_subscriber::registry()
         .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with(tracing_subscriber::fmt::layer())

@@ -15,6 +15,18 @@ pub async fn client(url: &str) -> Option<tokio_postgres::Client> {
     Some(c)
 }
 
+/// Whether this run may stop and start the machine's PostgreSQL: under `CI=true`, or when a
+/// developer opts in with `TRACEPOST_FAULT_TESTS=1`. Otherwise the test is skipped loudly, so
+/// that `cargo test` never takes down a developer's database.
+pub fn may_stop_server(tag: &str) -> bool {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let opted_in = std::env::var("TRACEPOST_FAULT_TESTS").as_deref() == Ok("1");
+    if !(ci || opted_in) {
+        eprintln!("!!! SKIPPING {tag}: it stops the local PostgreSQL; run with TRACEPOST_FAULT_TESTS=1 (CI always does)");
+    }
+    ci || opted_in
+}
+
 /// A fresh database (its URL), or `None` outside CI when no server runs.
 pub async fn create_db(tag: &str) -> Option<String> {
     let Some(admin) = client(ADMIN_URL).await else {
