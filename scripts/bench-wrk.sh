@@ -14,7 +14,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/bench-server"
 pin_server=(); pin_wrk=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin_server=(taskset -c 0); pin_wrk=(taskset -c 1); fi
 
-declare -A results
+declare -A results cpu
 port=3190
 for round in $(seq 1 "$rounds"); do
   for mode in bare tracepost tower-http; do
@@ -23,10 +23,19 @@ for round in $(seq 1 "$rounds"); do
     pid=$!
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.05; done
     "${pin_wrk[@]}" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$port$path" >/dev/null  # warm-up
-    rps=$("${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$port$path" | awk '/Requests\/sec/ {print $2}')
+    # The server's own CPU time per request (utime+stime from /proc), which other load on
+    # the machine disturbs far less than req/s.
+    cpu_before=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    out=$("${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$port$path")
+    cpu_after=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    total=$(echo "$out" | awk '/requests in/ {print $1}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    us=$(awk -v c=$((cpu_after - cpu_before)) -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", c / hz / n * 1e6 }')
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
     results[$mode]="${results[$mode]:-} $rps"
-    printf 'round %d %-10s %10.0f req/s\n' "$round" "$mode" "$rps"
+    cpu[$mode]="${cpu[$mode]:-} $us"
+    printf 'round %d %-10s %10.0f req/s  p99 %8s  server CPU %6s us/request\n' "$round" "$mode" "$rps" "$p99" "$us"
   done
 done
 
@@ -37,3 +46,5 @@ peer=$(echo "${results[tower-http]}" | median)
 echo
 printf 'median req/s: bare %.0f | tracepost %.0f | tower-http TraceLayer %.0f\n' "$bare" "$tp" "$peer"
 awk -v b="$bare" -v t="$tp" -v p="$peer" 'BEGIN { printf "ratio tracepost/bare = %.3f   tower-http/bare = %.3f   tracepost/tower-http = %.3f\n", t/b, p/b, t/p }'
+cb=$(echo "${cpu[bare]}" | median); ct=$(echo "${cpu[tracepost]}" | median); cp=$(echo "${cpu[tower-http]}" | median)
+awk -v b="$cb" -v t="$ct" -v p="$cp" 'BEGIN { printf "median server CPU per request: bare %.2f us | tracepost %.2f us (+%.2f) | tower-http %.2f us (+%.2f); CPU-bound ratio bare/tracepost = %.3f\n", b, t, t-b, p, p-b, b/t }'
