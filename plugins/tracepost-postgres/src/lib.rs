@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tracepost_core::{Batch, Sink, SinkError, SinkOutcome};
+use tracepost_core::{Batch, BatchOptions, Sink, SinkError, SinkOptions, SinkOutcome};
 
 pub use error::PgError;
 pub use ingest::IngestMethod;
@@ -107,6 +107,16 @@ impl PostgresSink {
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Pipeline options that suit this sink: batches of up to 5 000 events (8 MiB), sent
+    /// within 200 ms, two in flight — binary COPY gets faster with bigger batches. Use with
+    /// `Tracepost::builder().sink_with(sink, PostgresSink::sink_options())`.
+    pub fn sink_options() -> SinkOptions {
+        SinkOptions::default()
+            .batch(BatchOptions::new(5000, 8 << 20, Duration::from_millis(200)))
+            .max_in_flight(2)
+            .queue_capacity(50_000)
     }
 
     /// The store behind the sink, for queries, retention and API keys.
