@@ -37,7 +37,8 @@ impl Histogram {
     /// Records one observation.
     pub fn record(&self, value: f64) {
         // Non-cumulative per bucket; made cumulative when rendered.
-        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+        let i = self.bounds.partition_point(|b| *b < value);
+        if i < self.bounds.len() {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);

@@ -102,6 +102,12 @@ impl Sink for Console {
         "console"
     }
 
+    /// WARN and above: errors, panics and slow requests. The application's own log output
+    /// already shows its INFO lines; `sink_with` overrides this.
+    fn default_options(&self) -> crate::SinkOptions {
+        crate::SinkOptions::default().min_level(crate::Level::Warn)
+    }
+
     async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
         let mut out = String::new();
         for e in batch
