@@ -152,6 +152,17 @@ impl SinkStats {
         self.health.store(h as u8, Ordering::Relaxed);
     }
 
+    /// A delivery is being retried: `up` becomes `degraded`; `down` stays down until a
+    /// delivery succeeds.
+    pub(crate) fn mark_retrying(&self) {
+        let _ = self.health.compare_exchange(
+            Health::Up as u8,
+            Health::Degraded as u8,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
     /// The sink's current state.
     pub fn health(&self) -> Health {
         match self.health.load(Ordering::Relaxed) {
@@ -243,44 +254,101 @@ impl SinkStats {
     }
 }
 
-/// Writes the self-metrics of every sink; `depths` gives each sink's current queue length.
+/// Writes the self-metrics of every sink; `sinks` pairs each with its current queue length.
 pub(crate) fn render(w: &mut TextWriter, sinks: &[(&SinkStats, usize)]) {
-    w.family(
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+    // One family with one sample per sink (per spooling sink when `spool_only`).
+    let mut family = |name: &str,
+                      kind: &str,
+                      help: &str,
+                      spool_only: bool,
+                      value: &dyn Fn(&SinkStats, usize) -> f64| {
+        w.family(name, kind, help);
+        for (s, depth) in sinks.iter().filter(|(s, _)| !spool_only || s.spool_enabled) {
+            w.sample(name, &[("sink", &s.name)], value(s, *depth));
+        }
+    };
+    family(
         "tracepost_events_queued_total",
         "counter",
         "Events accepted into a sink's queue.",
+        false,
+        &|s, _| load(&s.queued),
     );
-    for (s, _) in sinks {
-        w.sample(
-            "tracepost_events_queued_total",
-            &[("sink", &s.name)],
-            s.queued.load(Ordering::Relaxed) as f64,
-        );
-    }
-    w.family(
+    family(
         "tracepost_events_sent_total",
         "counter",
         "Events a sink confirmed as delivered.",
+        false,
+        &|s, _| load(&s.sent),
     );
-    for (s, _) in sinks {
-        w.sample(
-            "tracepost_events_sent_total",
-            &[("sink", &s.name)],
-            s.sent.load(Ordering::Relaxed) as f64,
-        );
-    }
-    w.family(
+    family(
         "tracepost_batches_retried_total",
         "counter",
         "Batch deliveries retried after a temporary error.",
+        false,
+        &|s, _| load(&s.retried),
     );
-    for (s, _) in sinks {
-        w.sample(
-            "tracepost_batches_retried_total",
-            &[("sink", &s.name)],
-            s.retried.load(Ordering::Relaxed) as f64,
-        );
-    }
+    family(
+        "tracepost_queue_events",
+        "gauge",
+        "Events waiting in a sink's queue.",
+        false,
+        &|_, depth| depth as f64,
+    );
+    family(
+        "tracepost_queue_capacity_events",
+        "gauge",
+        "Capacity of a sink's queue.",
+        false,
+        &|s, _| s.queue_capacity as f64,
+    );
+    family(
+        "tracepost_sink_panics_total",
+        "counter",
+        "Panics caught in a sink's code.",
+        false,
+        &|s, _| load(&s.panics),
+    );
+    family(
+        "tracepost_spool_bytes",
+        "gauge",
+        "Bytes waiting in a sink's disk spool.",
+        true,
+        &|s, _| s.spool_bytes() as f64,
+    );
+    family(
+        "tracepost_spool_oldest_event_age_seconds",
+        "gauge",
+        "Age of the oldest event in a sink's spool (0: empty).",
+        true,
+        &|s, _| {
+            s.spool_oldest_age()
+                .map_or(0.0, |d| d.as_secs_f64().floor())
+        },
+    );
+    family(
+        "tracepost_spool_events_written_total",
+        "counter",
+        "Events written to a sink's spool.",
+        true,
+        &|s, _| load(&s.spooled),
+    );
+    family(
+        "tracepost_spool_events_replayed_total",
+        "counter",
+        "Spooled events delivered.",
+        true,
+        &|s, _| load(&s.replayed),
+    );
+    family(
+        "tracepost_spool_corrupt_records_total",
+        "counter",
+        "Damaged spool records found and skipped.",
+        true,
+        &|s, _| load(&s.spool_corrupt),
+    );
+
     w.family(
         "tracepost_events_dropped_total",
         "counter",
@@ -288,37 +356,12 @@ pub(crate) fn render(w: &mut TextWriter, sinks: &[(&SinkStats, usize)]) {
     );
     for (s, _) in sinks {
         for (i, r) in DropReason::ALL.iter().enumerate() {
-            let n = s.dropped[i].load(Ordering::Relaxed) as f64;
             w.sample(
                 "tracepost_events_dropped_total",
                 &[("sink", &s.name), ("reason", r.as_str())],
-                n,
+                load(&s.dropped[i]),
             );
         }
-    }
-    w.family(
-        "tracepost_queue_events",
-        "gauge",
-        "Events waiting in a sink's queue.",
-    );
-    for (s, depth) in sinks {
-        w.sample(
-            "tracepost_queue_events",
-            &[("sink", &s.name)],
-            *depth as f64,
-        );
-    }
-    w.family(
-        "tracepost_queue_capacity_events",
-        "gauge",
-        "Capacity of a sink's queue.",
-    );
-    for (s, _) in sinks {
-        w.sample(
-            "tracepost_queue_capacity_events",
-            &[("sink", &s.name)],
-            s.queue_capacity as f64,
-        );
     }
     w.family(
         "tracepost_sink_health",
@@ -335,82 +378,6 @@ pub(crate) fn render(w: &mut TextWriter, sinks: &[(&SinkStats, usize)]) {
                 v,
             );
         }
-    }
-    w.family(
-        "tracepost_sink_panics_total",
-        "counter",
-        "Panics caught in a sink's code.",
-    );
-    for (s, _) in sinks {
-        w.sample(
-            "tracepost_sink_panics_total",
-            &[("sink", &s.name)],
-            s.panics.load(Ordering::Relaxed) as f64,
-        );
-    }
-    let spooling: Vec<_> = sinks.iter().filter(|(s, _)| s.spool_enabled).collect();
-    w.family(
-        "tracepost_spool_bytes",
-        "gauge",
-        "Bytes waiting in a sink's disk spool.",
-    );
-    for (s, _) in &spooling {
-        w.sample(
-            "tracepost_spool_bytes",
-            &[("sink", &s.name)],
-            s.spool_bytes() as f64,
-        );
-    }
-    w.family(
-        "tracepost_spool_oldest_event_age_seconds",
-        "gauge",
-        "Age of the oldest event in a sink's spool (0: empty).",
-    );
-    for (s, _) in &spooling {
-        let age = s
-            .spool_oldest_age()
-            .map_or(0.0, |d| d.as_secs_f64().floor());
-        w.sample(
-            "tracepost_spool_oldest_event_age_seconds",
-            &[("sink", &s.name)],
-            age,
-        );
-    }
-    w.family(
-        "tracepost_spool_events_written_total",
-        "counter",
-        "Events written to a sink's spool.",
-    );
-    for (s, _) in &spooling {
-        w.sample(
-            "tracepost_spool_events_written_total",
-            &[("sink", &s.name)],
-            s.spooled.load(Ordering::Relaxed) as f64,
-        );
-    }
-    w.family(
-        "tracepost_spool_events_replayed_total",
-        "counter",
-        "Spooled events delivered.",
-    );
-    for (s, _) in &spooling {
-        w.sample(
-            "tracepost_spool_events_replayed_total",
-            &[("sink", &s.name)],
-            s.replayed.load(Ordering::Relaxed) as f64,
-        );
-    }
-    w.family(
-        "tracepost_spool_corrupt_records_total",
-        "counter",
-        "Damaged spool records found and skipped.",
-    );
-    for (s, _) in &spooling {
-        w.sample(
-            "tracepost_spool_corrupt_records_total",
-            &[("sink", &s.name)],
-            s.spool_corrupt.load(Ordering::Relaxed) as f64,
-        );
     }
     w.family(
         "tracepost_batch_duration_seconds",

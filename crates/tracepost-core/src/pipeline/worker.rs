@@ -362,7 +362,7 @@ impl<S: Sink> Delivery<S> {
                         };
                         break Some((rest, reason));
                     }
-                    self.stats.set_health(Health::Degraded);
+                    self.stats.mark_retrying();
                     let wait = self.options.retry.backoff(attempt, error.retry_after());
                     tracing::debug!(target: "tracepost::pipeline", sink = %self.stats.name,
                         attempt, ?wait, error = %error, "temporary sink error; retrying");
