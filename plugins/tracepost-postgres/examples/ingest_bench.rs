@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracepost_core::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Timestamp};
+use tracepost_core::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Timestamp, Tracepost};
 use tracepost_postgres::{IngestMethod, PgStore, PostgresSink};
 
 struct Args {
@@ -38,7 +38,7 @@ fn args() -> Args {
         url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
         errors_every: 10,
         drop_indexes: Vec::new(),
-        methods: "copy,merge,insert".into(),
+        methods: "copy,merge,insert,pipeline".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -205,34 +205,13 @@ fn machine_ticks() -> u64 {
     f.iter().take(8).sum::<u64>() - f.get(3).copied().unwrap_or(0) - f.get(4).copied().unwrap_or(0)
 }
 
-async fn run(
-    store: &PgStore,
-    batches: &[Vec<Arc<Event>>],
-    method: IngestMethod,
-    concurrency: usize,
-) -> Run {
+async fn measure(work: impl std::future::Future<Output = ()>) -> Run {
     let tck = clock_ticks();
     let server0 = postgres_ticks();
     let client0 = proc_ticks("self").unwrap_or(0);
     let machine0 = machine_ticks();
     let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let batches = Arc::new(batches.to_vec());
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (store, next, batches) = (store.clone(), next.clone(), batches.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(batch) = batches.get(i) else { break };
-                let r = store.write_with(batch, method).await.expect("write");
-                assert!(r.rejected.is_empty());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    work.await;
     let secs = started.elapsed().as_secs_f64();
     let server1 = postgres_ticks();
     let server: u64 = server1
@@ -247,6 +226,56 @@ async fn run(
         client_cpu: client as f64 / tck,
         machine_cpu: machine as f64 / tck,
     }
+}
+
+/// `concurrency` writers calling the store directly, batch after batch.
+async fn run(
+    store: &PgStore,
+    batches: &[Vec<Arc<Event>>],
+    method: IngestMethod,
+    concurrency: usize,
+) -> Run {
+    let next = Arc::new(AtomicUsize::new(0));
+    let batches = Arc::new(batches.to_vec());
+    measure(async {
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (store, next, batches) = (store.clone(), next.clone(), batches.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(batch) = batches.get(i) else { break };
+                    let r = store.write_with(batch, method).await.expect("write");
+                    assert!(r.rejected.is_empty());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await
+}
+
+/// Through the tracepost pipeline: capture every event, then shut down (which waits until
+/// everything is delivered), with `PostgresSink::sink_options()`.
+async fn run_pipeline(sink: PostgresSink, events: Vec<Event>) -> Run {
+    let n = events.len();
+    measure(async move {
+        let tp = Tracepost::builder()
+            .service("shop-api")
+            .sink_with(sink, PostgresSink::sink_options().queue_capacity(n + 1000))
+            .build()
+            .expect("pipeline");
+        let handle = tp.handle();
+        for e in events {
+            handle.capture(e);
+        }
+        let report = tp.shutdown(Duration::from_secs(600)).await;
+        assert!(report.completed, "{report:?}");
+        assert_eq!(report.sinks[0].1.sent as usize, n, "{report:?}");
+    })
+    .await
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -306,6 +335,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             IngestMethod::MultiRowInsert,
             "bench_insert",
         ),
+        (
+            "pipeline",
+            "COPY via pipeline",
+            IngestMethod::Copy,
+            "bench_pipeline",
+        ),
     ] {
         if !a.methods.split(',').any(|m| m == key) {
             continue;
@@ -325,8 +360,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
         }
         // Warm up: connections, prepared statements, partitions.
-        sink.store().write_with(&batches[0][..10], method).await?;
-        let r = run(sink.store(), &batches, method, a.concurrency).await;
+        let warm_up = Arc::new(Event::new(Kind::Log, Level::Info, "warm-up"));
+        sink.store().write_with(&[warm_up], method).await?;
+        let store = sink.store().clone();
+        let r = if key == "pipeline" {
+            // Owned copies made before the clock starts; capture takes events by value.
+            let owned: Vec<Event> = events.iter().map(|e| (**e).clone()).collect();
+            run_pipeline(sink, owned).await
+        } else {
+            let r = run(&store, &batches, method, a.concurrency).await;
+            drop(sink);
+            r
+        };
         let rate = a.events as f64 / r.secs;
         println!(
             "{:<18} {:>8.2} {:>10.0} {:>10.2} cores ({:>3.0}% of machine) {:>5.2} cores {:>10.2} cores {:>15.1}",
@@ -339,18 +384,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ((r.machine_cpu - r.server_cpu - r.client_cpu) / r.secs).max(0.0),
             r.server_cpu * 1e6 / a.events as f64,
         );
-        let stored: i64 = sink
-            .store()
+        let stored: i64 = store
             .pool()
             .get()
             .await?
             .query_one(&format!("SELECT count(*) FROM {schema}.events"), &[])
             .await?
             .get(0);
-        assert_eq!(stored as usize, a.events, "every event stored");
+        assert_eq!(stored as usize, a.events + 1, "every event stored");
         results.push(rate);
     }
-    if results.len() == 3 {
+    if results.len() >= 3 {
         println!(
             "COPY / multi-row INSERT: {:.2}×   (COPY + merge is the path for redelivered batches)",
             results[0] / results[2]
