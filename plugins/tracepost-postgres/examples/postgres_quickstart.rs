@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tp = Tracepost::builder()
         .service("checkout")
         .environment("dev")
-        .sink_with(sink, PostgresSink::sink_options()) // batches of up to 5 000 events
+        .sink(sink) // with PostgresSink::sink_options(): batches of up to 5 000 events
         .build()?;
     // ANCHOR_END: setup
 

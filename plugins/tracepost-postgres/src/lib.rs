@@ -110,8 +110,9 @@ impl PostgresSink {
     }
 
     /// Pipeline options that suit this sink: batches of up to 5 000 events (8 MiB), sent
-    /// within 200 ms, two in flight — binary COPY gets faster with bigger batches. Use with
-    /// `Tracepost::builder().sink_with(sink, PostgresSink::sink_options())`.
+    /// within 200 ms, two in flight — binary COPY gets faster with bigger batches.
+    /// `Tracepost::builder().sink(sink)` uses them; start from them to change some with
+    /// `sink_with(sink, PostgresSink::sink_options().…)`.
     pub fn sink_options() -> SinkOptions {
         SinkOptions::default()
             .batch(BatchOptions::new(5000, 8 << 20, Duration::from_millis(200)))
@@ -138,6 +139,10 @@ impl PostgresSink {
 impl Sink for PostgresSink {
     fn name(&self) -> &str {
         "postgres"
+    }
+
+    fn default_options(&self) -> SinkOptions {
+        Self::sink_options()
     }
 
     async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
