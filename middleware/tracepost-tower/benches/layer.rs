@@ -1,5 +1,6 @@
-//! The capture hot path: one request through `TracepostLayer` (metrics, trace context,
-//! request id, body tee, finish) against the same service without it, in the same run.
+//! The capture hot path: one request through an axum `Router` with `TracepostLayer` (route
+//! from `MatchedPath`, metrics, trace context, request id, body tee, finish) against the same
+//! router without it, in the same run.
 //!
 //! Run: `cargo bench -p tracepost-tower --bench layer`
 //! Also prints heap allocations per request, counted by a wrapping global allocator.
@@ -14,8 +15,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use tower::{Layer, Service, ServiceExt};
+use http_body_util::BodyExt;
+use tower::{Service, ServiceExt};
 use tracepost_core::{Batch, Sink, SinkError, SinkOutcome, Tracepost};
 use tracepost_tower::TracepostLayer;
 use tracing_subscriber::prelude::*;
@@ -60,26 +61,28 @@ impl Sink for Discard {
     }
 }
 
-async fn handler<B>(_req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(
-        b"{\"id\":7,\"name\":\"ann\"}",
-    ))))
+async fn user() -> &'static str {
+    "{\"id\":7,\"name\":\"ann\"}"
 }
 
-fn request() -> Request<Full<Bytes>> {
+fn router() -> axum::Router {
+    axum::Router::new().route("/users/{id}", axum::routing::get(user))
+}
+
+fn request() -> Request<axum::body::Body> {
     Request::builder()
         .uri("/users/7?page=2")
         .header("host", "localhost")
         .header("user-agent", "bench")
         .header("accept", "*/*")
-        .body(Full::new(Bytes::new()))
+        .body(axum::body::Body::empty())
         .unwrap()
 }
 
 /// Sends one request through `svc` and reads the whole response body, as a server would.
 async fn one<S, B>(svc: &mut S)
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+    S: Service<Request<axum::body::Body>, Response = Response<B>, Error = Infallible>,
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
@@ -100,10 +103,8 @@ fn bench(c: &mut Criterion) {
             .build()
             .unwrap()
     });
-    let layer = TracepostLayer::new(tp.handle()).route_with(|_| Some("/users/{id}".to_owned()));
-
-    let mut bare = tower::service_fn(handler::<Full<Bytes>>);
-    let mut layered = layer.layer(tower::service_fn(handler));
+    let mut bare = router();
+    let mut layered = router().layer(TracepostLayer::new(tp.handle()));
 
     // Allocations per request, measured once outside criterion's timing loop.
     let per_request = |f: &mut dyn FnMut()| {

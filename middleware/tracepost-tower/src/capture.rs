@@ -7,7 +7,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 use parking_lot::Mutex;
-use tracepost_core::metrics::http::ActiveRequest;
 use tracepost_core::metrics::http::{normalize_method, RouteMetrics, UNMATCHED_ROUTE};
 use tracepost_core::metrics::RequestOutcome;
 use tracepost_core::scope::{self, RequestScope};
@@ -118,7 +117,6 @@ pub(crate) struct RequestState {
     method: &'static str,
     route_known: bool,
     route_metrics: Arc<RouteMetrics>,
-    _active: ActiveRequest,
     trace: TraceContext,
     pub(crate) request_id: HeaderValue,
     scope: Option<Arc<RequestScope>>,
@@ -146,7 +144,7 @@ impl RequestState {
         };
         let route_known = route_metrics.is_some();
         let route_metrics = route_metrics.unwrap_or_else(|| http.route(UNMATCHED_ROUTE));
-        let active = http.start_active(method);
+        http.add_active(method, 1);
         let trace =
             TraceContext::continue_or_start(parts.headers.get("traceparent").map(|v| v.as_bytes()));
         let request_id = parts
@@ -190,7 +188,6 @@ impl RequestState {
             method,
             route_known,
             route_metrics,
-            _active: active,
             trace,
             request_id,
             scope,
@@ -270,6 +267,17 @@ impl RequestState {
             state: self,
         }
         .finish(false);
+    }
+}
+
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        // Whatever ended the request (body done, client gone, future dropped), it is no
+        // longer active.
+        self.config
+            .handle
+            .http_metrics()
+            .add_active(self.method, -1);
     }
 }
 

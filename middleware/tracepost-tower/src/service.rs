@@ -52,11 +52,6 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         let (state, span) = RequestState::start(&self.config, &parts);
-        if !parts.headers.contains_key(&REQUEST_ID) {
-            parts
-                .headers
-                .insert(REQUEST_ID.clone(), state.request_id.clone());
-        }
         parts.extensions.insert(state.trace_info());
         let req = Request::from_parts(parts, RequestBody::new(body, state.clone()));
         let inner = {

@@ -127,17 +127,10 @@ impl HttpMetrics {
             .clone()
     }
 
-    /// Counts an active request until the returned guard drops.
-    pub fn start_active(self: &Arc<Self>, method: &'static str) -> ActiveRequest {
-        let i = METHODS
-            .iter()
-            .position(|m| *m == method)
-            .unwrap_or(METHODS.len());
-        self.active[i].fetch_add(1, Ordering::Relaxed);
-        ActiveRequest {
-            metrics: self.clone(),
-            index: i,
-        }
+    /// Adds `delta` (+1 when a request starts, -1 when it ends) to the active-requests gauge.
+    pub fn add_active(&self, method: &'static str, delta: i64) {
+        let i = METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len());
+        self.active[i].fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Writes every HTTP metric family.
@@ -299,19 +292,6 @@ impl RouteMetrics {
         });
         series.push(s.clone());
         s
-    }
-}
-
-/// Decrements the active-requests gauge when dropped.
-#[derive(Debug)]
-pub struct ActiveRequest {
-    metrics: Arc<HttpMetrics>,
-    index: usize,
-}
-
-impl Drop for ActiveRequest {
-    fn drop(&mut self) {
-        self.metrics.active[self.index].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
