@@ -110,7 +110,7 @@ impl PostgresSink {
     }
 
     /// Pipeline options that suit this sink: batches of up to 5 000 events (8 MiB), sent
-    /// within 200 ms, two in flight — binary COPY gets faster with bigger batches.
+    /// within 200 ms, two in flight (two writers suit a 2-core server; see the book).
     /// `Tracepost::builder().sink(sink)` uses them; start from them to change some with
     /// `sink_with(sink, PostgresSink::sink_options().…)`.
     pub fn sink_options() -> SinkOptions {
