@@ -82,19 +82,23 @@ pub(crate) enum Class {
 /// Classifies an error by its SQLSTATE class; errors without one (I/O, closed connection,
 /// timeouts) are temporary.
 pub(crate) fn classify(e: &tokio_postgres::Error) -> Class {
-    let Some(code) = e.code() else {
-        return Class::Temporary;
-    };
-    let code = code.code();
-    match &code[..2.min(code.len())] {
+    match e.code() {
+        None => Class::Temporary,
+        Some(_) if is_missing_partition(e) => Class::Temporary,
+        Some(code) => class_of(code.code()),
+    }
+}
+
+/// The class of a SQLSTATE.
+pub(crate) fn class_of(code: &str) -> Class {
+    match code.get(..2).unwrap_or("") {
         // connection exception, transaction rollback (serialization failure, deadlock),
-        // insufficient resources, operator intervention (admin/crash shutdown, cannot
-        // connect now), system error.
+        // insufficient resources (too many connections), operator intervention (admin or
+        // crash shutdown, cannot connect now), system error.
         "08" | "40" | "53" | "57" | "58" => Class::Temporary,
         // object not in prerequisite state: lock not available, object in use.
         "55" => Class::Temporary,
         "22" => Class::Data("invalid_data"),
-        "23" if is_missing_partition(e) => Class::Temporary,
         "23" => Class::Data("constraint"),
         "54" => Class::Data("too_large"),
         _ => Class::Permanent,
@@ -126,5 +130,34 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
             src = inner.source();
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_are_classified() {
+        for temporary in [
+            "40001", // serialization_failure
+            "40P01", // deadlock_detected
+            "57P01", // admin_shutdown
+            "57P02", // crash_shutdown
+            "57P03", // cannot_connect_now
+            "08006", // connection_failure
+            "08001", // sqlclient_unable_to_establish_sqlconnection
+            "53300", // too_many_connections
+            "55P03", // lock_not_available
+        ] {
+            assert_eq!(class_of(temporary), Class::Temporary, "{temporary}");
+        }
+        assert_eq!(class_of("22P05"), Class::Data("invalid_data")); // untranslatable character
+        assert_eq!(class_of("22021"), Class::Data("invalid_data")); // bad encoding
+        assert_eq!(class_of("23502"), Class::Data("constraint")); // not null
+        assert_eq!(class_of("54000"), Class::Data("too_large")); // index row too large
+        assert_eq!(class_of("42P01"), Class::Permanent); // undefined table
+        assert_eq!(class_of("42501"), Class::Permanent); // insufficient privilege
+        assert_eq!(class_of(""), Class::Permanent);
     }
 }

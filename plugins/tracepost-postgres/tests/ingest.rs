@@ -542,3 +542,22 @@ async fn a_cancelled_send_leaves_no_open_transaction() {
     drop(sink);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn pool_timeout_is_temporary() {
+    let db = db!("pool_timeout");
+    let sink = PostgresSink::builder(&db.url)
+        .pool_size(1)
+        .pool_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let held = sink.store().pool().get().await.unwrap();
+    let err = sink.send(arcs(vec![log("waits")])).await.unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    drop(held);
+    // Once the connection is free, the retry goes through.
+    sink.send(arcs(vec![log("waits")])).await.unwrap();
+    drop(sink);
+    db.drop_db().await;
+}
