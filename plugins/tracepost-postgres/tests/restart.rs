@@ -2,7 +2,7 @@
 //! reconnects, and every event acknowledged as sent is in the table exactly once.
 //!
 //! This restarts the machine's shared server (`pg_ctlcluster --skip-systemctl-redirect 15
-//! main restart`), so it lives in its own test binary: cargo runs test binaries one after
+//! main restart`, with the installed version), so it lives in its own test binary: cargo runs test binaries one after
 //! another, so no other Postgres test is running meanwhile. It waits for the server to come
 //! back before it ends. It runs under `CI=true`, or when a developer opts in with
 //! `TRACEPOST_FAULT_TESTS=1`; otherwise it is skipped loudly, so a plain `cargo test` never
@@ -57,9 +57,26 @@ impl Sink for Recording {
     }
 }
 
+/// The installed cluster version (`/etc/postgresql/<version>`), 15 on this machine.
+fn cluster_version() -> String {
+    std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .max()
+        })
+        .unwrap_or_else(|| "15".into())
+}
+
 async fn restart_postgres() -> Result<(), String> {
     let out = tokio::process::Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", "15", "main", "restart"])
+        .args([
+            "--skip-systemctl-redirect",
+            &cluster_version(),
+            "main",
+            "restart",
+        ])
         .output()
         .await
         .map_err(|e| format!("pg_ctlcluster: {e}"))?;
