@@ -129,7 +129,10 @@ impl HttpMetrics {
 
     /// Adds `delta` (+1 when a request starts, -1 when it ends) to the active-requests gauge.
     pub fn add_active(&self, method: &'static str, delta: i64) {
-        let i = METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len());
+        let i = METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len());
         self.active[i].fetch_add(delta, Ordering::Relaxed);
     }
 
