@@ -118,6 +118,13 @@ async fn a_failing_http_sink_slows_no_other_sink_and_obeys_retry_after() {
         let delivered = jsonl_sent() - before;
         rows.push((name, sent, delivered));
     }
+    // The Loki sink's own counters join the pipeline's in /metrics, and the whole stays valid.
+    let metrics = handle.render_metrics();
+    assert!(
+        metrics.contains("tracepost_loki_"),
+        "the sink's metrics are exported"
+    );
+    support::check_with_promtool(&metrics);
     let report = tp.shutdown(Duration::from_secs(10)).await;
 
     for (name, sent, delivered) in &rows {

@@ -458,39 +458,8 @@ async fn route_labels_are_templates_never_raw_paths() {
         "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/users/{id}\"} 29"
     ));
     assert!(metrics.contains("http_request_method=\"_OTHER\""));
-    check_with_promtool(&metrics);
+    support::check_with_promtool(&metrics);
     tp.shutdown(Duration::from_secs(5)).await;
-}
-
-/// `promtool check metrics` (Debian package `prometheus`) must accept the exposition. Under
-/// CI a missing promtool is a failure; elsewhere the check is skipped with a message.
-fn check_with_promtool(metrics: &str) {
-    use std::io::Write;
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) if std::env::var("CI").is_ok() => panic!("promtool is required in CI: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED promtool check: {e} (apt-get install prometheus)");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "promtool rejected /metrics:\n{text}");
-    assert!(text.trim().is_empty(), "promtool lint findings:\n{text}");
 }
 
 #[tokio::test]

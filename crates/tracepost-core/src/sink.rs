@@ -45,6 +45,13 @@ pub trait Sink: Send + Sync + 'static {
         crate::SinkOptions::default()
     }
 
+    /// The sink's own metrics in the Prometheus text format, appended to `/metrics` after the
+    /// pipeline's. Names must not collide with other sinks': prefix them with the sink's kind
+    /// and label them with its name. Default: none.
+    fn render_metrics(&self) -> String {
+        String::new()
+    }
+
     /// Called once when the pipeline shuts down, after the last batch. Flush buffers here.
     fn shutdown(&self) -> impl Future<Output = Result<(), SinkError>> + Send {
         async { Ok(()) }

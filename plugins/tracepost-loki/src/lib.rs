@@ -125,6 +125,10 @@ impl Sink for LokiSink {
         Self::sink_options()
     }
 
+    fn render_metrics(&self) -> String {
+        self.stats().render_prometheus()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -123,3 +123,34 @@ pub async fn wait_for_event(
     }
     None
 }
+
+/// `promtool check metrics` (Debian package `prometheus`) must accept the exposition. Under
+/// CI a missing promtool is a failure; elsewhere the check is skipped with a message.
+pub fn check_with_promtool(metrics: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").is_ok() => panic!("promtool is required in CI: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED promtool check: {e} (apt-get install prometheus)");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool rejected /metrics:\n{text}");
+    assert!(text.trim().is_empty(), "promtool lint findings:\n{text}");
+}

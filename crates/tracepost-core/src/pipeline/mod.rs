@@ -179,15 +179,28 @@ impl Builder {
                 options.queue_capacity,
                 spool.is_some(),
             ));
+            let sink = Arc::new(sink);
+            let metrics: MetricsFn = {
+                let sink = sink.clone();
+                Box::new(move || sink.render_metrics())
+            };
             let task = tokio::spawn(worker::run(
-                Arc::new(sink),
+                sink,
                 options.clone(),
                 rx,
                 stats.clone(),
                 closing,
                 spool,
             ));
-            Ok((SinkSlot { tx, stats, options }, task))
+            Ok((
+                SinkSlot {
+                    tx,
+                    stats,
+                    options,
+                    metrics,
+                },
+                task,
+            ))
         });
         self.sinks.push((name, spawn));
         self
@@ -276,10 +289,14 @@ impl Builder {
     }
 }
 
+type MetricsFn = Box<dyn Fn() -> String + Send + Sync>;
+
 struct SinkSlot {
     tx: mpsc::Sender<Arc<Event>>,
     stats: Arc<SinkStats>,
     options: SinkOptions,
+    /// The sink's own metrics (`Sink::render_metrics`).
+    metrics: MetricsFn,
 }
 
 struct Inner {
@@ -480,7 +497,11 @@ impl TracepostHandle {
             &[],
             self.inner.sampled_out.load(Ordering::Relaxed) as f64,
         );
-        w.finish()
+        let mut out = w.finish();
+        for slot in &self.inner.sinks {
+            out.push_str(&(slot.metrics)());
+        }
+        out
     }
 
     fn flush_windows_now(&self, start: SystemTime) {
