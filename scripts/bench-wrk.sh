@@ -17,7 +17,7 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin_server=(tasks
 declare -A results cpu
 port=3190
 for round in $(seq 1 "$rounds"); do
-  for mode in bare tracepost tower-http; do
+  for mode in bare tracepost tracepost-http-only tower-http; do
     port=$((port + 1))
     "${pin_server[@]}" "$bin" "$mode" "127.0.0.1:$port" &
     pid=$!
@@ -35,7 +35,7 @@ for round in $(seq 1 "$rounds"); do
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
     results[$mode]="${results[$mode]:-} $rps"
     cpu[$mode]="${cpu[$mode]:-} $us"
-    printf 'round %d %-10s %10.0f req/s  p99 %8s  server CPU %6s us/request\n' "$round" "$mode" "$rps" "$p99" "$us"
+    printf 'round %d %-19s %10.0f req/s  p99 %8s  server CPU %6s us/request\n' "$round" "$mode" "$rps" "$p99" "$us"
   done
 done
 
@@ -43,8 +43,12 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR
 bare=$(echo "${results[bare]}" | median)
 tp=$(echo "${results[tracepost]}" | median)
 peer=$(echo "${results[tower-http]}" | median)
+http_only=$(echo "${results[tracepost-http-only]}" | median)
 echo
-printf 'median req/s: bare %.0f | tracepost %.0f | tower-http TraceLayer %.0f\n' "$bare" "$tp" "$peer"
+printf 'median req/s: bare %.0f | tracepost %.0f | tracepost HTTP layer only %.0f | tower-http TraceLayer %.0f\n' "$bare" "$tp" "$http_only" "$peer"
+awk -v b="$bare" -v h="$http_only" 'BEGIN { printf "ratio tracepost-http-only/bare = %.3f\n", h/b }'
 awk -v b="$bare" -v t="$tp" -v p="$peer" 'BEGIN { printf "ratio tracepost/bare = %.3f   tower-http/bare = %.3f   tracepost/tower-http = %.3f\n", t/b, p/b, t/p }'
 cb=$(echo "${cpu[bare]}" | median); ct=$(echo "${cpu[tracepost]}" | median); cp=$(echo "${cpu[tower-http]}" | median)
+ch=$(echo "${cpu[tracepost-http-only]}" | median)
+awk -v b="$cb" -v h="$ch" 'BEGIN { printf "median server CPU per request, HTTP layer only: %.2f us (+%.2f)\n", h, h-b }'
 awk -v b="$cb" -v t="$ct" -v p="$cp" 'BEGIN { printf "median server CPU per request: bare %.2f us | tracepost %.2f us (+%.2f) | tower-http %.2f us (+%.2f); CPU-bound ratio bare/tracepost = %.3f\n", b, t, t-b, p, p-b, b/t }'

@@ -4,6 +4,8 @@
 //! - `bare`: the axum routes alone;
 //! - `tracepost`: the quickstart's integration (HTTP layer, tracing layer, `/metrics`), with
 //!   events going to the NDJSON sink in a temporary directory;
+//! - `tracepost-http-only`: the HTTP layer without the tracing layer (no request span, no
+//!   breadcrumbs), to tell the two costs apart;
 //! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with a tracing registry (the peer
 //!   most axum apps already use), for comparison.
 
@@ -47,6 +49,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::registry()
                 .with(tp.tracing_layer())
                 .init();
+            let app = routes().merge(tp.metrics_router()).layer(tp.layer());
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+            tp.shutdown(Duration::from_secs(5)).await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        "tracepost-http-only" => {
+            // The HTTP layer alone: no tracing layer, so no request span and no breadcrumbs.
+            let dir = std::env::temp_dir().join(format!("tracepost-bench-{}", std::process::id()));
+            let tp = tracepost::Tracepost::builder()
+                .service("bench")
+                .sink(tracepost::sinks::JsonlFile::new(&dir))
+                .build()?;
             let app = routes().merge(tp.metrics_router()).layer(tp.layer());
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
