@@ -540,3 +540,49 @@ async fn breadcrumbs_are_bounded_and_tracepost_never_captures_its_own_logs() {
         "DEBUG is below the default capture level"
     );
 }
+
+#[tokio::test]
+async fn with_request_spans_logs_of_spawned_work_are_breadcrumbs_too() {
+    use tracing::Instrument;
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Tracepost::builder()
+        .sink_with(JsonlFile::new(dir.path()), fast())
+        .build()
+        .unwrap();
+    let _g = subscribe(&tp);
+    let app = Router::new()
+        .route(
+            "/spawns",
+            get(|| async {
+                tracing::info!("in the handler");
+                tokio::spawn(async { tracing::warn!("in a spawned task") }.in_current_span())
+                    .await
+                    .unwrap();
+                (http::StatusCode::INTERNAL_SERVER_ERROR, "failed")
+            }),
+        )
+        .layer(tp.layer().request_span(true));
+    let addr = serve(app).await;
+    assert_eq!(http_get(addr, "/spawns", &[]).await.0, 500);
+    tp.shutdown(Duration::from_secs(5)).await;
+    let events = read_events(dir.path());
+    let err = events
+        .iter()
+        .find(|e| e["error"]["type"] == "http_500")
+        .unwrap();
+    let crumbs: Vec<&str> = err["breadcrumbs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(crumbs, ["in the handler", "in a spawned task"]);
+    let spawned = events
+        .iter()
+        .find(|e| e["message"] == "in a spawned task")
+        .unwrap();
+    assert_eq!(
+        spawned["trace_id"], err["trace_id"],
+        "the spawned task's log is in the request's trace"
+    );
+}

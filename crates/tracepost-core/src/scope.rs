@@ -1,9 +1,16 @@
 //! Request scope: what the HTTP middleware and the `tracing` layer share about one request.
 //!
-//! The middleware creates a [`RequestScope`], hands it over with [`set_pending`] and then
-//! creates its request span on the same thread; the `tracing` layer takes it with
-//! [`take_pending`] in `on_new_span` and keeps it in that span's extensions. Log events inside
-//! the span then land as breadcrumbs in the scope, and carry its trace and request ids.
+//! Two ways link a log event to its request:
+//! - **The current scope** (always): while the middleware polls a request's future or its
+//!   response body, the scope is this thread's [`current`] one ([`enter`]). Events the
+//!   handler logs on its own task land in it. This costs a thread-local write per poll.
+//! - **A request span** (opt-in, `TracepostLayer::request_span(true)`): the middleware hands
+//!   the scope over with [`set_pending`] and creates a span on the same thread; the `tracing`
+//!   layer takes it with [`take_pending`] in `on_new_span` and keeps it in the span's
+//!   extensions. Work the handler spawns with `.in_current_span()` then stays linked too, and
+//!   log lines printed by `fmt` carry the request's ids.
+//!
+//! Either way, events become breadcrumbs of the scope and carry its trace and request ids.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -81,6 +88,32 @@ impl RequestScope {
 
 thread_local! {
     static PENDING: RefCell<Option<Arc<RequestScope>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<RequestScope>>> = const { RefCell::new(None) };
+}
+
+/// Makes `scope` this thread's current request scope until the guard drops (restoring the
+/// previous one, so nested requests — a service calling another in process — behave).
+pub fn enter(scope: &Arc<RequestScope>) -> ScopeGuard {
+    let previous = CURRENT.with(|c| c.replace(Some(scope.clone())));
+    ScopeGuard { previous }
+}
+
+/// The request scope being polled on this thread, if any.
+pub fn current() -> Option<Arc<RequestScope>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Restores the previous current scope when dropped; see [`enter`].
+#[derive(Debug)]
+pub struct ScopeGuard {
+    previous: Option<Arc<RequestScope>>,
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CURRENT.with(|c| *c.borrow_mut() = previous);
+    }
 }
 
 /// Offers `scope` to the next request span created on this thread.

@@ -101,6 +101,8 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
+        // Logs emitted while the body streams belong to the request too.
+        let _scope = this.finisher.as_ref().and_then(|f| f.enter_scope());
         let polled = match this.inner.project() {
             InnerProj::Body { body } => body.poll_frame(cx),
             InnerProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),

@@ -168,17 +168,20 @@ impl RequestState {
                 route_metrics.route_arc(),
                 config.max_breadcrumbs,
             ));
-            scope::set_pending(scope.clone());
-            let span = tracing::info_span!(
-                target: "tracepost::request",
-                "request",
-                method = %parts.method,
-                route = route_metrics.route(),
-                trace_id = %Hex(&trace.trace_id),
-                request_id = request_id_str,
-            );
-            scope::take_pending();
-            (Some(scope), Some(span))
+            let span = config.request_span.then(|| {
+                scope::set_pending(scope.clone());
+                let span = tracing::info_span!(
+                    target: "tracepost::request",
+                    "request",
+                    method = %parts.method,
+                    route = route_metrics.route(),
+                    trace_id = %Hex(&trace.trace_id),
+                    request_id = request_id_str,
+                );
+                scope::take_pending();
+                span
+            });
+            (Some(scope), span)
         } else {
             (None, None)
         };
@@ -199,6 +202,11 @@ impl RequestState {
             request_body: Mutex::new(BodyCapture::default()),
         };
         (Arc::new(state), span)
+    }
+
+    /// Makes this request's scope the thread's current one while the guard lives.
+    pub(crate) fn enter_scope(&self) -> Option<scope::ScopeGuard> {
+        self.scope.as_ref().map(scope::enter)
     }
 
     pub(crate) fn catch_panics(&self) -> bool {
@@ -293,6 +301,10 @@ pub(crate) struct Finisher {
 }
 
 impl Finisher {
+    pub(crate) fn enter_scope(&self) -> Option<scope::ScopeGuard> {
+        self.state.enter_scope()
+    }
+
     pub(crate) fn response_chunk(&mut self, data: &Bytes) {
         self.response_bytes += data.len() as u64;
         if let Some(c) = &mut self.response_body {

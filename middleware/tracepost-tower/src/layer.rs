@@ -18,6 +18,7 @@ pub(crate) struct Config {
     pub(crate) policy: SnapshotPolicy,
     pub(crate) route_fn: Option<RouteFn>,
     pub(crate) catch_panics: bool,
+    pub(crate) request_span: bool,
 }
 
 /// A tower [`Layer`] that measures every request and captures failures.
@@ -54,6 +55,7 @@ impl std::fmt::Debug for TracepostLayer {
             .field("max_breadcrumbs", &self.config.max_breadcrumbs)
             .field("policy", &self.config.policy)
             .field("catch_panics", &self.config.catch_panics)
+            .field("request_span", &self.config.request_span)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +72,7 @@ impl TracepostLayer {
                 policy: SnapshotPolicy::default(),
                 route_fn: None,
                 catch_panics: true,
+                request_span: false,
             }),
         }
     }
@@ -97,6 +100,15 @@ impl TracepostLayer {
     /// Whether panics in the inner service are caught and answered with a 500 (default true).
     pub fn catch_panics(self, on: bool) -> Self {
         self.with(|c| c.catch_panics = on)
+    }
+
+    /// Opens a `tracing` span per request (target `tracepost::request`, INFO) when the tracing
+    /// layer is installed (default false). Without it, logs emitted on the request's own task
+    /// still become its breadcrumbs; with it, so do logs of work spawned with
+    /// `.in_current_span()`, and `fmt` prints the request's ids on every line. Costs about
+    /// 0.6 µs per request.
+    pub fn request_span(self, on: bool) -> Self {
+        self.with(|c| c.request_span = on)
     }
 
     /// Uses `f` to find the route template instead of axum's `MatchedPath` (for other

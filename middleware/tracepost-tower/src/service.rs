@@ -56,6 +56,7 @@ where
         let req = Request::from_parts(parts, RequestBody::new(body, state.clone()));
         let inner = {
             let _enter = span.as_ref().map(|s| s.enter());
+            let _scope = state.enter_scope();
             self.inner.call(req)
         };
         ResponseFuture {
@@ -90,6 +91,7 @@ where
         let Some(state) = this.state.as_ref() else {
             panic!("ResponseFuture polled after completion");
         };
+        let _scope = state.enter_scope();
         let inner = this.inner;
         let polled = if state.catch_panics() {
             panic::in_request(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))

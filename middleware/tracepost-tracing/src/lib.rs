@@ -129,18 +129,21 @@ where
         }
         let _clear = Clear;
 
-        // The request scope and the span fields, innermost span first.
-        let mut request: Option<Arc<RequestScope>> = None;
+        // The request: the one being polled on this thread, else one found on the event's spans
+        // (work spawned into a request span). Span fields only matter for captured events.
+        let mut request: Option<Arc<RequestScope>> = scope::current();
         let mut span_fields: Vec<Map<String, Value>> = Vec::new();
-        if let Some(spans) = ctx.event_scope(event) {
-            for span in spans {
-                let ext = span.extensions();
-                if request.is_none() {
-                    request = ext.get::<Arc<RequestScope>>().cloned();
-                }
-                if level >= self.min_level {
-                    if let Some(f) = ext.get::<SpanFields>() {
-                        span_fields.push(f.0.clone());
+        if request.is_none() || level >= self.min_level {
+            if let Some(spans) = ctx.event_scope(event) {
+                for span in spans {
+                    let ext = span.extensions();
+                    if request.is_none() {
+                        request = ext.get::<Arc<RequestScope>>().cloned();
+                    }
+                    if level >= self.min_level {
+                        if let Some(f) = ext.get::<SpanFields>() {
+                            span_fields.push(f.0.clone());
+                        }
                     }
                 }
             }
