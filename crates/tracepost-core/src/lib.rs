@@ -23,3 +23,15 @@ pub use pipeline::{
 };
 pub use redact::Redactor;
 pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorKind, SinkOutcome};
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

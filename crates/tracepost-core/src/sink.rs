@@ -153,24 +153,13 @@ impl SinkError {
 
     /// Classifies an HTTP status: 408, 429 and 5xx are temporary, anything else permanent.
     pub fn from_http_status(status: u16, body: &str) -> Self {
-        let message = format!("HTTP {status}: {}", truncate(body, 512));
+        let message = format!("HTTP {status}: {}", crate::truncate_utf8(body, 512));
         if status == 408 || status == 429 || (500..600).contains(&status) {
             SinkError::temporary(message)
         } else {
             SinkError::permanent(message)
         }
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 impl From<std::io::Error> for SinkError {

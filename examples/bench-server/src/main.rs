@@ -40,29 +40,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_graceful_shutdown(shutdown)
                 .await?
         }
-        "tracepost" => {
+        "tracepost" | "tracepost-http-only" => {
             let dir = std::env::temp_dir().join(format!("tracepost-bench-{}", std::process::id()));
             let tp = tracepost::Tracepost::builder()
                 .service("bench")
                 .sink(tracepost::sinks::JsonlFile::new(&dir))
                 .build()?;
-            tracing_subscriber::registry()
-                .with(tp.tracing_layer())
-                .init();
-            let app = routes().merge(tp.metrics_router()).layer(tp.layer());
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
-            tp.shutdown(Duration::from_secs(5)).await;
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        "tracepost-http-only" => {
-            // The HTTP layer alone: no tracing layer, so no request span and no breadcrumbs.
-            let dir = std::env::temp_dir().join(format!("tracepost-bench-{}", std::process::id()));
-            let tp = tracepost::Tracepost::builder()
-                .service("bench")
-                .sink(tracepost::sinks::JsonlFile::new(&dir))
-                .build()?;
+            // `tracepost-http-only`: no tracing layer, so no breadcrumb routing.
+            if mode == "tracepost" {
+                tracing_subscriber::registry()
+                    .with(tp.tracing_layer())
+                    .init();
+            }
             let app = routes().merge(tp.metrics_router()).layer(tp.layer());
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)

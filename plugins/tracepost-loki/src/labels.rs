@@ -27,17 +27,7 @@ pub fn valid_label_name(name: &str) -> bool {
     !name.starts_with("__") && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub fn truncate_utf8(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub use tracepost_core::truncate_utf8;
 
 /// Appends `value` escaped for a double-quoted label value (`\\`, `\"`, `\n`).
 pub fn escape_label_value(out: &mut String, value: &str) {
