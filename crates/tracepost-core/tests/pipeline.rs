@@ -228,12 +228,16 @@ async fn a_permanent_error_drops_only_the_offending_event() {
     for e in events {
         tp.handle().capture(e);
     }
+    let h = tp.handle();
     let report = tp.shutdown(Duration::from_secs(10)).await;
     let c = &report.sinks[0].1;
     assert_eq!((c.sent, c.dropped(DropReason::Rejected)), (99, 1));
     let got = picky.received.lock().clone();
     assert_eq!(got.len(), 99);
     assert!(!got.contains(&bad));
+    assert!(h
+        .render_metrics()
+        .contains("tracepost_events_rejected_total{sink=\"picky\",reason=\"permanent_error\"} 1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,8 @@ pub struct SinkStats {
     spool_oldest: AtomicU64,
     spool_corrupt: AtomicU64,
     pub(crate) spool_enabled: bool,
+    /// Rejected events by the sink's reason (a small set by contract).
+    rejected_by_reason: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A copy of one sink's counters at one moment.
@@ -140,6 +142,7 @@ impl SinkStats {
             spool_oldest: AtomicU64::new(0),
             spool_corrupt: AtomicU64::new(0),
             spool_enabled,
+            rejected_by_reason: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -179,6 +182,19 @@ impl SinkStats {
         // `sent` was counted on delivery; this only tells how much of it came from the spool.
         self.replayed.fetch_add(n, Ordering::Relaxed);
     }
+    /// Counts one event refused for `reason` (also counted as dropped, `rejected`).
+    pub(crate) fn rejected(&self, reason: &str) {
+        self.dropped(DropReason::Rejected, 1);
+        let mut map = self.rejected_by_reason.lock();
+        // A sink with unbounded reasons must not grow this without limit.
+        let key = if map.contains_key(reason) || map.len() < 64 {
+            reason
+        } else {
+            "other"
+        };
+        *map.entry(key.to_owned()).or_default() += 1;
+    }
+
     pub(crate) fn panicked(&self) {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -360,6 +376,20 @@ pub(crate) fn render(w: &mut TextWriter, sinks: &[(&SinkStats, usize)]) {
                 "tracepost_events_dropped_total",
                 &[("sink", &s.name), ("reason", r.as_str())],
                 load(&s.dropped[i]),
+            );
+        }
+    }
+    w.family(
+        "tracepost_events_rejected_total",
+        "counter",
+        "Events a sink refused for good, by the sink's reason.",
+    );
+    for (s, _) in sinks {
+        for (reason, n) in s.rejected_by_reason.lock().iter() {
+            w.sample(
+                "tracepost_events_rejected_total",
+                &[("sink", &s.name), ("reason", reason)],
+                *n as f64,
             );
         }
     }

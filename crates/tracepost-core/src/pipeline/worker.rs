@@ -304,7 +304,7 @@ impl<S: Sink> Delivery<S> {
                     } else {
                         tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
                             id = %batch[0].id, error = %e, "sink refused an event permanently; dropped");
-                        self.stats.dropped(DropReason::Rejected, 1);
+                        self.stats.rejected("permanent_error");
                     }
                 }
                 Err(e) => {
@@ -324,7 +324,9 @@ impl<S: Sink> Delivery<S> {
                 first_id = %first.id, reason = %first.reason, detail = %first.detail,
                 "sink rejected events; dropped");
         }
-        self.stats.dropped(DropReason::Rejected, rejected);
+        for r in &outcome.rejected {
+            self.stats.rejected(&r.reason);
+        }
         self.stats
             .sent((batch.len() as u64).saturating_sub(rejected));
         self.stats.set_last_error(None);
