@@ -37,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = quickstart::app()
         .merge(tp.metrics_router())
+        .merge(tp.health_router())
         .layer(tp.layer());
 
     let addr: SocketAddr = std::env::var("QUICKSTART_ADDR")

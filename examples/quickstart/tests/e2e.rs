@@ -107,6 +107,17 @@ fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
         !console.contains("s3cret") && !serde_json::to_string(&event).unwrap().contains("s3cret")
     );
 
+    // The health endpoint reports every sink up.
+    let health = http(
+        &addr,
+        &format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        health.contains(r#""status":"up""#) && health.contains(r#""name":"jsonl""#),
+        "{health}"
+    );
+
     // SIGTERM: graceful shutdown flushes and exits cleanly.
     Command::new("kill")
         .arg("-TERM")
