@@ -59,6 +59,7 @@ async fn postgres_down_for_a_minute_under_load_loses_and_duplicates_nothing() {
     let load = Load::start(addr, "/fail", 8, 25.0); // ~200 requests/s
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before_outage = handle.sink_counts()[0].1.sent;
+    let lat_before = load.take_window();
     pg::stop_server().await;
     let stopped = Instant::now();
     tokio::time::sleep(outage).await;
@@ -66,6 +67,7 @@ async fn postgres_down_for_a_minute_under_load_loses_and_duplicates_nothing() {
     let health_during = handle.health();
     pg::start_server().await;
     let outage_len = stopped.elapsed();
+    let lat_during = load.take_window();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (ok, failed) = (load.ok.clone(), load.failed.clone());
     let latencies = load.finish().await;
@@ -82,6 +84,27 @@ async fn postgres_down_for_a_minute_under_load_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let drained_in = drain.elapsed();
+    let mut all: Vec<Duration> = lat_before
+        .iter()
+        .chain(&lat_during)
+        .chain(&latencies)
+        .copied()
+        .collect();
+    all.sort();
+    let peak_rss_kib = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    println!(
+        "request p99 before the outage {:?} (n={}), during it {:?} (n={}), after it {:?} (n={}); peak RSS {peak_rss_kib}",
+        percentile(&lat_before, 0.99),
+        lat_before.len(),
+        percentile(&lat_during, 0.99),
+        lat_during.len(),
+        percentile(&latencies, 0.99),
+        latencies.len(),
+    );
     let report = tp.shutdown(Duration::from_secs(30)).await;
     let c = &report.sinks[0].1;
     let (rows, distinct) = pg::count_events(&url).await;
@@ -91,9 +114,9 @@ async fn postgres_down_for_a_minute_under_load_loses_and_duplicates_nothing() {
          events queued {} sent {} spooled {} replayed {} dropped {:?} | rows {rows} distinct {distinct} | \
          sent before outage {before_outage}, spooled during outage {}, drained in {:.1}s",
         outage_len.as_secs_f64(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or_default(),
         c.queued,
         c.sent,
         c.spooled,

@@ -67,6 +67,13 @@ impl Load {
         }
     }
 
+    /// The latencies recorded since the last call (or the start), sorted; the clients go on.
+    pub fn take_window(&self) -> Vec<Duration> {
+        let mut l = std::mem::take(&mut *self.latencies.lock());
+        l.sort();
+        l
+    }
+
     /// Stops the clients and returns the latencies, sorted.
     pub async fn finish(self) -> Vec<Duration> {
         self.stop.store(true, Ordering::Relaxed);
