@@ -123,7 +123,8 @@ pub(crate) struct RequestState {
     raw_method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    /// The request headers, copied as a flat list (cheaper than cloning the map's index).
+    headers: Vec<(http::HeaderName, HeaderValue)>,
     client: Option<String>,
     request_body: Mutex<BodyCapture>,
 }
@@ -197,7 +198,11 @@ impl RequestState {
             raw_method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             client: client_address(parts),
             request_body: Mutex::new(BodyCapture::default()),
         };
@@ -352,21 +357,23 @@ impl Finisher {
             ..Default::default()
         };
         if keep_details {
-            snapshot.request_headers = headers(&state.headers, redactor);
+            snapshot.request_headers = headers(state.headers.iter().map(|(k, v)| (k, v)), redactor);
             snapshot.response_headers = self
                 .response_headers
                 .as_ref()
-                .map(|h| headers(h, redactor))
+                .map(|h| headers(h.iter(), redactor))
                 .unwrap_or_default();
             let ct = |h: &HeaderMap| {
                 h.get(http::header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             };
-            snapshot.request_body = state
-                .request_body
-                .lock()
-                .to_captured(ct(&state.headers).as_deref(), redactor);
+            let req_ct = state
+                .headers
+                .iter()
+                .find(|(k, _)| k == http::header::CONTENT_TYPE)
+                .and_then(|(_, v)| v.to_str().ok());
+            snapshot.request_body = state.request_body.lock().to_captured(req_ct, redactor);
             let resp_ct = self.response_headers.as_ref().and_then(ct);
             snapshot.response_body = self
                 .response_body
@@ -456,8 +463,11 @@ impl Finisher {
     }
 }
 
-fn headers(map: &HeaderMap, redactor: &tracepost_core::Redactor) -> Vec<(String, String)> {
-    map.iter()
+fn headers<'a>(
+    pairs: impl Iterator<Item = (&'a http::HeaderName, &'a HeaderValue)>,
+    redactor: &tracepost_core::Redactor,
+) -> Vec<(String, String)> {
+    pairs
         .map(|(k, v)| {
             let value = String::from_utf8_lossy(v.as_bytes());
             (
