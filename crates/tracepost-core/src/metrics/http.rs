@@ -289,9 +289,9 @@ impl RouteMetrics {
         let s = Arc::new(Series {
             method,
             status,
-            duration: Histogram::new(DURATION_BUCKETS),
-            request_size: Histogram::new(SIZE_BUCKETS),
-            response_size: Histogram::new(SIZE_BUCKETS),
+            duration: Histogram::new(DURATION_BUCKETS, 1e6),
+            request_size: Histogram::new(SIZE_BUCKETS, 1.0),
+            response_size: Histogram::new(SIZE_BUCKETS, 1.0),
         });
         series.push(s.clone());
         s

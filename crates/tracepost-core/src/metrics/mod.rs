@@ -19,18 +19,22 @@ pub struct Histogram {
     bounds: &'static [f64],
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
-    /// Sum in micro-units (µs for seconds, or bytes × 1e6 is avoided: see `record`).
-    sum_micros: AtomicU64,
+    /// The sum in whole units of `1 / units_per_value` (µs for seconds, bytes for bytes), so
+    /// that it fits an atomic integer without wrapping in any realistic lifetime.
+    sum_units: AtomicU64,
+    units_per_value: f64,
 }
 
 impl Histogram {
-    /// A histogram with the given upper bounds (ascending; `+Inf` is implicit).
-    pub fn new(bounds: &'static [f64]) -> Self {
+    /// A histogram with the given upper bounds (ascending; `+Inf` is implicit) whose sum is
+    /// kept in units of `1 / units_per_value` (`1e6`: µs for seconds; `1.0` for bytes).
+    pub fn new(bounds: &'static [f64], units_per_value: f64) -> Self {
         Histogram {
             bounds,
             buckets: (0..bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
+            sum_units: AtomicU64::new(0),
+            units_per_value,
         }
     }
 
@@ -42,8 +46,10 @@ impl Histogram {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+        self.sum_units.fetch_add(
+            (value * self.units_per_value).round() as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Number of observations.
@@ -65,7 +71,7 @@ impl Histogram {
         w.sample(
             &format!("{name}_sum"),
             labels,
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            self.sum_units.load(Ordering::Relaxed) as f64 / self.units_per_value,
         );
         w.sample(
             &format!("{name}_count"),

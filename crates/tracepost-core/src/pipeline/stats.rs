@@ -131,7 +131,7 @@ impl SinkStats {
             sent: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dropped: Default::default(),
-            batch_latency: Histogram::new(BATCH_BUCKETS),
+            batch_latency: Histogram::new(BATCH_BUCKETS, 1e6),
             queue_capacity,
             last_error: Mutex::new(None),
             health: AtomicU8::new(0),
