@@ -31,13 +31,19 @@ fn subscribe(tp: &Tracepost) -> tracing::subscriber::DefaultGuard {
 }
 
 /// The quickstart's router with tracepost, writing NDJSON to `dir`, and its subscriber.
-fn quickstart(dir: &std::path::Path) -> (Tracepost, Router, tracing::subscriber::DefaultGuard) {
+/// A pipeline writing NDJSON to `dir`, with its tracing layer as this thread's subscriber.
+fn pipeline(dir: &std::path::Path) -> (Tracepost, tracing::subscriber::DefaultGuard) {
     let tp = Tracepost::builder()
         .service("test")
         .sink_with(JsonlFile::new(dir), fast())
         .build()
         .unwrap();
     let guard = subscribe(&tp);
+    (tp, guard)
+}
+
+fn quickstart(dir: &std::path::Path) -> (Tracepost, Router, tracing::subscriber::DefaultGuard) {
+    let (tp, guard) = pipeline(dir);
     let app = quickstart::app()
         .merge(tp.metrics_router())
         .layer(tp.layer());
@@ -194,11 +200,7 @@ async fn traceparent_is_continued_and_request_ids_generated() {
 #[tokio::test]
 async fn successes_are_not_kept_unless_slow_sampled_or_forced() {
     let dir = tempfile::tempdir().unwrap();
-    let tp = Tracepost::builder()
-        .sink_with(JsonlFile::new(dir.path()), fast())
-        .build()
-        .unwrap();
-    let _g = subscribe(&tp);
+    let (tp, _g) = pipeline(dir.path());
     let policy = SnapshotPolicy::default()
         .slow_threshold(Some(Duration::from_millis(100)))
         .route("/users/{id}", RouteSnapshot::Always)
@@ -258,11 +260,7 @@ fn byte(i: usize) -> u8 {
 #[tokio::test]
 async fn a_10_mb_streaming_response_passes_through_byte_identical_while_it_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let tp = Tracepost::builder()
-        .sink_with(JsonlFile::new(dir.path()), fast())
-        .build()
-        .unwrap();
-    let _g = subscribe(&tp);
+    let (tp, _g) = pipeline(dir.path());
     // The second half of the body is only produced after the client has received the first
     // byte: a layer that buffered the response would deadlock here.
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -503,11 +501,7 @@ async fn metric_windows_summarise_each_route() {
 #[tokio::test]
 async fn breadcrumbs_are_bounded_and_tracepost_never_captures_its_own_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let tp = Tracepost::builder()
-        .sink_with(JsonlFile::new(dir.path()), fast())
-        .build()
-        .unwrap();
-    let _g = subscribe(&tp);
+    let (tp, _g) = pipeline(dir.path());
     let app = Router::new()
         .route(
             "/noisy",
@@ -545,11 +539,7 @@ async fn breadcrumbs_are_bounded_and_tracepost_never_captures_its_own_logs() {
 async fn with_request_spans_logs_of_spawned_work_are_breadcrumbs_too() {
     use tracing::Instrument;
     let dir = tempfile::tempdir().unwrap();
-    let tp = Tracepost::builder()
-        .sink_with(JsonlFile::new(dir.path()), fast())
-        .build()
-        .unwrap();
-    let _g = subscribe(&tp);
+    let (tp, _g) = pipeline(dir.path());
     let app = Router::new()
         .route(
             "/spawns",
