@@ -1,0 +1,280 @@
+//! [`Builder`]: the pipeline's settings, validated and started by [`Builder::build`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::handle::{flush_windows, Inner, MetricsFn, SinkSlot, TracepostHandle};
+use super::lifecycle::{Done, Tracepost};
+use super::{worker, SinkOptions, SinkStats, Spool, SpoolOptions};
+use crate::event::{Kind, Resource};
+use crate::metrics::HttpMetrics;
+use crate::redact::Redactor;
+use crate::sink::Sink;
+
+/// Why [`Builder::build`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `build()` spawns the sink workers on the current Tokio runtime.
+    #[error("Tracepost::build() must be called inside a Tokio runtime (e.g. in #[tokio::main])")]
+    NoRuntime,
+    /// Two sinks share a name, which would merge their metrics.
+    #[error("two sinks are named {0:?}; sink names label metrics and must be unique")]
+    DuplicateSink(String),
+    /// A sink's disk spool could not be opened.
+    #[error("cannot open the spool of sink {sink:?} in {dir}: {error}")]
+    Spool {
+        /// The sink.
+        sink: String,
+        /// The spool directory.
+        dir: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// A setting is out of range.
+    #[error("invalid setting `{field}`: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+type SpawnFn = Box<
+    dyn FnOnce(worker::Closing, Option<&PathBuf>) -> Result<(SinkSlot, JoinHandle<()>), BuildError>
+        + Send,
+>;
+
+/// Configures and starts a [`Tracepost`] pipeline. Created by [`Tracepost::builder`].
+#[must_use = "call .build() to start the pipeline"]
+pub struct Builder {
+    resource: Resource,
+    sinks: Vec<(String, SpawnFn)>,
+    redactor: Redactor,
+    sampling: Vec<(Kind, f64)>,
+    metric_window: Duration,
+    max_routes: usize,
+    data_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("resource", &self.resource)
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("sampling", &self.sampling)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    pub(super) fn new() -> Self {
+        Builder {
+            resource: Resource {
+                service: std::env::var("OTEL_SERVICE_NAME")
+                    .unwrap_or_else(|_| "unknown_service".into()),
+                environment: std::env::var("TRACEPOST_ENVIRONMENT").ok(),
+                release: std::env::var("TRACEPOST_RELEASE").ok(),
+                host: hostname(),
+            },
+            sinks: Vec::new(),
+            redactor: Redactor::default(),
+            sampling: Vec::new(),
+            metric_window: Duration::from_secs(60),
+            max_routes: 1000,
+            data_dir: None,
+        }
+    }
+
+    /// A directory for tracepost's own data: each sink gets a disk spool under
+    /// `spool/<sink name>/` unless its options say `memory_only()` (default: none, memory only).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The service name on every event (default: `$OTEL_SERVICE_NAME`, else `unknown_service`).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.resource.service = name.into();
+        self
+    }
+
+    /// The deployment environment (default: `$TRACEPOST_ENVIRONMENT`).
+    pub fn environment(mut self, env: impl Into<String>) -> Self {
+        self.resource.environment = Some(env.into());
+        self
+    }
+
+    /// The release (default: `$TRACEPOST_RELEASE`).
+    pub fn release(mut self, release: impl Into<String>) -> Self {
+        self.resource.release = Some(release.into());
+        self
+    }
+
+    /// The host name (default: the machine's).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.resource.host = Some(host.into());
+        self
+    }
+
+    /// Adds a sink with its [default options](Sink::default_options).
+    pub fn sink<S: Sink>(self, sink: S) -> Self {
+        let options = sink.default_options();
+        self.sink_with(sink, options)
+    }
+
+    /// Adds a sink with its own queue, batching and retry settings.
+    pub fn sink_with<S: Sink>(mut self, sink: S, options: SinkOptions) -> Self {
+        let name = sink.name().to_owned();
+        let spawn_name = name.clone();
+        let spawn: SpawnFn = Box::new(move |closing, data_dir| {
+            let mut spool_options = options.spool.clone();
+            if spool_options.is_none() && !options.memory_only {
+                spool_options =
+                    data_dir.map(|d| SpoolOptions::new(d.join("spool").join(&spawn_name)));
+            }
+            let spool = match spool_options {
+                Some(o) => {
+                    let dir = o.dir.display().to_string();
+                    let spool = Spool::open(o).map_err(|error| BuildError::Spool {
+                        sink: spawn_name.clone(),
+                        dir,
+                        error,
+                    })?;
+                    Some(worker::SpoolHandle::new(spool))
+                }
+                None => None,
+            };
+            let (tx, rx) = mpsc::channel(options.queue_capacity);
+            let stats = Arc::new(SinkStats::new(
+                spawn_name,
+                options.queue_capacity,
+                spool.is_some(),
+            ));
+            let sink = Arc::new(sink);
+            let metrics: MetricsFn = {
+                let sink = sink.clone();
+                Box::new(move || sink.render_metrics())
+            };
+            let task = tokio::spawn(worker::run(
+                sink,
+                options.clone(),
+                rx,
+                stats.clone(),
+                closing,
+                spool,
+            ));
+            Ok((
+                SinkSlot {
+                    tx,
+                    stats,
+                    options,
+                    metrics,
+                },
+                task,
+            ))
+        });
+        self.sinks.push((name, spawn));
+        self
+    }
+
+    /// The redaction rules used by the middleware (default: [`Redactor::default`]).
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// Keeps only this fraction (0..=1) of events of `kind`. Errors are kept whole by default;
+    /// every event sampled out is counted in `tracepost_events_sampled_out_total`.
+    pub fn sample(mut self, kind: Kind, rate: f64) -> Self {
+        self.sampling.retain(|(k, _)| *k != kind);
+        self.sampling.push((kind, rate));
+        self
+    }
+
+    /// The length of metric-window events (default 60 s).
+    pub fn metric_window(mut self, window: Duration) -> Self {
+        self.metric_window = window;
+        self
+    }
+
+    /// The most distinct route labels kept in metrics (default 1 000).
+    pub fn max_routes(mut self, n: usize) -> Self {
+        self.max_routes = n;
+        self
+    }
+
+    /// Validates the settings and starts one worker per sink on the current Tokio runtime.
+    pub fn build(self) -> Result<Tracepost, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        for (i, (name, _)) in self.sinks.iter().enumerate() {
+            if self.sinks[..i].iter().any(|(n, _)| n == name) {
+                return Err(BuildError::DuplicateSink(name.clone()));
+            }
+        }
+        if let Some((_, rate)) = self.sampling.iter().find(|(_, r)| !(0.0..=1.0).contains(r)) {
+            return Err(BuildError::Invalid {
+                field: "sample",
+                reason: format!("rate {rate} is not within 0..=1"),
+            });
+        }
+        if self.metric_window < Duration::from_secs(1) {
+            return Err(BuildError::Invalid {
+                field: "metric_window",
+                reason: "must be at least 1 s".into(),
+            });
+        }
+        let _enter = runtime.enter();
+        let (closing_tx, closing_rx) = watch::channel(None);
+        let done = Arc::new(Done::default());
+        let mut slots = Vec::new();
+        let mut workers = Vec::new();
+        for (_, spawn) in self.sinks {
+            let (slot, task) = spawn(closing_rx.clone(), self.data_dir.as_ref())?;
+            let done = done.clone();
+            done.running.fetch_add(1, Ordering::SeqCst);
+            workers.push(tokio::spawn(async move {
+                let _ = task.await;
+                done.finished();
+            }));
+            slots.push(slot);
+        }
+        let inner = Arc::new(Inner {
+            resource: self.resource,
+            sinks: slots,
+            closing: closing_tx,
+            closed: AtomicBool::new(false),
+            http: Arc::new(HttpMetrics::new(self.max_routes, self.metric_window)),
+            redactor: self.redactor,
+            sampling: self.sampling,
+            sampled_out: AtomicU64::new(0),
+        });
+        let handle = TracepostHandle { inner };
+        let window_task = tokio::spawn(flush_windows(handle.clone()));
+        Ok(Tracepost {
+            handle,
+            workers,
+            window_task: Some(window_task),
+            done,
+            shut: false,
+        })
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}

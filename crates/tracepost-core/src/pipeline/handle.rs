@@ -1,0 +1,241 @@
+//! [`TracepostHandle`]: how events enter the pipeline (enrich → fingerprint → sample →
+//! one queue per sink), plus health and `/metrics` rendering.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use super::health::{HealthReport, SinkHealth};
+use super::{stats, DropReason, Health, SinkCounts, SinkOptions, SinkStats};
+use crate::event::{Event, Kind, Level, Resource};
+use crate::fingerprint::fingerprint;
+use crate::metrics::{HttpMetrics, TextWriter};
+use crate::redact::Redactor;
+
+pub(super) type MetricsFn = Box<dyn Fn() -> String + Send + Sync>;
+
+pub(super) struct SinkSlot {
+    pub(super) tx: mpsc::Sender<Arc<Event>>,
+    pub(super) stats: Arc<SinkStats>,
+    pub(super) options: SinkOptions,
+    /// The sink's own metrics (`Sink::render_metrics`).
+    pub(super) metrics: MetricsFn,
+}
+
+pub(super) struct Inner {
+    pub(super) resource: Resource,
+    pub(super) sinks: Vec<SinkSlot>,
+    pub(super) closing: watch::Sender<Option<tokio::time::Instant>>,
+    pub(super) closed: AtomicBool,
+    pub(super) http: Arc<HttpMetrics>,
+    pub(super) redactor: Redactor,
+    pub(super) sampling: Vec<(Kind, f64)>,
+    pub(super) sampled_out: AtomicU64,
+}
+
+/// A cheap, cloneable handle to capture events into the pipeline. Capture never blocks and
+/// never fails: when a sink's queue is full, the event is dropped for that sink and counted.
+#[derive(Clone)]
+pub struct TracepostHandle {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TracepostHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracepostHandle")
+            .field("service", &self.inner.resource.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TracepostHandle {
+    /// Enriches the event with the resource fields, fingerprints errors, samples, and enqueues
+    /// it for every sink that accepts its kind and level. Never waits.
+    pub fn capture(&self, mut event: Event) {
+        let inner = &*self.inner;
+        if let Some((_, rate)) = inner.sampling.iter().find(|(k, _)| *k == event.kind) {
+            if *rate < 1.0 && rand::random::<f64>() >= *rate {
+                inner.sampled_out.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        if event.resource.service.is_empty() {
+            event.resource.service.clone_from(&inner.resource.service);
+        }
+        if event.resource.environment.is_none() {
+            event
+                .resource
+                .environment
+                .clone_from(&inner.resource.environment);
+        }
+        if event.resource.release.is_none() {
+            event.resource.release.clone_from(&inner.resource.release);
+        }
+        if event.resource.host.is_none() {
+            event.resource.host.clone_from(&inner.resource.host);
+        }
+        if event.kind == Kind::Error && event.fingerprint.is_none() {
+            let (ty, msg, bt) = match &event.error {
+                Some(e) => (
+                    e.error_type.as_str(),
+                    e.message.as_str(),
+                    e.backtrace.as_deref(),
+                ),
+                None => ("error", event.message.as_str(), None),
+            };
+            let route = event
+                .request
+                .as_ref()
+                .map(|r| format!("{} {}", r.method, r.route));
+            event.fingerprint = Some(fingerprint(ty, msg, bt, route.as_deref()));
+        }
+        let event = Arc::new(event);
+        let closed = inner.closed.load(Ordering::Relaxed);
+        for slot in &inner.sinks {
+            if !slot.options.accepts(event.kind, event.level) {
+                continue;
+            }
+            if closed {
+                slot.stats.dropped(DropReason::Shutdown, 1);
+                continue;
+            }
+            match slot.tx.try_send(event.clone()) {
+                Ok(()) => slot.stats.queued(),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.stats.dropped(DropReason::QueueFull, 1);
+                    warn_throttled(
+                        &slot.stats.name,
+                        "queue full; dropping events (see tracepost_events_dropped_total)",
+                    );
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    slot.stats.dropped(DropReason::Shutdown, 1)
+                }
+            }
+        }
+    }
+
+    /// The resource fields put on every event.
+    pub fn resource(&self) -> &Resource {
+        &self.inner.resource
+    }
+
+    /// The HTTP metrics registry the middleware records into.
+    pub fn http_metrics(&self) -> &Arc<HttpMetrics> {
+        &self.inner.http
+    }
+
+    /// The redaction rules.
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+
+    /// Each sink's name and counters.
+    pub fn sink_counts(&self) -> Vec<(String, SinkCounts)> {
+        self.inner
+            .sinks
+            .iter()
+            .map(|s| (s.stats.name.clone(), s.stats.counts()))
+            .collect()
+    }
+
+    /// Each sink's state, for a health endpoint.
+    pub fn health(&self) -> HealthReport {
+        let sinks: Vec<SinkHealth> = self
+            .inner
+            .sinks
+            .iter()
+            .map(|s| SinkHealth {
+                name: s.stats.name.clone(),
+                state: s.stats.health(),
+                last_error: s.stats.last_error(),
+                queued_events: s.stats.queue_capacity - s.tx.capacity(),
+                spool_bytes: s.stats.spool_bytes(),
+                oldest_spooled_age: s.stats.spool_oldest_age(),
+            })
+            .collect();
+        let state = sinks
+            .iter()
+            .map(|s| s.state)
+            .max_by_key(|h| *h as u8)
+            .unwrap_or(Health::Up);
+        HealthReport { state, sinks }
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
+    }
+
+    /// The HTTP metrics and the pipeline's self-metrics in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut w = TextWriter::new();
+        self.inner.http.render(&mut w);
+        let sinks: Vec<_> = self
+            .inner
+            .sinks
+            .iter()
+            .map(|s| (&*s.stats, s.stats.queue_capacity - s.tx.capacity()))
+            .collect();
+        stats::render(&mut w, &sinks);
+        w.family(
+            "tracepost_events_sampled_out_total",
+            "counter",
+            "Events dropped by sampling.",
+        );
+        w.sample(
+            "tracepost_events_sampled_out_total",
+            &[],
+            self.inner.sampled_out.load(Ordering::Relaxed) as f64,
+        );
+        let mut out = w.finish();
+        for slot in &self.inner.sinks {
+            out.push_str(&(slot.metrics)());
+        }
+        out
+    }
+
+    pub(super) fn flush_windows_now(&self, start: SystemTime) {
+        for window in self.inner.http.take_windows(start) {
+            let message = format!(
+                "{} {}: {} requests, {} errors, p99 {} ms",
+                window.method, window.route, window.count, window.errors, window.p99_ms
+            );
+            let mut event = Event::new(Kind::MetricWindow, Level::Info, message);
+            event.metric = Some(window);
+            self.capture(event);
+        }
+    }
+}
+
+pub(super) async fn flush_windows(handle: TracepostHandle) {
+    let window = handle.inner.http.window();
+    loop {
+        let start = SystemTime::now();
+        // Sleep to the next window boundary so windows align to wall-clock minutes.
+        let since_epoch = start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let into = Duration::from_nanos((since_epoch.as_nanos() % window.as_nanos()) as u64);
+        tokio::time::sleep(window - into).await;
+        handle.flush_windows_now(start);
+    }
+}
+
+fn warn_throttled(sink: &str, message: &str) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(target: "tracepost::pipeline", sink, "{message}");
+    }
+}
