@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment files that CI cannot run (no Docker engine, no Grafana): Prometheus's
 # config and alert rules with promtool (including the rules' unit tests), that every YAML file
-# parses, that the compose file wires the rules and dashboards in, and the dashboards' JSON
-# structure.
+# parses, that the compose file wires the rules and dashboards in, the dashboards' JSON
+# structure, and the syntax of every LogQL query (dashboards and book) with Grafana's LogQL
+# grammar (scripts/logql-check, from the npm registry).
 #
 # The queries themselves are run by examples/quickstart/tests/dashboards.rs (part of
 # `cargo test --workspace`): a real Prometheus scraping the real quickstart, the real Postgres.
@@ -84,6 +85,8 @@ for a in alerts:
 print(f"{len(files)} YAML files parse; compose services: {', '.join(services)}")
 print(f"{len(boards)} dashboards, {npanels} panels; {len(alerts)} alerts; all listed in the book")
 PY
+(cd scripts/logql-check && npm ci --no-audit --no-fund --loglevel=error)
+node scripts/logql-check/check.mjs
 if [ "${1:-}" = "--live" ]; then
   cargo test -p quickstart --test dashboards --locked
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need: the prometheus server and promtool (Debian
-# `prometheus`), PostgreSQL running on 127.0.0.1:5432, rustfmt/clippy, and mdbook. Idempotent:
-# does nothing already done.
+# `prometheus`), PostgreSQL running on 127.0.0.1:5432, Node.js and npm (the LogQL syntax check),
+# rustfmt/clippy, and mdbook. Idempotent: does nothing already done.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -10,6 +10,7 @@ missing=()
 # promtool for the config and rules; the server for examples/quickstart/tests/dashboards.rs.
 { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)   # the Postgres sink's `tls` feature
 if [ ${#missing[@]} -gt 0 ]; then
