@@ -772,7 +772,7 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
             if v["type"] != "query" || v["datasource"]["type"] != "prometheus" {
                 continue;
             }
-            let def = v["definition"].as_str().unwrap();
+            let def = v["query"].as_str().expect("a query variable as a string");
             let inner = def
                 .strip_prefix("label_values(")
                 .and_then(|s| s.strip_suffix(')'))
@@ -902,7 +902,14 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
     for (name, dash) in &dashboards {
         for v in dash["templating"]["list"].as_array().unwrap() {
             if v["type"] == "query" && v["datasource"]["type"] == "loki" {
-                let label = v["query"]["label"].as_str().unwrap();
+                let def = v["query"].as_str().expect("a query variable as a string");
+                let label = def
+                    .strip_prefix("label_values(")
+                    .and_then(|s| s.strip_suffix(')'))
+                    .filter(|l| !l.contains([',', '{']))
+                    .unwrap_or_else(|| {
+                        panic!("{name}: Loki variable {def}: only label_values(label)")
+                    });
                 assert!(
                     entries.iter().any(|e| e.labels.contains_key(label)),
                     "{name}: variable on the Loki label {label:?}, which no stream has"
