@@ -821,6 +821,70 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
         }
     }
 
+    // Spot checks that panels mean what their titles say, over the whole run.
+    let panel_query = |dashboard: &str, title: &str| -> String {
+        let (name, dash) = dashboards.iter().find(|(n, _)| n == dashboard).unwrap();
+        let t = targets(name, dash).into_iter().find(|t| t.panel == title);
+        let vars: Vec<_> = vars
+            .iter()
+            .map(|&(n, v)| match n {
+                "__rate_interval" => (n, range.as_str()),
+                _ => (n, v),
+            })
+            .collect();
+        interpolate(
+            &t.unwrap_or_else(|| panic!("no panel {title:?}")).query,
+            &vars,
+        )
+    };
+    let now = |q: &str| -> Vec<(Value, f64)> {
+        let data = prom.api("/api/v1/query", &[("query", q), ("time", &end)], q);
+        data["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["metric"].clone(),
+                    s["value"][1].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Three of each round's eight requests fail with 5xx (/fail, /panic, /checkout); the six
+    // slow requests succeed.
+    let ratio = now(&panel_query("tracepost-http-red.json", "5xx ratio"));
+    assert!(
+        ratio.len() == 1 && ratio[0].1 > 0.3 && ratio[0].1 <= 0.375,
+        "5xx ratio over the run: {ratio:?}"
+    );
+    let p99 = now(&panel_query(
+        "tracepost-http-red.json",
+        "p99 latency by route and method",
+    ));
+    let slow = p99
+        .iter()
+        .find(|(m, _)| m["http_route"] == "/slow")
+        .expect("a p99 for /slow");
+    assert!(slow.1 > 1.0 && slow.1 <= 2.5, "p99 of /slow: {slow:?}");
+    // Sink health: 0 up, 2 down; only the Loki sink is down at the end.
+    let health: BTreeMap<String, f64> = now(&panel_query("tracepost-pipeline.json", "Sink health"))
+        .into_iter()
+        .map(|(m, v)| (m["sink"].as_str().unwrap().to_owned(), v))
+        .collect();
+    assert_eq!(
+        health,
+        BTreeMap::from(
+            [
+                ("console", 0.0),
+                ("jsonl", 0.0),
+                ("loki", 2.0),
+                ("postgres", 0.0)
+            ]
+            .map(|(s, v)| (s.to_owned(), v))
+        )
+    );
+
     // The rules Prometheus loaded from deploy/prometheus/rules: healthy, and every alert active.
     let groups = prom.api("/api/v1/rules", &[], "rules");
     let mut alerts = BTreeMap::new();
@@ -837,7 +901,23 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
                 finite_points(&data["result"]) > 0,
                 "{rule} returned nothing now: {data}"
             );
-            alerts.insert(rule.to_owned(), r["state"].as_str().unwrap().to_owned());
+            // Which series the alert is active for, by its distinguishing labels.
+            let active: BTreeSet<String> = r["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    ["sink", "reason", "http_route", "job"]
+                        .iter()
+                        .filter_map(|l| Some(format!("{l}={}", a["labels"][l].as_str()?)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect();
+            alerts.insert(
+                rule.to_owned(),
+                (r["state"].as_str().unwrap().to_owned(), active),
+            );
         }
     }
     assert_eq!(
@@ -850,10 +930,27 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
             "TracepostSpoolGrowing"
         ]
     );
-    for (alert, state) in &alerts {
+    // Each alert is active for exactly what the traffic broke: the Loki sink, /slow, the job.
+    let expected = [
+        (
+            "TracepostEventsDropped",
+            "sink=loki,reason=rejected,job=quickstart",
+        ),
+        ("TracepostHighErrorRatio", "job=quickstart"),
+        ("TracepostHighLatencyP99", "http_route=/slow,job=quickstart"),
+        ("TracepostSinkDown", "sink=loki,job=quickstart"),
+        ("TracepostSpoolGrowing", "sink=loki,job=quickstart"),
+    ];
+    for (alert, labels) in expected {
+        let (state, active) = &alerts[alert];
         assert!(
             state == "pending" || state == "firing",
             "{alert} is {state}; all: {alerts:?}"
+        );
+        assert_eq!(
+            active.iter().map(String::as_str).collect::<Vec<_>>(),
+            [labels],
+            "{alert} is active for other series than expected"
         );
     }
     checked.insert("alert rules", alerts.len());
