@@ -925,14 +925,18 @@ pub(crate) enum BatchFailure {
 /// its own transaction) until the bad rows stand alone, stores the rest and reports those.
 /// With [`IngestMethod::Copy`], a range holding an already-stored event is written again
 /// with [`IngestMethod::CopyMerge`].
+///
+/// `parts` are the ranges of `rows` written as separate transactions to begin with (the
+/// store cuts a batch so that one transaction touches few partitions).
 pub(crate) async fn write_splitting(
     client: &deadpool_postgres::Client,
     sql: &Statements,
     method: IngestMethod,
     rows: &[StageRow<'_>],
+    parts: Vec<std::ops::Range<usize>>,
 ) -> Result<BatchResult, BatchFailure> {
     let mut out = BatchResult::default();
-    let mut todo = vec![(0..rows.len(), method)];
+    let mut todo: Vec<_> = parts.into_iter().rev().map(|r| (r, method)).collect();
     while let Some((range, method)) = todo.pop() {
         if range.is_empty() {
             continue;

@@ -24,6 +24,13 @@ pub(crate) const NEW_DAYS_PER_WRITE: usize = 8;
 /// three tables: `events`, `request_snapshots`, `metric_windows`).
 pub(crate) const NEW_DAYS_PER_MINUTE: u32 = 60;
 
+/// Days (the default partition counting as one) one write transaction writes to at most: a
+/// batch spanning more days is written in several transactions. Writing to a partition locks
+/// it and each of its indexes until the commit: 7 for `events`, 5 for `request_snapshots`, 3
+/// for `metric_windows`, the same again for the parent tables. Three days of all three tables
+/// make 60 locks, under the server's default `max_locks_per_transaction` of 64.
+pub(crate) const PARTITIONS_PER_TRANSACTION: usize = 3;
+
 /// Day partitions the background maintenance moves out of the default partition per run.
 pub(crate) const DRAIN_DAYS_PER_RUN: usize = 32;
 

@@ -11,6 +11,7 @@ use crate::error::PgError;
 use crate::ingest::{self, BatchFailure, IngestMethod, Statements};
 use crate::limits::{
     Window, CREATE_BACKOFF, DDL_LOCK_TIMEOUT, NEW_DAYS_PER_MINUTE, NEW_DAYS_PER_WRITE,
+    PARTITIONS_PER_TRANSACTION,
 };
 use crate::types::{day_literal, day_of, day_suffix, days_from_civil};
 
@@ -663,7 +664,7 @@ impl PgStore {
     ) -> Result<WriteReport, PgError> {
         let mut rejected = Vec::new();
         let now = now_micros();
-        let (rows, restamped) = ingest::stage_rows(
+        let (mut rows, restamped) = ingest::stage_rows(
             events.iter().map(|e| &**e),
             &self.inner.window,
             now,
@@ -673,12 +674,34 @@ impl PgStore {
         days.sort_unstable();
         days.dedup();
         let uncovered = self.ensure_for_write(&days, day_of(now)).await;
-        let deferred = rows
-            .iter()
-            .filter(|r| uncovered.contains(&day_of(r.ts.unix_micros())))
-            .count() as u64;
+        // The partition each row goes to (the default partition for the uncovered days), in
+        // order, cut into transactions of a few partitions each: the locks one transaction
+        // takes grow with the partitions it writes to (each with its indexes).
+        let partition = |r: &ingest::StageRow<'_>| {
+            let day = day_of(r.ts.unix_micros());
+            if uncovered.contains(&day) {
+                i64::MIN
+            } else {
+                day
+            }
+        };
+        rows.sort_by_key(partition);
+        let deferred = rows.iter().filter(|r| partition(r) == i64::MIN).count() as u64;
+        let mut parts = Vec::new();
+        let (mut start, mut in_part) = (0, 0);
+        for i in 0..rows.len() {
+            if i == 0 || partition(&rows[i]) != partition(&rows[i - 1]) {
+                if in_part == PARTITIONS_PER_TRANSACTION {
+                    parts.push(start..i);
+                    (start, in_part) = (i, 0);
+                }
+                in_part += 1;
+            }
+        }
+        parts.push(start..rows.len());
         let client = self.exclusive().await?;
-        let result = ingest::write_splitting(&client, &self.inner.statements, method, &rows).await;
+        let result =
+            ingest::write_splitting(&client, &self.inner.statements, method, &rows, parts).await;
         let stats = &self.inner.stats;
         match result {
             Ok(mut r) => {

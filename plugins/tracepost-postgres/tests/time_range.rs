@@ -85,14 +85,59 @@ impl Observer {
     }
 }
 
+/// Samples, every 10 ms, the most locks one backend holds in database `db` (the sink's
+/// footprint on the server's shared lock table).
+struct LockSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<i64>,
+}
+
+impl LockSampler {
+    async fn start(db: &TestDb) -> LockSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let client = db.client().await;
+        let name = db.name.clone();
+        let task = tokio::spawn(async move {
+            let mut max = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let n: i64 = client
+                    .query_one(
+                        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM pg_locks l \
+                         JOIN pg_database d ON d.oid = l.database \
+                         WHERE d.datname = $1 AND l.pid <> pg_backend_pid() GROUP BY l.pid) s",
+                        &[&name],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                max = max.max(n);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            max
+        });
+        LockSampler { stop, task }
+    }
+
+    async fn finish(self) -> i64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
 fn now() -> i64 {
     now_secs() as i64
 }
 
 /// One log event `offset` seconds from now (an hour later than whole days, so that no event
-/// sits on a boundary of the accepted range).
+/// sits on a boundary of the accepted range); every other one with a request snapshot, so
+/// that a day's rows go to two of the partitioned tables.
 fn at_offset(now: i64, offset: i64) -> Event {
-    log(&format!("offset {offset}")).with_timestamp(ts((now + offset + 3600) as u64))
+    let mut e = log(&format!("offset {offset}")).with_timestamp(ts((now + offset + 3600) as u64));
+    if offset % (2 * DAY) == 0 {
+        e.request = Some(request_snapshot());
+    }
+    e
 }
 
 /// 1,500 events on 1,500 distinct days (1,000 back, 500 ahead) and 50 from now.
@@ -137,15 +182,21 @@ async fn send_and_account(
     let batch: Vec<Event> = spread.iter().chain(today).cloned().collect();
     let started = Instant::now();
     let observer = Observer::start();
+    let locks = LockSampler::start(db).await;
     let outcome = sink.send(arcs(batch.clone())).await.expect("batch written");
     let took = started.elapsed();
+    let max_locks = locks.finish().await;
     observer.finish(started).await;
     eprintln!(
-        "{} events in one batch: written in {took:?}, {} rejected",
+        "{} events in one batch: written in {took:?}, {} rejected, at most {max_locks} locks \
+         held by one connection",
         batch.len(),
         outcome.rejected.len()
     );
     assert!(took < Duration::from_secs(15), "the batch took {took:?}");
+    // Under the server's default max_locks_per_transaction (64): one batch can't fill the
+    // lock table that every client of the server shares.
+    assert!(max_locks <= 64, "{max_locks} locks held by one connection");
 
     let c = db.client().await;
     let stored: HashSet<Uuid> = c
