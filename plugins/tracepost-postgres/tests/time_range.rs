@@ -336,11 +336,17 @@ async fn ten_years_both_ways_are_stored_or_rejected_by_reason() {
 #[tokio::test]
 async fn ten_years_both_ways_restamped_keep_their_time() {
     let db = db!("ten_years_restamp");
+    // ANCHOR: restamp
     let sink = PostgresSink::builder(&db.url)
-        .time_range(TimeRange::new().outside(OutOfRange::Restamp))
+        .time_range(
+            TimeRange::new()
+                .max_ahead(Duration::from_secs(600)) // the default: 10 minutes
+                .outside(OutOfRange::Restamp), // store the rest under the time received
+        )
         .connect()
         .await
         .unwrap();
+    // ANCHOR_END: restamp
     let now = now();
     let (spread, today) = ten_years(now);
     let (stored, outcome) = send_and_account(&db, &sink, &spread, &today).await;
