@@ -66,9 +66,9 @@ struct Budget {
 }
 
 impl Budget {
-    /// Takes one day from the budget, if any is left.
-    fn take(&mut self, now: Instant) -> bool {
-        if self.paused_until.is_some_and(|t| now < t) {
+    /// Takes one day from the budget, if any is left (and, for writes, unless paused).
+    fn take(&mut self, now: Instant, respect_pause: bool) -> bool {
+        if respect_pause && self.paused_until.is_some_and(|t| now < t) {
             return false;
         }
         if now.duration_since(self.minute) >= Duration::from_secs(60) {
@@ -406,7 +406,7 @@ impl PgStore {
         let mut uncovered = HashSet::new();
         let mut created = 0;
         for day in missing {
-            if created >= NEW_DAYS_PER_WRITE || !self.take_budget() {
+            if created >= NEW_DAYS_PER_WRITE || !self.take_budget(true) {
                 uncovered.insert(day);
                 continue;
             }
@@ -423,12 +423,14 @@ impl PgStore {
         uncovered
     }
 
-    fn take_budget(&self) -> bool {
+    /// One day of the per-minute budget; `for_write`: not while creation is paused after a
+    /// failure (the background maintenance may try, it keeps no one waiting).
+    fn take_budget(&self, for_write: bool) -> bool {
         self.inner
             .budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take(Instant::now())
+            .take(Instant::now(), for_write)
     }
 
     fn pause_creation(&self) {
@@ -552,7 +554,7 @@ impl PgStore {
         days.sort_by_key(|d| (d - today).abs());
         let mut moved = 0;
         for day in days.into_iter().take(max_days) {
-            if !self.take_budget() {
+            if !self.take_budget(false) {
                 break;
             }
             // A known day may have been dropped by another instance: create it regardless.

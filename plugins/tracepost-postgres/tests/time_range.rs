@@ -527,3 +527,131 @@ async fn a_resource_limit_splits_the_batch_instead_of_failing_it() {
     drop(sink);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_held_lock_defers_the_day_instead_of_stalling_the_sink() {
+    let db = db!("held_lock");
+    let sink = PostgresSink::connect(&db.url).await.unwrap();
+    // Someone holds a lock that attaching a partition needs (a long maintenance command, say);
+    // inserts are not blocked by it.
+    let holder = db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE tracepost.events IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let now = now();
+    let started = Instant::now();
+    let first = log("ten days ago").with_timestamp(ts((now - 10 * DAY) as u64));
+    let outcome = sink.send(arcs(vec![first])).await.unwrap();
+    let took = started.elapsed();
+    assert!(outcome.rejected.is_empty());
+    // The partition DDL gave up after its lock_timeout (2 s); the event went to the default
+    // partition.
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(sink.stats().deferred, 1);
+    // The next new day doesn't wait again: creation pauses after a failure.
+    let started = Instant::now();
+    let second = log("eleven days ago").with_timestamp(ts((now - 11 * DAY) as u64));
+    sink.send(arcs(vec![second])).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sink.stats().deferred, 2);
+    let c = db.client().await;
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.events_default").await,
+        2
+    );
+
+    // Once the lock is gone, the maintenance moves both days into partitions of their own.
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(sink.store().drain_default_partition(10).await.unwrap(), 2);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.events_default").await,
+        0
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM tracepost.events").await, 2);
+    drop(sink);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn too_many_connections_is_temporary_with_a_wait() {
+    let db = db!("too_many");
+    let Some(at) = db.url.find("postgres@") else {
+        eprintln!("SKIPPING: the test URL has no user postgres to replace");
+        return;
+    };
+    // A role allowed one connection: a second one is refused with 53300.
+    let role = format!("tp_limited_{}", rand::random::<u32>());
+    let owner = PostgresSink::connect(&db.url).await.unwrap(); // migrations, partitions
+    let c = db.client().await;
+    c.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN CONNECTION LIMIT 1;
+         GRANT USAGE ON SCHEMA tracepost TO {role};
+         GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA tracepost TO {role};"
+    ))
+    .await
+    .unwrap();
+    let url = format!(
+        "{}{role}@{}",
+        &db.url[..at],
+        &db.url[at + "postgres@".len()..]
+    );
+    let sink = PostgresSink::builder(&url)
+        .migrate(false)
+        .pool_size(1)
+        .connect()
+        .await
+        .unwrap();
+    // Someone else takes the role's only connection while the sink's is gone.
+    c.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+        &[&role],
+    )
+    .await
+    .unwrap();
+    let mut other = None;
+    for _ in 0..50 {
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                other = Some(client);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let other = other.expect("a connection as the limited role");
+    let err = sink
+        .send(arcs(vec![log("now")]))
+        .await
+        .expect_err("no connection to be had");
+    assert!(err.is_temporary(), "{err}");
+    assert!(err.message().contains("53300"), "{err}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(5)), "{err}");
+    // Once the other client leaves, the same batch goes through.
+    drop(other);
+    let mut sent = false;
+    for _ in 0..50 {
+        if sink.send(arcs(vec![log("later")])).await.is_ok() {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent);
+    drop(owner);
+    db.drop_db().await;
+    let admin = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(admin.1);
+    admin
+        .0
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+        .await
+        .unwrap();
+}
