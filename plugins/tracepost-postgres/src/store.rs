@@ -402,6 +402,14 @@ impl PgStore {
     /// partition. A failure here never fails the write.
     async fn ensure_for_write(&self, days: &[i64], today: i64) -> HashSet<i64> {
         let mut missing = self.missing_days(days);
+        if missing.is_empty() {
+            return HashSet::new();
+        }
+        // Partitions made by another instance or before a restart are not in the cache yet.
+        if let Err(e) = self.learn_partitions().await {
+            tracing::warn!(target: "tracepost::postgres", error = %e, "listing partitions failed");
+        }
+        missing = self.missing_days(&missing);
         missing.sort_by_key(|d| (d - today).abs());
         let mut uncovered = HashSet::new();
         let mut created = 0;
@@ -421,6 +429,30 @@ impl PgStore {
             }
         }
         uncovered
+    }
+
+    /// Adds the days that have partitions of every partitioned table to the cache.
+    async fn learn_partitions(&self) -> Result<(), PgError> {
+        let client = self.client().await?;
+        let mut complete: Option<HashSet<i64>> = None;
+        for table in PARTITIONED {
+            let days: HashSet<i64> = self
+                .list_partitions(&client, table)
+                .await?
+                .iter()
+                .filter_map(|n| partition_day(n))
+                .collect();
+            complete = Some(match complete {
+                None => days,
+                Some(c) => c.intersection(&days).copied().collect(),
+            });
+        }
+        self.inner
+            .known_days
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(complete.unwrap_or_default());
+        Ok(())
     }
 
     /// One day of the per-minute budget; `for_write`: not while creation is paused after a

@@ -655,3 +655,31 @@ async fn too_many_connections_is_temporary_with_a_wait() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_restarted_sink_writes_to_existing_partitions_with_bounded_locks() {
+    let db = db!("restarted");
+    {
+        let first = PostgresSink::connect(&db.url).await.unwrap();
+        first.store().ensure_partitions(25, 0).await.unwrap();
+    }
+    // A new process: its cache is empty, the 25 days' partitions exist.
+    let sink = PostgresSink::connect(&db.url).await.unwrap();
+    let now = now();
+    let spread: Vec<Event> = (-25..0)
+        .flat_map(|k| (0..4).map(move |i| at_offset(now, k * DAY + i * 60)))
+        .collect();
+    let (stored, outcome) = send_and_account(&db, &sink, &spread, &[]).await;
+    assert!(outcome.rejected.is_empty());
+    assert_eq!(stored.len(), 100);
+    let stats = sink.stats();
+    assert_eq!(stats.deferred, 0, "{stats:?}");
+    assert_eq!(stats.partition_days_created, 0, "{stats:?}");
+    let c = db.client().await;
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM tracepost.events_default").await,
+        0
+    );
+    drop(sink);
+    db.drop_db().await;
+}
