@@ -538,8 +538,11 @@ impl PgStore {
             "CREATE TABLE {name} (LIKE {s}.{table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);\n"
         );
         if has_default {
+            // The lock ATTACH takes anyway, taken before the move so that no row of the day
+            // lands in the default partition between the move and the attach.
             sql.push_str(&format!(
-                "WITH moved AS (DELETE FROM {default} WHERE timestamp >= '{from}' AND timestamp < '{to}' \
+                "LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE;\n\
+                 WITH moved AS (DELETE FROM {default} WHERE timestamp >= '{from}' AND timestamp < '{to}' \
                  RETURNING *) INSERT INTO {name} SELECT * FROM moved;\n"
             ));
         }
@@ -684,7 +687,8 @@ impl PgStore {
     }
 
     /// Writes events with the store's ingest method: idempotent on the event id, bad rows
-    /// split out and reported in [`WriteReport::rejected`]. An `Err` concerns the whole
+    /// split out and reported in [`WriteReport::rejected`], events outside the accepted
+    /// [`TimeRange`](crate::TimeRange) rejected or restamped as it says. An `Err` concerns the whole
     /// batch; retry it when [`PgError::is_temporary`].
     pub async fn write(&self, events: &[Arc<Event>]) -> Result<WriteReport, PgError> {
         self.write_with(events, self.inner.method).await
