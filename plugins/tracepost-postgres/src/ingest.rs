@@ -14,6 +14,7 @@ use tracepost_core::{Event, Rejection};
 use uuid::Uuid;
 
 use crate::error::{classify, describe, is_missing_partition, Class};
+use crate::limits::{pressure, OutOfRange, Pressure, Window, ORIGINAL_TIMESTAMP_ATTRIBUTE};
 use crate::types::{Json, PgTs};
 
 /// How batches are written. All three store the same rows; they differ in speed.
@@ -588,6 +589,20 @@ impl<'a> StageRow<'a> {
         Ok(row)
     }
 
+    /// Moves the row to `now_us` (Unix microseconds), keeping the event's own timestamp in
+    /// the attribute [`ORIGINAL_TIMESTAMP_ATTRIBUTE`].
+    fn restamp(&mut self, e: &Event, now_us: i64) -> Result<(), Rejection> {
+        let mut attributes = e.attributes.clone();
+        attributes.insert(
+            ORIGINAL_TIMESTAMP_ATTRIBUTE.to_owned(),
+            Value::String(e.timestamp.to_string()),
+        );
+        self.attributes = json(e, &attributes)?;
+        self.ts = PgTs::from_unix_micros(now_us);
+        self.ts_ns = 0;
+        Ok(())
+    }
+
     fn fields(&self) -> [&(dyn ToSql + Sync); 50] {
         [
             &self.id,
@@ -894,6 +909,8 @@ async fn stage_insert(
 pub(crate) struct BatchResult {
     pub written: Written,
     pub rejected: Vec<Rejection>,
+    /// Ranges split in halves because the server was short of resources.
+    pub resource_splits: u64,
 }
 
 /// Why a batch as a whole failed.
@@ -908,14 +925,18 @@ pub(crate) enum BatchFailure {
 /// its own transaction) until the bad rows stand alone, stores the rest and reports those.
 /// With [`IngestMethod::Copy`], a range holding an already-stored event is written again
 /// with [`IngestMethod::CopyMerge`].
+///
+/// `parts` are the ranges of `rows` written as separate transactions to begin with (the
+/// store cuts a batch so that one transaction touches few partitions).
 pub(crate) async fn write_splitting(
     client: &deadpool_postgres::Client,
     sql: &Statements,
     method: IngestMethod,
     rows: &[StageRow<'_>],
+    parts: Vec<std::ops::Range<usize>>,
 ) -> Result<BatchResult, BatchFailure> {
     let mut out = BatchResult::default();
-    let mut todo = vec![(0..rows.len(), method)];
+    let mut todo: Vec<_> = parts.into_iter().rev().map(|r| (r, method)).collect();
     while let Some((range, method)) = todo.pop() {
         if range.is_empty() {
             continue;
@@ -939,6 +960,21 @@ pub(crate) async fn write_splitting(
         if is_missing_partition(&e) {
             return Err(BatchFailure::MissingPartition(e));
         }
+        if e.code().and_then(|c| pressure(c.code())) == Some(Pressure::Split) {
+            // Out of memory or over a configured limit: this range may be too much for the
+            // server at once, so write its halves separately. Only a single event that still
+            // fails makes the batch temporary (the server itself is short, not the batch big).
+            if range.len() == 1 {
+                return Err(BatchFailure::Temporary(e));
+            }
+            tracing::warn!(target: "tracepost::postgres", events = range.len(), error = %describe(&e),
+                "the server is short of resources: writing the batch in halves");
+            out.resource_splits += 1;
+            let mid = range.start + range.len() / 2;
+            todo.push((mid..range.end, method));
+            todo.push((range.start..mid, method));
+            continue;
+        }
         match classify(&e) {
             Class::Data(reason) if range.len() == 1 => out.rejected.push(Rejection {
                 id: rows[range.start].id,
@@ -957,22 +993,54 @@ pub(crate) async fn write_splitting(
     Ok(out)
 }
 
-/// Flattens a batch: drops repeated ids, rejects what can't be stored.
+/// Flattens a batch: drops repeated ids, rejects what can't be stored, and applies the
+/// accepted time range at `now_us` (Unix microseconds): an event outside it is rejected with
+/// a reason or restamped, as the window says. Returns the rows and how many were restamped.
 pub(crate) fn stage_rows<'a>(
     batch: impl IntoIterator<Item = &'a Event>,
+    window: &Window,
+    now_us: i64,
     rejected: &mut Vec<Rejection>,
-) -> Vec<StageRow<'a>> {
+) -> (Vec<StageRow<'a>>, u64) {
     let iter = batch.into_iter();
     let mut seen = HashSet::with_capacity(iter.size_hint().0);
     let mut rows = Vec::with_capacity(iter.size_hint().0);
+    let mut restamped = 0;
     for event in iter {
         if !seen.insert(event.id) {
             continue;
         }
-        match StageRow::new(event) {
-            Ok(row) => rows.push(row),
-            Err(r) => rejected.push(r),
+        let mut row = match StageRow::new(event) {
+            Ok(row) => row,
+            Err(r) => {
+                rejected.push(r);
+                continue;
+            }
+        };
+        let Err(reason) = window.check(row.ts.unix_micros(), now_us) else {
+            rows.push(row);
+            continue;
+        };
+        match window.outside {
+            OutOfRange::Reject => rejected.push(reject(
+                event,
+                reason,
+                format!(
+                    "timestamp {} is outside the accepted range ({} s back to {} s ahead of \
+                     the receiving clock)",
+                    event.timestamp,
+                    window.back_us / 1_000_000,
+                    window.ahead_us / 1_000_000
+                ),
+            )),
+            OutOfRange::Restamp => match row.restamp(event, now_us) {
+                Ok(()) => {
+                    restamped += 1;
+                    rows.push(row);
+                }
+                Err(r) => rejected.push(r),
+            },
         }
     }
-    rows
+    (rows, restamped)
 }

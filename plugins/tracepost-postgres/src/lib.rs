@@ -28,8 +28,14 @@
 //!   updates issues from the rows actually inserted. A row the server refuses is split out
 //!   and reported in [`SinkOutcome::rejected`](tracepost_core::SinkOutcome); the rest is
 //!   stored.
+//! * **Time range**: events from the retention (or 30 days) back to 10 minutes ahead are
+//!   accepted; the rest is rejected with a counted reason or restamped ([`TimeRange`]).
+//!   Each write creates at most 8 day partitions, one table per transaction, and 60 days a
+//!   minute at most; rows of other days wait in a default partition.
 //! * **Errors**: connection loss, pool timeout, serialization failure, deadlock, shutdown →
-//!   temporary (the pipeline retries); bad data → that row only.
+//!   temporary (the pipeline retries); bad data → that row only; out of memory or over a
+//!   configured limit → the batch is written in halves; disk full, too many connections, a
+//!   lock not available → temporary with a longer wait.
 //! * **Retention**: [`PostgresSinkBuilder::retention`] drops whole day partitions in the
 //!   background; [`PgStore::retain`] does it on demand.
 //! * **Queries**: [`PgStore::events`], [`PgStore::histogram`], [`PgStore::top_issues`]; an
@@ -40,6 +46,7 @@ mod error;
 pub mod http;
 mod ingest;
 mod keys;
+mod limits;
 mod query;
 mod store;
 mod types;
@@ -54,6 +61,9 @@ use tracepost_core::{Batch, BatchOptions, Sink, SinkError, SinkOptions, SinkOutc
 pub use error::PgError;
 pub use ingest::IngestMethod;
 pub use keys::{ApiKey, Project};
+pub use limits::{
+    OutOfRange, TimeRange, DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, ORIGINAL_TIMESTAMP_ATTRIBUTE,
+};
 pub use query::{Cursor, EventFilter, EventPage, HistogramBucket, Issue, IssueStatus};
 pub use store::{IngestStats, PgStore, RetentionReport, WriteReport};
 
@@ -101,6 +111,7 @@ impl PostgresSink {
             pool_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             retention: None,
+            time_range: TimeRange::default(),
             partitions_ahead: 3,
             maintenance_interval: Duration::from_secs(3600),
             method: IngestMethod::Copy,
@@ -150,7 +161,15 @@ impl Sink for PostgresSink {
             Ok(report) => Ok(SinkOutcome {
                 rejected: report.rejected,
             }),
-            Err(e) => Err(e.into_sink_error()),
+            Err(e) => {
+                // Short of disk or connections, or a lock held: ask the pipeline to wait.
+                let wait = e.code().and_then(limits::retry_after);
+                let err = e.into_sink_error();
+                Err(match wait {
+                    Some(wait) => err.with_retry_after(wait),
+                    None => err,
+                })
+            }
         }
     }
 
@@ -173,6 +192,7 @@ pub struct PostgresSinkBuilder {
     pool_timeout: Duration,
     connect_timeout: Duration,
     retention: Option<Duration>,
+    time_range: TimeRange,
     partitions_ahead: u32,
     maintenance_interval: Duration,
     method: IngestMethod,
@@ -216,6 +236,14 @@ impl PostgresSinkBuilder {
     /// [`maintenance_interval`](Self::maintenance_interval). Default: keep everything.
     pub fn retention(mut self, max_age: Duration) -> Self {
         self.retention = Some(max_age);
+        self
+    }
+
+    /// The event timestamps the store accepts, and what happens to events outside them
+    /// (default: back to the retention or 30 days, 10 minutes ahead, the rest rejected
+    /// with the reason `too_old` or `too_far_in_future`). See [`TimeRange`].
+    pub fn time_range(mut self, range: TimeRange) -> Self {
+        self.time_range = range;
         self
     }
 
@@ -329,7 +357,8 @@ impl PostgresSinkBuilder {
             }))
             .build()
             .map_err(|e| PgError::Config(e.to_string()))?;
-        let store = PgStore::new(pool, schema, self.method);
+        let window = self.time_range.resolve(self.retention);
+        let store = PgStore::new(pool, schema, self.method, window);
         // Fail fast on a wrong URL or a server that is down.
         drop(store.client().await?);
         if self.migrate {
@@ -342,6 +371,18 @@ impl PostgresSinkBuilder {
 async fn maintain(store: &PgStore, ahead: u32, retention: Option<Duration>) {
     if let Err(e) = store.ensure_partitions(1, ahead).await {
         tracing::warn!(target: "tracepost::postgres", error = %e, "creating partitions ahead failed");
+    }
+    match store
+        .drain_default_partition(limits::DRAIN_DAYS_PER_RUN)
+        .await
+    {
+        Ok(0) => {}
+        Ok(days) => {
+            tracing::info!(target: "tracepost::postgres", days, "moved events out of the default partition")
+        }
+        Err(e) => {
+            tracing::warn!(target: "tracepost::postgres", error = %e, "draining the default partition failed")
+        }
     }
     if let Some(max_age) = retention {
         match store.retain(max_age).await {

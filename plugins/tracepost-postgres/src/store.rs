@@ -3,17 +3,27 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracepost_core::{Event, Rejection};
 
 use crate::error::PgError;
 use crate::ingest::{self, BatchFailure, IngestMethod, Statements};
+use crate::limits::{
+    Window, CREATE_BACKOFF, DDL_LOCK_TIMEOUT, NEW_DAYS_PER_MINUTE, NEW_DAYS_PER_WRITE,
+    PARTITIONS_PER_TRANSACTION,
+};
 use crate::types::{day_literal, day_of, day_suffix, days_from_civil};
 
 /// The embedded migrations: version, name, SQL (with `{schema}` placeholders).
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "default_partitions",
+        include_str!("../migrations/0002_default_partitions.sql"),
+    ),
+];
 
 /// The partitioned tables, all partitioned by day on `timestamp`.
 pub(crate) const PARTITIONED: [&str; 3] = ["events", "request_snapshots", "metric_windows"];
@@ -41,8 +51,36 @@ pub(crate) struct StoreInner {
     pub schema: String,
     pub statements: Statements,
     pub method: IngestMethod,
+    window: Window,
     known_days: Mutex<HashSet<i64>>,
+    budget: Mutex<Budget>,
     stats: Stats,
+}
+
+/// The partition-creation budget: days created in the current minute, and a pause after a
+/// failure.
+struct Budget {
+    minute: Instant,
+    created: u32,
+    paused_until: Option<Instant>,
+}
+
+impl Budget {
+    /// Takes one day from the budget, if any is left (and, for writes, unless paused).
+    fn take(&mut self, now: Instant, respect_pause: bool) -> bool {
+        if respect_pause && self.paused_until.is_some_and(|t| now < t) {
+            return false;
+        }
+        if now.duration_since(self.minute) >= Duration::from_secs(60) {
+            self.minute = now;
+            self.created = 0;
+        }
+        if self.created >= NEW_DAYS_PER_MINUTE {
+            return false;
+        }
+        self.created += 1;
+        true
+    }
 }
 
 #[derive(Default)]
@@ -50,6 +88,10 @@ struct Stats {
     batches: AtomicU64,
     inserted: AtomicU64,
     duplicates: AtomicU64,
+    restamped: AtomicU64,
+    deferred: AtomicU64,
+    partition_days: AtomicU64,
+    resource_splits: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -64,8 +106,22 @@ pub struct IngestStats {
     /// Events that were already stored (redeliveries), skipped.
     pub duplicates: u64,
     /// Events refused for good, by reason (`nul_byte`, `out_of_range`, `invalid_data`,
-    /// `constraint`, `too_large`).
+    /// `constraint`, `too_large`, and outside the accepted [`TimeRange`](crate::TimeRange):
+    /// `too_old`, `too_far_in_future`).
     pub rejected: Vec<(String, u64)>,
+    /// Events outside the accepted time range stored under the time they were received
+    /// ([`OutOfRange::Restamp`](crate::OutOfRange::Restamp)).
+    pub restamped: u64,
+    /// Events written to the default partition because their day had no partition yet (the
+    /// per-write or per-minute partition budget was used up, or creating it failed); the
+    /// background maintenance moves them into their day's partition.
+    pub deferred: u64,
+    /// Day partitions (one each of `events`, `request_snapshots`, `metric_windows`) created
+    /// by this store.
+    pub partition_days_created: u64,
+    /// Times a batch (or part of one) was written in halves because the server was out of
+    /// memory or over a configured limit (SQLSTATE 53200, 53400).
+    pub resource_splits: u64,
 }
 
 impl IngestStats {
@@ -89,6 +145,10 @@ pub struct WriteReport {
     pub metric_windows: u64,
     /// Events refused for good, with the reason.
     pub rejected: Vec<Rejection>,
+    /// Events outside the accepted time range stored under the time they were received.
+    pub restamped: u64,
+    /// Events written to the default partition (their day's partition comes later).
+    pub deferred: u64,
 }
 
 /// What [`PgStore::retain`] removed.
@@ -163,7 +223,12 @@ fn partition_day(name: &str) -> Option<i64> {
 }
 
 impl PgStore {
-    pub(crate) fn new(pool: deadpool_postgres::Pool, schema: String, method: IngestMethod) -> Self {
+    pub(crate) fn new(
+        pool: deadpool_postgres::Pool,
+        schema: String,
+        method: IngestMethod,
+        window: Window,
+    ) -> Self {
         let statements = Statements::new(&schema);
         PgStore {
             inner: Arc::new(StoreInner {
@@ -171,7 +236,13 @@ impl PgStore {
                 schema,
                 statements,
                 method,
+                window,
                 known_days: Mutex::new(HashSet::new()),
+                budget: Mutex::new(Budget {
+                    minute: Instant::now(),
+                    created: 0,
+                    paused_until: None,
+                }),
                 stats: Stats::default(),
             }),
         }
@@ -300,74 +371,237 @@ impl PgStore {
         self.ensure_days(&days).await
     }
 
+    /// The days among `days` without known partitions, deduplicated.
+    fn missing_days(&self, days: &[i64]) -> Vec<i64> {
+        let known = self
+            .inner
+            .known_days
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut m: Vec<i64> = days
+            .iter()
+            .copied()
+            .filter(|d| !known.contains(d))
+            .collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
+
+    /// Creates the partitions of these days, one table per transaction, outside the budget.
     pub(crate) async fn ensure_days(&self, days: &[i64]) -> Result<(), PgError> {
-        let missing: Vec<i64> = {
-            let known = self
-                .inner
-                .known_days
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let mut m: Vec<i64> = days
-                .iter()
-                .copied()
-                .filter(|d| !known.contains(d))
-                .collect();
-            m.sort_unstable();
-            m.dedup();
-            m
-        };
-        if missing.is_empty() {
-            return Ok(());
+        for day in self.missing_days(days) {
+            self.create_day(day).await?;
         }
-        let s = &self.inner.schema;
-        let client = self.exclusive().await?;
-        client.batch_execute("BEGIN").await?;
-        let result: Result<HashSet<i64>, PgError> = async {
-            client
-                .execute(
-                    "SELECT pg_advisory_xact_lock($1)",
-                    &[&lock_key("partitions", s)],
-                )
-                .await?;
-            let existing: HashSet<i64> = self
-                .list_partitions(&client, "events")
+        Ok(())
+    }
+
+    /// Creates partitions for the missing days of a write, nearest to `today` first, within
+    /// the budget ([`NEW_DAYS_PER_WRITE`], [`NEW_DAYS_PER_MINUTE`], a pause after a
+    /// failure). Returns the days left without a partition: their rows go to the default
+    /// partition. A failure here never fails the write.
+    async fn ensure_for_write(&self, days: &[i64], today: i64) -> HashSet<i64> {
+        let mut missing = self.missing_days(days);
+        if missing.is_empty() {
+            return HashSet::new();
+        }
+        // Partitions made by another instance or before a restart are not in the cache yet.
+        if let Err(e) = self.learn_partitions().await {
+            tracing::warn!(target: "tracepost::postgres", error = %e, "listing partitions failed");
+        }
+        missing = self.missing_days(&missing);
+        missing.sort_by_key(|d| (d - today).abs());
+        let mut uncovered = HashSet::new();
+        let mut created = 0;
+        for day in missing {
+            if created >= NEW_DAYS_PER_WRITE || !self.take_budget(true) {
+                uncovered.insert(day);
+                continue;
+            }
+            match self.create_day(day).await {
+                Ok(()) => created += 1,
+                Err(e) => {
+                    self.pause_creation();
+                    tracing::warn!(target: "tracepost::postgres", error = %e, day = %day_literal(day),
+                        "creating a day partition failed; its events go to the default partition");
+                    uncovered.insert(day);
+                }
+            }
+        }
+        uncovered
+    }
+
+    /// Adds the days that have partitions of every partitioned table to the cache.
+    async fn learn_partitions(&self) -> Result<(), PgError> {
+        let client = self.client().await?;
+        let mut complete: Option<HashSet<i64>> = None;
+        for table in PARTITIONED {
+            let days: HashSet<i64> = self
+                .list_partitions(&client, table)
                 .await?
                 .iter()
                 .filter_map(|n| partition_day(n))
                 .collect();
-            let mut sql = String::new();
-            for day in missing.iter().filter(|d| !existing.contains(d)) {
-                let (suffix, from, to) =
-                    (day_suffix(*day), day_literal(*day), day_literal(day + 1));
-                for table in PARTITIONED {
-                    sql.push_str(&format!(
-                        "CREATE TABLE IF NOT EXISTS {s}.{table}_p{suffix} PARTITION OF {s}.{table} \
-                         FOR VALUES FROM ('{from}') TO ('{to}');\n"
-                    ));
-                }
-            }
-            if !sql.is_empty() {
-                client.batch_execute(&sql).await?;
-            }
+            complete = Some(match complete {
+                None => days,
+                Some(c) => c.intersection(&days).copied().collect(),
+            });
+        }
+        self.inner
+            .known_days
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(complete.unwrap_or_default());
+        Ok(())
+    }
+
+    /// One day of the per-minute budget; `for_write`: not while creation is paused after a
+    /// failure (the background maintenance may try, it keeps no one waiting).
+    fn take_budget(&self, for_write: bool) -> bool {
+        self.inner
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(Instant::now(), for_write)
+    }
+
+    fn pause_creation(&self) {
+        self.inner
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .paused_until = Some(Instant::now() + CREATE_BACKOFF);
+    }
+
+    /// Creates the partitions of one day: each of the [`PARTITIONED`] tables in its own short
+    /// transaction (a few dozen locks at most, whatever the batch), moving the day's rows out
+    /// of the default partition first.
+    async fn create_day(&self, day: i64) -> Result<(), PgError> {
+        let client = self.exclusive().await?;
+        let mut created = false;
+        for table in PARTITIONED {
+            created |= self.create_partition(&client, table, day).await?;
+        }
+        client.done();
+        if created {
+            self.inner
+                .stats
+                .partition_days
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner
+            .known_days
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(day);
+        Ok(())
+    }
+
+    /// One transaction: create `{table}_p{day}` as a plain table, move the day's rows from
+    /// the default partition into it, and attach it (`ATTACH PARTITION` takes only a
+    /// `SHARE UPDATE EXCLUSIVE` lock on the parent, so reads and writes of other days go on).
+    /// Returns false when the partition already existed. On error the caller drops the
+    /// connection, which rolls the transaction back.
+    async fn create_partition(
+        &self,
+        client: &deadpool_postgres::Client,
+        table: &str,
+        day: i64,
+    ) -> Result<bool, PgError> {
+        let s = &self.inner.schema;
+        let (suffix, from, to) = (day_suffix(day), day_literal(day), day_literal(day + 1));
+        let name = format!("{s}.{table}_p{suffix}");
+        let default = format!("{s}.{table}_default");
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"
+            ))
+            .await?;
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&lock_key("partitions", s)],
+            )
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+                &[&name, &default],
+            )
+            .await?;
+        let (exists, has_default): (bool, bool) = (row.get(0), row.get(1));
+        if exists {
             client.batch_execute("COMMIT").await?;
-            Ok(existing)
+            return Ok(false);
         }
-        .await;
-        match result {
-            Ok(existing) => {
-                let mut known = self
-                    .inner
-                    .known_days
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                known.extend(existing);
-                known.extend(missing);
-                drop(known);
-                client.done();
-                Ok(())
+        let mut sql = format!(
+            "CREATE TABLE {name} (LIKE {s}.{table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);\n"
+        );
+        if has_default {
+            // The lock ATTACH takes anyway, taken before the move so that no row of the day
+            // lands in the default partition between the move and the attach.
+            sql.push_str(&format!(
+                "LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE;\n\
+                 WITH moved AS (DELETE FROM {default} WHERE timestamp >= '{from}' AND timestamp < '{to}' \
+                 RETURNING *) INSERT INTO {name} SELECT * FROM moved;\n"
+            ));
+        }
+        sql.push_str(&format!(
+            "ALTER TABLE {s}.{table} ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{to}');\n\
+             COMMIT"
+        ));
+        client.batch_execute(&sql).await?;
+        Ok(true)
+    }
+
+    /// Moves rows out of the default partition into partitions of their own day, for up to
+    /// `max_days` days (nearest to today first, within the per-minute budget). Returns the
+    /// days moved. The background maintenance calls it every run; rows only land in the
+    /// default partition when a write could not create their day's partition in time.
+    pub async fn drain_default_partition(&self, max_days: usize) -> Result<usize, PgError> {
+        let s = &self.inner.schema;
+        let client = self.client().await?;
+        let mut parts = Vec::new();
+        for table in PARTITIONED {
+            let default = format!("{s}.{table}_default");
+            let exists: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&default])
+                .await?
+                .get(0);
+            if exists {
+                parts.push(format!(
+                    "SELECT DISTINCT floor(extract(epoch FROM timestamp) / 86400)::int8 AS day \
+                     FROM {default}"
+                ));
             }
-            Err(e) => Err(e), // dropping `client` closes it: the server rolls back
         }
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let today = day_of(now_micros());
+        let mut days: Vec<i64> = client
+            .query(&parts.join(" UNION "), &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        drop(client);
+        days.sort_by_key(|d| (d - today).abs());
+        let mut moved = 0;
+        for day in days.into_iter().take(max_days) {
+            if !self.take_budget(false) {
+                break;
+            }
+            // A known day may have been dropped by another instance: create it regardless.
+            self.inner
+                .known_days
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&day);
+            self.create_day(day).await?;
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     pub(crate) fn forget_partitions(&self) {
@@ -393,7 +627,11 @@ impl PgStore {
                 if (day + 1) * 86_400_000_000 > cutoff {
                     continue;
                 }
-                client.batch_execute("BEGIN").await?;
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"
+                    ))
+                    .await?;
                 let dropped = async {
                     client
                         .execute(
@@ -416,6 +654,26 @@ impl PgStore {
                 report.dropped_partitions.push(name);
             }
         }
+        // Rows in the default partition go by the same rule: whole days that ended before
+        // the cutoff.
+        let first_kept = crate::types::PgTs::from_unix_micros(
+            cutoff.div_euclid(86_400_000_000) * 86_400_000_000,
+        );
+        for table in PARTITIONED {
+            let default = format!("{s}.{table}_default");
+            let exists: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&default])
+                .await?
+                .get(0);
+            if exists {
+                client
+                    .execute(
+                        &format!("DELETE FROM {default} WHERE timestamp < $1"),
+                        &[&first_kept],
+                    )
+                    .await?;
+            }
+        }
         client.execute(&self.inner.statements.fold, &[]).await?;
         let cutoff_ts = crate::types::PgTs::from_unix_micros(cutoff);
         report.deleted_issues = client
@@ -429,7 +687,8 @@ impl PgStore {
     }
 
     /// Writes events with the store's ingest method: idempotent on the event id, bad rows
-    /// split out and reported in [`WriteReport::rejected`]. An `Err` concerns the whole
+    /// split out and reported in [`WriteReport::rejected`], events outside the accepted
+    /// [`TimeRange`](crate::TimeRange) rejected or restamped as it says. An `Err` concerns the whole
     /// batch; retry it when [`PgError::is_temporary`].
     pub async fn write(&self, events: &[Arc<Event>]) -> Result<WriteReport, PgError> {
         self.write_with(events, self.inner.method).await
@@ -442,16 +701,51 @@ impl PgStore {
         method: IngestMethod,
     ) -> Result<WriteReport, PgError> {
         let mut rejected = Vec::new();
-        let rows = ingest::stage_rows(events.iter().map(|e| &**e), &mut rejected);
+        let now = now_micros();
+        let (mut rows, restamped) = ingest::stage_rows(
+            events.iter().map(|e| &**e),
+            &self.inner.window,
+            now,
+            &mut rejected,
+        );
         let mut days: Vec<i64> = rows.iter().map(|r| day_of(r.ts.unix_micros())).collect();
         days.sort_unstable();
         days.dedup();
-        self.ensure_days(&days).await?;
+        let uncovered = self.ensure_for_write(&days, day_of(now)).await;
+        // The partition each row goes to (the default partition for the uncovered days), in
+        // order, cut into transactions of a few partitions each: the locks one transaction
+        // takes grow with the partitions it writes to (each with its indexes).
+        let partition = |r: &ingest::StageRow<'_>| {
+            let day = day_of(r.ts.unix_micros());
+            if uncovered.contains(&day) {
+                i64::MIN
+            } else {
+                day
+            }
+        };
+        rows.sort_by_key(partition);
+        let deferred = rows.iter().filter(|r| partition(r) == i64::MIN).count() as u64;
+        let mut parts = Vec::new();
+        let (mut start, mut in_part) = (0, 0);
+        for i in 0..rows.len() {
+            if i == 0 || partition(&rows[i]) != partition(&rows[i - 1]) {
+                if in_part == PARTITIONS_PER_TRANSACTION {
+                    parts.push(start..i);
+                    (start, in_part) = (i, 0);
+                }
+                in_part += 1;
+            }
+        }
+        parts.push(start..rows.len());
         let client = self.exclusive().await?;
-        let result = ingest::write_splitting(&client, &self.inner.statements, method, &rows).await;
+        let result =
+            ingest::write_splitting(&client, &self.inner.statements, method, &rows, parts).await;
         let stats = &self.inner.stats;
         match result {
             Ok(mut r) => {
+                stats
+                    .resource_splits
+                    .fetch_add(r.resource_splits, Ordering::Relaxed);
                 if r.written.issues > 0 {
                     if let Err(e) = client.execute(&self.inner.statements.fold, &[]).await {
                         // The events are committed; the deltas wait for the next fold.
@@ -467,6 +761,8 @@ impl PgStore {
                     .inserted
                     .fetch_add(r.written.events, Ordering::Relaxed);
                 stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+                stats.restamped.fetch_add(restamped, Ordering::Relaxed);
+                stats.deferred.fetch_add(deferred, Ordering::Relaxed);
                 if !rejected.is_empty() {
                     let mut by_reason = stats.rejected.lock().unwrap_or_else(|e| e.into_inner());
                     for rej in &rejected {
@@ -480,6 +776,8 @@ impl PgStore {
                     requests: r.written.requests,
                     metric_windows: r.written.metrics,
                     rejected,
+                    restamped,
+                    deferred,
                 })
             }
             Err(BatchFailure::MissingPartition(e)) => {
@@ -511,6 +809,10 @@ impl PgStore {
             batches: s.batches.load(Ordering::Relaxed),
             inserted: s.inserted.load(Ordering::Relaxed),
             duplicates: s.duplicates.load(Ordering::Relaxed),
+            restamped: s.restamped.load(Ordering::Relaxed),
+            deferred: s.deferred.load(Ordering::Relaxed),
+            partition_days_created: s.partition_days.load(Ordering::Relaxed),
+            resource_splits: s.resource_splits.load(Ordering::Relaxed),
             rejected: s
                 .rejected
                 .lock()
