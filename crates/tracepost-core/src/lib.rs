@@ -10,6 +10,8 @@ pub mod redact;
 pub mod scope;
 pub mod sink;
 pub mod sinks;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace_context;
 
 pub use event::{
@@ -22,7 +24,7 @@ pub use pipeline::{
     TracepostHandle,
 };
 pub use redact::Redactor;
-pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorKind, SinkOutcome};
+pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorClass, SinkErrorKind, SinkOutcome};
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub fn truncate_utf8(s: &str, max: usize) -> &str {
