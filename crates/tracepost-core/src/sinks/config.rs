@@ -115,3 +115,54 @@ impl JsonlFileConfig {
             .max_files(self.max_files))
     }
 }
+
+/// Durations in configuration files, as humantime strings (`"250ms"`, `"5s"`, `"2h 30m"`,
+/// `"14days"`) or as a number of seconds. For `#[serde(with = …)]` in sink configs.
+pub mod serde_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Secs(u64),
+        Text(String),
+    }
+
+    fn parse<E: serde::de::Error>(r: Repr) -> Result<Duration, E> {
+        match r {
+            Repr::Secs(s) => Ok(Duration::from_secs(s)),
+            Repr::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+                E::custom(format_args!(
+                    "invalid duration {t:?}: {e} (write e.g. \"500ms\", \"5s\", \"14days\")"
+                ))
+            }),
+        }
+    }
+
+    /// Reads a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        parse(Repr::deserialize(d)?)
+    }
+
+    /// Writes a duration as a humantime string.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    /// The same for an optional duration (absent or `null`: `None`).
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        /// Reads an optional duration.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            match Option::<super::Repr>::deserialize(d)? {
+                None => Ok(None),
+                Some(r) => super::parse(r).map(Some),
+            }
+        }
+    }
+}

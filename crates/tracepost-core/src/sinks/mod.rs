@@ -5,6 +5,6 @@ mod config;
 mod console;
 mod jsonl;
 
-pub use config::{ConfigError, ConsoleConfig, JsonlFileConfig};
+pub use config::{serde_duration, ConfigError, ConsoleConfig, JsonlFileConfig};
 pub use console::{Console, ConsoleFormat, ConsoleTarget};
 pub use jsonl::JsonlFile;
