@@ -4,6 +4,8 @@
 
 pub mod event;
 pub mod fingerprint;
+#[cfg(feature = "http-sink")]
+pub mod http_sink;
 pub mod metrics;
 pub mod pipeline;
 pub mod redact;
