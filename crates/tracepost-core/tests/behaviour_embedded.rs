@@ -20,6 +20,7 @@ fn stored_from_ndjson(text: &str) -> Vec<Stored> {
         .collect()
 }
 
+// ANCHOR: harness
 /// `JsonlFile` in a scratch directory. An outage replaces the directory with a plain file
 /// (a volume gone), so the sink cannot write until it is put back.
 struct Files {
@@ -79,6 +80,7 @@ mod jsonl {
         })
     });
 }
+// ANCHOR_END: harness
 
 /// A `Vec<u8>` shared with the console sink.
 #[derive(Clone, Default)]

@@ -80,10 +80,13 @@ impl Drop for Pg {
             rt.block_on(async {
                 if let Ok((c, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
                     tokio::spawn(conn);
+                    // Separately: DROP DATABASE cannot run in the implicit transaction of a
+                    // multi-statement batch.
                     let _ = c
-                        .batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE); DROP ROLE IF EXISTS {role}"
-                        ))
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = c
+                        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
                         .await;
                 }
             });
@@ -315,6 +318,7 @@ async fn two_postgres_sinks_side_by_side() {
 fn config_from_toml_builds_and_typos_name_the_field() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _enter = rt.enter();
+    // ANCHOR: config
     let c: PostgresConfig = toml::from_str(
         r#"
         url = "postgres://app:hunter2@db.internal:5432/obs"
@@ -338,6 +342,7 @@ fn config_from_toml_builds_and_typos_name_the_field() {
     let e =
         toml::from_str::<PostgresConfig>("url = \"postgres://x\"\nretension = \"1d\"").unwrap_err();
     assert!(e.to_string().contains("unknown field `retension`"), "{e}");
+    // ANCHOR_END: config
     let e = toml::from_str::<PostgresConfig>("url = \"postgres://x\"\nretention = \"soon\"")
         .unwrap_err();
     assert!(e.to_string().contains("invalid duration \"soon\""), "{e}");
