@@ -41,6 +41,28 @@ async fn admin() -> Option<tokio_postgres::Client> {
     }
 }
 
+/// Drops the test database even when an assertion fails.
+struct DropDb(String);
+
+impl Drop for DropDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((c, conn)) = tokio_postgres::connect(ADMIN, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = c.batch_execute(&sql).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_serves_with_postgres_down_and_stores_everything_once_it_is_up() {
     let Some(admin) = admin().await else { return };
@@ -53,6 +75,7 @@ async fn the_app_serves_with_postgres_down_and_stores_everything_once_it_is_up()
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .await
         .unwrap();
+    let _cleanup = DropDb(db.clone());
     let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap(), false)
         .await
         .unwrap();
@@ -164,8 +187,4 @@ async fn the_app_serves_with_postgres_down_and_stores_everything_once_it_is_up()
         .status();
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     drop(c);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .unwrap();
 }
