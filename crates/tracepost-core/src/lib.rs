@@ -4,12 +4,16 @@
 
 pub mod event;
 pub mod fingerprint;
+#[cfg(feature = "http-sink")]
+pub mod http_sink;
 pub mod metrics;
 pub mod pipeline;
 pub mod redact;
 pub mod scope;
 pub mod sink;
 pub mod sinks;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace_context;
 
 pub use event::{
@@ -22,7 +26,7 @@ pub use pipeline::{
     TracepostHandle,
 };
 pub use redact::Redactor;
-pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorKind, SinkOutcome};
+pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorClass, SinkErrorKind, SinkOutcome};
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub fn truncate_utf8(s: &str, max: usize) -> &str {

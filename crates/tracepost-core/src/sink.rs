@@ -15,9 +15,11 @@ pub type Batch = Vec<Arc<Event>>;
 /// A destination for events: Postgres, Loki, a file, the console, …
 ///
 /// The pipeline gives each sink its own bounded queue and worker, calls [`Sink::send`] with
-/// batches, retries [temporary](SinkErrorKind::Temporary) errors with backoff, and splits a
-/// batch that failed [permanently](SinkErrorKind::Permanent) to find the offending events.
-/// Delivery is at-least-once: a sink should write idempotently on [`Event::id`].
+/// batches, retries [temporary](SinkErrorClass::Temporary) errors with backoff, splits a
+/// batch that failed [permanently](SinkErrorClass::Permanent) to find the offending events,
+/// and keeps a batch the destination [refused whole](SinkErrorClass::Refused) until it
+/// accepts again. Delivery is at-least-once: a sink should write idempotently on
+/// [`Event::id`] (or say in its docs that it is append-only).
 ///
 /// ```
 /// use tracepost_core::{Batch, Sink, SinkError, SinkOutcome};
@@ -33,7 +35,9 @@ pub type Batch = Vec<Arc<Event>>;
 /// }
 /// ```
 pub trait Sink: Send + Sync + 'static {
-    /// A short, stable name used in metric labels and logs (`postgres`, `loki`, …).
+    /// A short, stable name used in metric labels, logs and the spool directory (`postgres`,
+    /// `loki`, …). `Builder::sink_named` overrides it, so two sinks of one kind can run side
+    /// by side.
     fn name(&self) -> &str;
 
     /// Delivers one batch. Returns which events (if any) were rejected individually.
@@ -78,19 +82,125 @@ pub struct Rejection {
     pub detail: String,
 }
 
-/// Whether retrying can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SinkErrorKind {
-    /// I/O, timeouts, 408, 429, 5xx, connection loss: retry with backoff.
+/// Whether and how retrying can help: the pipeline's three ways of handling a failed batch.
+///
+/// The model is OpenDAL's error *status* (temporary / permanent / persistent); the *what* is
+/// [`SinkErrorKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum SinkErrorClass {
+    /// I/O, timeouts, 408, 429, 5xx, connection loss: the batch is retried with backoff
+    /// ([`RetryOptions`](crate::RetryOptions)), then spooled or dropped.
     Temporary,
-    /// The destination refused the data (400, constraint violation, …): retrying won't help.
+    /// Something in the batch is bad (400, a constraint violation, …): retrying the same
+    /// data won't help. The pipeline splits the batch to find the offending events, drops
+    /// only those and counts them (`rejected`).
     Permanent,
+    /// The destination refuses everything, whatever the data (401, 403, 404, a revoked grant,
+    /// a missing database): no event is at fault, so there is no splitting and nothing is
+    /// dropped. The batch is kept (spooled with a data dir, else held in memory up to the
+    /// queue bound), the sink's health goes `down` with this error, retries slow to
+    /// [`RetryOptions::refused_interval`](crate::RetryOptions::refused_interval), and
+    /// delivery resumes by itself once the destination accepts again (a grant restored, a key
+    /// rotated).
+    Refused,
 }
 
-/// An error from a sink, classified for the retry logic.
+impl SinkErrorClass {
+    /// `temporary`, `permanent` or `refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkErrorClass::Temporary => "temporary",
+            SinkErrorClass::Permanent => "permanent",
+            SinkErrorClass::Refused => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for SinkErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong, independently of whether retrying helps ([`SinkErrorClass`]).
+///
+/// Modelled on OpenDAL's `ErrorKind`: one value per cause a user acts on differently
+/// (fix the credentials, the grant, the URL; wait; shrink the batch; …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[non_exhaustive]
+pub enum SinkErrorKind {
+    /// No or wrong credentials (HTTP 401, Postgres 28P01/28000).
+    Unauthenticated,
+    /// The credentials are valid but not allowed (HTTP 403, Postgres 42501).
+    PermissionDenied,
+    /// The destination does not exist (HTTP 404/410, Postgres 3D000, a missing table).
+    NotFound,
+    /// The destination asked to slow down (HTTP 429).
+    RateLimited,
+    /// The request or an event is too large (HTTP 413, Postgres class 54).
+    PayloadTooLarge,
+    /// The data was refused (HTTP 400/422, Postgres classes 22/23, unserialisable events).
+    InvalidData,
+    /// No answer in time (a send timeout, HTTP 408/504).
+    Timeout,
+    /// The destination is down or overloaded (connection refused, HTTP 5xx, Postgres 57P01).
+    Unavailable,
+    /// A local I/O error (file system, socket).
+    Io,
+    /// The sink panicked; the pipeline caught it.
+    Panicked,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+impl SinkErrorKind {
+    /// A short snake_case name (`permission_denied`, …), usable as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkErrorKind::Unauthenticated => "unauthenticated",
+            SinkErrorKind::PermissionDenied => "permission_denied",
+            SinkErrorKind::NotFound => "not_found",
+            SinkErrorKind::RateLimited => "rate_limited",
+            SinkErrorKind::PayloadTooLarge => "payload_too_large",
+            SinkErrorKind::InvalidData => "invalid_data",
+            SinkErrorKind::Timeout => "timeout",
+            SinkErrorKind::Unavailable => "unavailable",
+            SinkErrorKind::Io => "io",
+            SinkErrorKind::Panicked => "panicked",
+            SinkErrorKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for SinkErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error from a sink: what went wrong ([`SinkErrorKind`]) and whether retrying can help
+/// ([`SinkErrorClass`]), with a message, an optional server-requested delay and the
+/// underlying error.
+///
+/// Displayed as `refused (permission_denied): permission denied for table events`.
+///
+/// ```
+/// use tracepost_core::{SinkError, SinkErrorClass, SinkErrorKind};
+///
+/// let e = SinkError::refused("HTTP 403: tenant disabled").with_kind(SinkErrorKind::PermissionDenied);
+/// assert_eq!(e.class(), SinkErrorClass::Refused);
+/// assert_eq!(e.to_string(), "refused (permission_denied): HTTP 403: tenant disabled");
+///
+/// let e = SinkError::from_http_status(429, "slow down");
+/// assert!(e.is_temporary());
+/// assert_eq!(e.kind(), SinkErrorKind::RateLimited);
+/// ```
 #[derive(Debug, thiserror::Error)]
-#[error("{kind:?} sink error: {message}")]
+#[error("{class} ({kind}): {message}")]
 pub struct SinkError {
+    class: SinkErrorClass,
     kind: SinkErrorKind,
     message: String,
     retry_after: Option<Duration>,
@@ -99,24 +209,51 @@ pub struct SinkError {
 }
 
 impl SinkError {
-    /// A temporary error: the batch will be retried.
-    pub fn temporary(message: impl Into<String>) -> Self {
+    /// An error of this class and kind.
+    pub fn new(class: SinkErrorClass, kind: SinkErrorKind, message: impl Into<String>) -> Self {
         SinkError {
-            kind: SinkErrorKind::Temporary,
+            class,
+            kind,
             message: message.into(),
             retry_after: None,
             source: None,
         }
     }
 
-    /// A permanent error: the batch is split to find the bad events, which are dropped and counted.
+    /// A temporary error (kind [`Unavailable`](SinkErrorKind::Unavailable) unless set with
+    /// [`with_kind`](Self::with_kind)): the batch will be retried.
+    pub fn temporary(message: impl Into<String>) -> Self {
+        Self::new(
+            SinkErrorClass::Temporary,
+            SinkErrorKind::Unavailable,
+            message,
+        )
+    }
+
+    /// A permanent error (kind [`InvalidData`](SinkErrorKind::InvalidData) unless set): the
+    /// batch is split to find the bad events, which are dropped and counted.
     pub fn permanent(message: impl Into<String>) -> Self {
-        SinkError {
-            kind: SinkErrorKind::Permanent,
-            message: message.into(),
-            retry_after: None,
-            source: None,
-        }
+        Self::new(
+            SinkErrorClass::Permanent,
+            SinkErrorKind::InvalidData,
+            message,
+        )
+    }
+
+    /// The destination refuses everything (kind [`PermissionDenied`](SinkErrorKind::PermissionDenied)
+    /// unless set): nothing is dropped, the batch waits and is retried slowly until accepted.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(
+            SinkErrorClass::Refused,
+            SinkErrorKind::PermissionDenied,
+            message,
+        )
+    }
+
+    /// Sets what went wrong.
+    pub fn with_kind(mut self, kind: SinkErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// The server asked to wait this long before retrying (`Retry-After`).
@@ -131,14 +268,29 @@ impl SinkError {
         self
     }
 
-    /// Temporary or permanent.
+    /// What went wrong.
     pub fn kind(&self) -> SinkErrorKind {
         self.kind
     }
 
+    /// Temporary, permanent or refused.
+    pub fn class(&self) -> SinkErrorClass {
+        self.class
+    }
+
     /// True for temporary errors.
     pub fn is_temporary(&self) -> bool {
-        self.kind == SinkErrorKind::Temporary
+        self.class == SinkErrorClass::Temporary
+    }
+
+    /// True for permanent (bad data) errors.
+    pub fn is_permanent(&self) -> bool {
+        self.class == SinkErrorClass::Permanent
+    }
+
+    /// True when the destination refuses everything.
+    pub fn is_refused(&self) -> bool {
+        self.class == SinkErrorClass::Refused
     }
 
     /// The delay the server asked for, if any.
@@ -151,19 +303,93 @@ impl SinkError {
         &self.message
     }
 
-    /// Classifies an HTTP status: 408, 429 and 5xx are temporary, anything else permanent.
+    /// Classifies an HTTP status (the body, cut to 512 bytes, goes into the message):
+    ///
+    /// | status | class | kind |
+    /// |---|---|---|
+    /// | 401 | refused | unauthenticated |
+    /// | 403 | refused | permission_denied |
+    /// | 404, 410 | refused | not_found |
+    /// | 408 | temporary | timeout |
+    /// | 429 | temporary | rate_limited |
+    /// | 5xx (504: timeout) | temporary | unavailable |
+    /// | 413 | permanent | payload_too_large |
+    /// | other | permanent | invalid_data |
     pub fn from_http_status(status: u16, body: &str) -> Self {
-        let message = format!("HTTP {status}: {}", crate::truncate_utf8(body, 512));
-        if status == 408 || status == 429 || (500..600).contains(&status) {
-            SinkError::temporary(message)
-        } else {
-            SinkError::permanent(message)
-        }
+        use SinkErrorClass::*;
+        use SinkErrorKind::*;
+        let message = format!("HTTP {status}: {}", crate::truncate_utf8(body.trim(), 512));
+        let (class, kind) = match status {
+            401 => (Refused, Unauthenticated),
+            403 => (Refused, PermissionDenied),
+            404 | 410 => (Refused, NotFound),
+            408 | 504 => (Temporary, Timeout),
+            429 => (Temporary, RateLimited),
+            500..=599 => (Temporary, Unavailable),
+            413 => (Permanent, PayloadTooLarge),
+            _ => (Permanent, InvalidData),
+        };
+        SinkError::new(class, kind, message)
     }
 }
 
 impl From<std::io::Error> for SinkError {
     fn from(e: std::io::Error) -> Self {
-        SinkError::temporary(e.to_string()).with_source(e)
+        use std::io::ErrorKind as Io;
+        let (class, kind) = match e.kind() {
+            Io::PermissionDenied => (SinkErrorClass::Refused, SinkErrorKind::PermissionDenied),
+            Io::TimedOut => (SinkErrorClass::Temporary, SinkErrorKind::Timeout),
+            Io::ConnectionRefused | Io::ConnectionReset | Io::ConnectionAborted => {
+                (SinkErrorClass::Temporary, SinkErrorKind::Unavailable)
+            }
+            _ => (SinkErrorClass::Temporary, SinkErrorKind::Io),
+        };
+        SinkError::new(class, kind, e.to_string()).with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_statuses_are_classified() {
+        let cases = [
+            (401, SinkErrorClass::Refused, SinkErrorKind::Unauthenticated),
+            (
+                403,
+                SinkErrorClass::Refused,
+                SinkErrorKind::PermissionDenied,
+            ),
+            (404, SinkErrorClass::Refused, SinkErrorKind::NotFound),
+            (410, SinkErrorClass::Refused, SinkErrorKind::NotFound),
+            (408, SinkErrorClass::Temporary, SinkErrorKind::Timeout),
+            (429, SinkErrorClass::Temporary, SinkErrorKind::RateLimited),
+            (500, SinkErrorClass::Temporary, SinkErrorKind::Unavailable),
+            (503, SinkErrorClass::Temporary, SinkErrorKind::Unavailable),
+            (504, SinkErrorClass::Temporary, SinkErrorKind::Timeout),
+            (400, SinkErrorClass::Permanent, SinkErrorKind::InvalidData),
+            (
+                413,
+                SinkErrorClass::Permanent,
+                SinkErrorKind::PayloadTooLarge,
+            ),
+            (422, SinkErrorClass::Permanent, SinkErrorKind::InvalidData),
+        ];
+        for (status, class, kind) in cases {
+            let e = SinkError::from_http_status(status, " body ");
+            assert_eq!((e.class(), e.kind()), (class, kind), "{status}");
+            assert_eq!(e.message(), format!("HTTP {status}: body"));
+        }
+    }
+
+    #[test]
+    fn io_errors_are_classified_and_displayed() {
+        let denied: SinkError = std::io::Error::from(std::io::ErrorKind::PermissionDenied).into();
+        assert!(denied.is_refused());
+        let full: SinkError = std::io::Error::other("disk full").into();
+        assert!(full.is_temporary());
+        assert_eq!(full.kind(), SinkErrorKind::Io);
+        assert_eq!(full.to_string(), "temporary (io): disk full");
     }
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tracepost::{Batch, Event, Kind, Level, Sink, SinkError, SinkOptions, SinkOutcome, Tracepost};
+use tracepost::{
+    Batch, Event, Kind, Level, Sink, SinkError, SinkErrorKind, SinkOptions, SinkOutcome, Tracepost,
+};
 
 // ANCHOR: sink
 /// Counts error events per fingerprint (a stand-in for an alerting backend).
@@ -34,6 +36,25 @@ impl Sink for ErrorCounter {
 }
 // ANCHOR_END: sink
 
+// ANCHOR: errors
+/// How a sink that talks to a service reports a failed request: what went wrong (the kind)
+/// and whether retrying helps (the class).
+fn classify(status: u16, body: &str) -> SinkError {
+    match status {
+        // Our API key is wrong: every event would fail the same way. *Refused*: the pipeline
+        // keeps the batch, reports the sink down and tries again every `refused_interval`.
+        401 => SinkError::refused(format!("bad API key: {body}"))
+            .with_kind(SinkErrorKind::Unauthenticated),
+        // This service answers 422 about one event's data: *permanent*, so the pipeline
+        // splits the batch to find that event and drops only it.
+        422 => SinkError::permanent(format!("invalid event: {body}")),
+        // Everything else by the usual HTTP rules: 403/404 refused, 408/429/5xx temporary
+        // (with `Retry-After` when given), other 4xx permanent.
+        _ => SinkError::from_http_status(status, body),
+    }
+}
+// ANCHOR_END: errors
+
 #[tokio::main]
 async fn main() -> Result<(), tracepost::BuildError> {
     // ANCHOR: register
@@ -46,8 +67,17 @@ async fn main() -> Result<(), tracepost::BuildError> {
                 .kinds([Kind::Error])
                 .queue_capacity(1_000),
         )
+        // A second sink of the same type needs a name of its own (its metric label,
+        // health entry and spool directory).
+        .sink_named_with(
+            "warning-counter",
+            ErrorCounter::default(),
+            SinkOptions::default().min_level(Level::Warn),
+        )
         .build()?;
     // ANCHOR_END: register
+    assert!(classify(401, "expired").is_refused());
+    assert!(classify(503, "maintenance").is_temporary());
     let handle = tp.handle();
     for user in [7, 42, 7] {
         handle.capture(Event::new(

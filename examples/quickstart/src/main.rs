@@ -19,9 +19,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .sink(tracepost::sinks::Console::default())
         .sink(tracepost::sinks::JsonlFile::new(data_dir()))
         .data_dir(data_dir()); // a disk spool per sink, for what cannot be delivered at once
-                               // The external sinks join when their service is configured (as in docker-compose.yml).
+
+    // The external sinks join when their service is configured (as in docker-compose.yml).
+    // Neither connects here: a database or Loki that is down (or refuses us) leaves the app
+    // serving, the sink `down` on /health, and its events in the spool until it is back.
     if let Ok(url) = std::env::var("DATABASE_URL") {
-        builder = builder.sink(tracepost::sinks::postgres::PostgresSink::connect(&url).await?);
+        builder = builder.sink(tracepost::sinks::postgres::PostgresSink::new(&url)?);
     }
     if let Ok(url) = std::env::var("LOKI_URL") {
         builder = builder.sink(tracepost::sinks::loki::LokiSink::with_config(

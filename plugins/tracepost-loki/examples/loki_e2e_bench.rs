@@ -92,7 +92,7 @@ async fn main() {
 
     // 2. End to end into the decoding receiver.
     let rx = receiver::Receiver::start_fast().await;
-    let sink = LokiSink::new(rx.url());
+    let sink = LokiSink::new(rx.url()).unwrap();
     let stats = sink.stats();
     let tp = Tracepost::builder()
         .service("shop-api")

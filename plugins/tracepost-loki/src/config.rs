@@ -1,7 +1,11 @@
 //! [`LokiConfig`]: where to push, how to encode, which limits to enforce.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+use serde::Deserialize;
+use tracepost_core::sinks::serde_duration;
 
 use crate::labels::{valid_label_name, RESERVED_LABELS};
 
@@ -21,7 +25,8 @@ pub enum PushEncoding {
 }
 
 /// How each event is written into its log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum LineFormat {
     /// One JSON object: the event's schema minus the fields that are stream labels. Query with
@@ -63,8 +68,10 @@ impl fmt::Debug for Auth {
 
 /// Limits enforced before sending, so that Loki never rejects data the sink could have fixed.
 ///
-/// The defaults are Loki 3.x's default per-tenant limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The defaults are Loki 3.x's default per-tenant limits. In a configuration file every
+/// field is optional; `max_age` and `max_future` are durations (`"7days"`), `null` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
     /// Longest line in bytes; longer lines are shortened with a visible marker
@@ -85,9 +92,11 @@ pub struct Limits {
     pub max_push_bytes: usize,
     /// Events older than this are rejected by the sink (reason `too_old`) instead of failing
     /// the push. Loki: `reject_old_samples_max_age`, default 1 week. `None`: send everything.
+    #[serde(deserialize_with = "serde_duration::option::deserialize")]
     pub max_age: Option<Duration>,
     /// Events further in the future are rejected (reason `too_new`). Loki:
     /// `creation_grace_period`, default 10 minutes. `None`: send everything.
+    #[serde(deserialize_with = "serde_duration::option::deserialize")]
     pub max_future: Option<Duration>,
 }
 
@@ -170,7 +179,27 @@ impl Limits {
 /// let sink = LokiSink::with_config(config).expect("valid config");
 /// # drop(sink);
 /// ```
-#[derive(Clone)]
+///
+/// From a configuration file (serde: TOML, JSON, …; unknown fields are refused, by name;
+/// durations are strings like `"10s"`):
+///
+/// ```
+/// use tracepost_loki::{LokiConfig, LokiSink};
+///
+/// let config: LokiConfig = serde_json::from_str(r#"{
+///     "url": "https://logs-prod-eu-west-0.grafana.net",
+///     "tenant": "team-a",
+///     "auth": {"basic": {"username": "123456", "password": "glc_secret"}},
+///     "static_labels": {"cluster": "eu-1"},
+///     "line_format": "logfmt",
+///     "timeout": "5s",
+///     "limits": {"max_line_bytes": 65536}
+/// }"#).unwrap();
+/// assert!(!format!("{config:?}").contains("glc_secret"));
+/// # if cfg!(feature = "rustls") { LokiSink::with_config(config).unwrap(); }
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "LokiConfigFile")]
 #[non_exhaustive]
 pub struct LokiConfig {
     /// Loki's base URL (`http://loki:3100`); `/loki/api/v1/push` is appended unless the URL
@@ -376,6 +405,85 @@ impl LokiConfig {
             return Err(ConfigError::Invalid("timeout must be above zero".into()));
         }
         Ok(())
+    }
+}
+
+/// [`LokiConfig`] as written in a configuration file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LokiConfigFile {
+    url: String,
+    name: Option<String>,
+    #[serde(default)]
+    encoding: EncodingFile,
+    #[serde(default)]
+    line_format: LineFormat,
+    structured_metadata: Option<bool>,
+    #[serde(default)]
+    static_labels: BTreeMap<String, String>,
+    tenant: Option<String>,
+    auth: Option<AuthFile>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "serde_duration::option::deserialize")]
+    connect_timeout: Option<Duration>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+/// `encoding = "protobuf" | "json" | "json_gzip"`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+enum EncodingFile {
+    #[default]
+    Protobuf,
+    Json,
+    JsonGzip,
+}
+
+/// `auth = { basic = { username = "…", password = "…" } }` or `auth = { bearer = "…" }`.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum AuthFile {
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+impl TryFrom<LokiConfigFile> for LokiConfig {
+    type Error = ConfigError;
+
+    fn try_from(f: LokiConfigFile) -> Result<Self, ConfigError> {
+        let mut c = LokiConfig::new(f.url);
+        if let Some(name) = f.name {
+            c.name = name;
+        }
+        c.encoding = match f.encoding {
+            EncodingFile::Protobuf => PushEncoding::Protobuf,
+            EncodingFile::Json => PushEncoding::Json { gzip: false },
+            EncodingFile::JsonGzip => PushEncoding::Json { gzip: true },
+        };
+        c.line_format = f.line_format;
+        if let Some(on) = f.structured_metadata {
+            c.structured_metadata = on;
+        }
+        c.static_labels = f.static_labels.into_iter().collect();
+        c.tenant = f.tenant;
+        c.auth = f.auth.map(|a| match a {
+            AuthFile::Basic { username, password } => Auth::Basic { username, password },
+            AuthFile::Bearer(token) => Auth::Bearer(token),
+        });
+        c.headers = f.headers.into_iter().collect();
+        if let Some(t) = f.timeout {
+            c.timeout = t;
+        }
+        if let Some(t) = f.connect_timeout {
+            c.connect_timeout = t;
+        }
+        c.limits = f.limits;
+        c.validate()?;
+        Ok(c)
     }
 }
 

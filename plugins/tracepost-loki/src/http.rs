@@ -1,76 +1,43 @@
-//! The HTTP side: one POST per push, with deadlines, and classification of the outcome.
+//! The HTTP side: one POST per push on core's shared HTTP sink client (timeouts, TLS,
+//! proxy from the environment), and the classification of the outcome.
 
-#[cfg(feature = "rustls")]
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use tracepost_core::http_sink::reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
+};
+use tracepost_core::http_sink::{self, reqwest, HttpClientOptions, HttpFailure};
+use tracepost_core::SinkError;
 
 use crate::config::{Auth, ConfigError, LokiConfig};
 use crate::encode::Push;
 
-#[cfg(not(feature = "rustls"))]
-type Connector = HttpConnector;
-#[cfg(feature = "rustls")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+pub use tracepost_core::http_sink::parse_retry_after;
 
 /// Why one push did not succeed.
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// Loki (or a proxy) answered with a non-2xx status.
-    Status {
-        status: u16,
-        body: String,
-        retry_after: Option<Duration>,
-    },
-    /// Connecting, writing or reading failed.
-    Transport(Box<dyn std::error::Error + Send + Sync>),
-    /// No complete response within the deadline.
-    Timeout(Duration),
+    Status(HttpFailure),
+    /// Connecting, writing or reading failed, or no complete response within the deadline.
+    Transport(SinkError),
 }
 
 pub(crate) struct Http {
-    client: Client<Connector, Full<Bytes>>,
-    uri: Uri,
+    client: reqwest::Client,
+    url: reqwest::Url,
     headers: HeaderMap,
-    timeout: Duration,
 }
 
 impl Http {
     pub fn new(config: &LokiConfig) -> Result<Self, ConfigError> {
-        let url = config.push_url();
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| ConfigError::InvalidUrl(format!("{url}: {e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") if cfg!(feature = "rustls") => {}
-            Some("https") => {
-                return Err(ConfigError::InvalidUrl(format!(
-                    "{url}: https needs the `rustls` feature of tracepost-loki"
-                )))
-            }
-            _ => {
-                return Err(ConfigError::InvalidUrl(format!(
-                    "{url}: expected http:// or https://"
-                )))
-            }
-        }
-        if uri.host().is_none() {
-            return Err(ConfigError::InvalidUrl(format!("{url}: no host")));
-        }
-
+        let invalid = |e: String| {
+            ConfigError::InvalidUrl(e.replace(
+                "tracepost-core's `http-sink-rustls`",
+                "the `rustls` feature of tracepost-loki",
+            ))
+        };
+        http_sink::parse_url(&config.url).map_err(invalid)?;
+        let url = http_sink::parse_url(&config.push_url()).map_err(invalid)?;
         let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::USER_AGENT,
-            HeaderValue::from_static(concat!("tracepost-loki/", env!("CARGO_PKG_VERSION"))),
-        );
         if let Some(tenant) = &config.tenant {
             headers.insert(
                 "x-scope-orgid",
@@ -102,96 +69,46 @@ impl Http {
                 .map_err(|_| ConfigError::InvalidHeader(name.to_string()))?;
             headers.append(name, value);
         }
-
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(config.connect_timeout));
-        http.set_nodelay(true);
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        #[cfg(feature = "rustls")]
-        let connector = {
-            http.enforce_http(false);
-            // An explicit provider: works whatever other rustls providers the application links.
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(provider)
-                .map_err(|e| ConfigError::Invalid(format!("TLS setup: {e}")))?
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http)
-        };
-        #[cfg(not(feature = "rustls"))]
-        let connector = http;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .pool_max_idle_per_host(4)
-            .build(connector);
+        let options = HttpClientOptions::new(concat!("tracepost-loki/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout);
+        let client = http_sink::client(&options).map_err(|e| {
+            ConfigError::Invalid(format!("HTTP client: {}", http_sink::error_chain(&e)))
+        })?;
         Ok(Http {
             client,
-            uri,
+            url,
             headers,
-            timeout: config.timeout,
         })
     }
 
     /// POSTs one push; `Ok` on any 2xx (Loki answers 204).
     pub async fn post(&self, push: &Push) -> Result<(), Failure> {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.clone())
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
             .header(CONTENT_TYPE, push.content_type)
-            .body(Full::new(push.body.clone()))
-            .map_err(|e| Failure::Transport(Box::new(e)))?;
+            .body(push.body.clone());
         if let Some(enc) = push.content_encoding {
-            request
-                .headers_mut()
-                .insert(CONTENT_ENCODING, HeaderValue::from_static(enc));
+            request = request.header(CONTENT_ENCODING, enc);
         }
-        for (name, value) in &self.headers {
-            request.headers_mut().append(name, value.clone());
-        }
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| Failure::Transport(Box::new(e)))?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            // Read the body (bounded) so the connection can be reused and errors explained.
-            let body = Limited::new(response.into_body(), 16 * 1024)
-                .collect()
-                .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                .unwrap_or_default();
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(Failure::Status {
-                    status: status.as_u16(),
-                    body,
-                    retry_after,
-                })
-            }
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::Timeout(self.timeout)),
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Transport(transport(&e)))?;
+        match http_sink::read_response(response).await {
+            Ok(_) => Ok(()),
+            Err(Ok(failure)) => Err(Failure::Status(failure)),
+            Err(Err(e)) => Err(Failure::Transport(transport(&e))),
         }
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+fn transport(e: &reqwest::Error) -> SinkError {
+    let error = http_sink::transport_error(e);
+    let message = format!("push to Loki failed: {}", error.message());
+    SinkError::new(error.class(), error.kind(), message)
 }
 
 /// A short reason (a metric label) for a 4xx Loki returned about the data, from its message.
@@ -239,22 +156,6 @@ mod tests {
             Http::new(&header),
             Err(ConfigError::InvalidHeader(_))
         ));
-    }
-
-    #[test]
-    fn retry_after_seconds_and_http_date() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-1", now), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! let tp = Tracepost::builder()
 //!     .service("shop-api")
-//!     .sink_with(LokiSink::new("http://loki:3100"), LokiSink::sink_options())
+//!     .sink_with(LokiSink::new("http://loki:3100")?, LokiSink::sink_options())
 //!     .build()?;
 //! // … capture events through tp.handle() …
 //! tp.shutdown(Duration::from_secs(5)).await;
@@ -26,8 +26,14 @@
 //!   by time within each stream, batches are split into pushes of at most 1 MiB, and events
 //!   Loki would refuse for their timestamp are rejected up front.
 //! * **Failures**: 408, 429, 5xx, timeouts and connection errors are temporary (the pipeline
-//!   retries, honouring `Retry-After`); other 4xx are permanent, so the pipeline splits the batch
-//!   until the offending entries are isolated, and only those are dropped, counted by reason.
+//!   retries, honouring `Retry-After`); 401, 403, 404, 405 and 410 mean the credentials, tenant
+//!   or URL are wrong — the push is *refused* whole, so the pipeline keeps the events (spool or
+//!   memory), reports the sink `down` and retries slowly until Loki accepts; other 4xx are
+//!   permanent, so the pipeline splits the batch until the offending entries are isolated,
+//!   and only those are dropped, counted by reason.
+//! * **HTTP**: core's shared HTTP sink client (`tracepost_core::http_sink`, reqwest): the
+//!   proxy from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`, HTTPS with the `rustls` feature.
+//! * **Configuration files**: [`LokiConfig`] deserializes with serde (unknown fields refused).
 //!
 //! [Grafana Loki]: https://grafana.com/oss/loki/
 
@@ -44,7 +50,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tracepost_core::{Batch, BatchOptions, Rejection, Sink, SinkError, SinkOptions, SinkOutcome};
+use tracepost_core::{
+    Batch, BatchOptions, Rejection, Sink, SinkError, SinkErrorKind, SinkOptions, SinkOutcome,
+};
 
 pub use crate::config::{Auth, ConfigError, Limits, LineFormat, LokiConfig, PushEncoding};
 pub use crate::encode::{Encoded, Encoder, Push};
@@ -73,19 +81,15 @@ impl std::fmt::Debug for LokiSink {
 
 impl LokiSink {
     /// A sink for the Loki at `url` (`http://loki:3100`) with the default [`LokiConfig`].
-    ///
-    /// # Panics
-    ///
-    /// If `url` is not an `http://` URL (or `https://` with the `rustls` feature). Use
-    /// [`LokiSink::with_config`] to handle that as an error.
-    pub fn new(url: impl Into<String>) -> Self {
-        match Self::with_config(LokiConfig::new(url)) {
-            Ok(sink) => sink,
-            Err(e) => panic!("LokiSink::new: {e}"),
-        }
+    /// Fails, with one readable line, if `url` is not an `http://` URL (or `https://` with the
+    /// `rustls` feature). Makes no connection: a Loki that is down or refuses the sink
+    /// leaves it `down` in the pipeline's health, events kept, until it accepts them.
+    pub fn new(url: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::with_config(LokiConfig::new(url))
     }
 
-    /// A sink with explicit settings; fails on an invalid URL, label or header.
+    /// A sink with explicit settings; fails on an invalid URL, label or header. Makes no
+    /// connection.
     pub fn with_config(config: LokiConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let http = Http::new(&config)?;
@@ -165,64 +169,58 @@ impl Sink for LokiSink {
                 Err(f) => f,
             };
             match failure {
-                Failure::Status { status, body, .. } if matches!(status, 401 | 403 | 404 | 405) => {
-                    // Credentials, tenant or URL are wrong: no single event is at fault, so don't
-                    // let the pipeline bisect (2n requests). Drop this push's events, by reason.
-                    let reason: &'static str = match status {
-                        401 => "unauthorized",
-                        403 => "forbidden",
-                        _ => "not_found",
-                    };
-                    tracing::error!(target: "tracepost::loki", status, body = %truncate(&body),
-                        url = %self.config.push_url(), events = push.ids.len(),
-                        "Loki refused the push; check the URL, tenant and credentials");
-                    stats.rejected(reason, push.ids.len() as u64);
-                    rejected.extend(push.ids.iter().map(|id| Rejection {
-                        id: *id,
-                        reason: Cow::Borrowed(reason),
-                        detail: format!("HTTP {status}: {}", truncate(&body)),
-                    }));
+                Failure::Status(f) if matches!(f.status, 401 | 403 | 404 | 405 | 410) => {
+                    // Credentials, tenant or URL are wrong: no single event is at fault. The
+                    // whole batch is refused: kept by the pipeline and retried slowly until
+                    // Loki accepts again (a key rotated, the tenant enabled).
+                    stats.refused_failures.fetch_add(1, Ordering::Relaxed);
+                    let mut e = f.to_sink_error();
+                    if f.status == 405 {
+                        // A push URL that is not Loki's push endpoint.
+                        e = SinkError::refused(e.message().to_owned())
+                            .with_kind(SinkErrorKind::NotFound);
+                    }
+                    return Err(SinkError::new(
+                        e.class(),
+                        e.kind(),
+                        format!(
+                            "Loki refused the push ({}); check the URL {}, the tenant and the credentials",
+                            e.message(),
+                            self.config.push_url()
+                        ),
+                    ));
                 }
-                Failure::Status { status, body, .. }
-                    if (400..500).contains(&status) && status != 408 && status != 429 =>
+                Failure::Status(f)
+                    if (400..500).contains(&f.status) && f.status != 408 && f.status != 429 =>
                 {
-                    let reason = rejection_reason(status, &body);
+                    let reason = rejection_reason(f.status, &f.body);
                     if push.ids.len() == 1 {
                         // A push of one entry: the 4xx is about that entry. Drop only it.
                         stats.rejected(reason, 1);
                         rejected.push(Rejection {
                             id: push.ids[0],
                             reason: Cow::Borrowed(reason),
-                            detail: format!("HTTP {status}: {}", truncate(&body)),
+                            detail: format!("HTTP {}: {}", f.status, truncate(&f.body)),
                         });
                     } else {
                         // Loki's 4xx names no entry: let the pipeline split the batch.
                         stats.permanent_failures.fetch_add(1, Ordering::Relaxed);
-                        return Err(SinkError::from_http_status(status, &body));
+                        return Err(f.to_sink_error());
                     }
                 }
-                Failure::Status {
-                    status,
-                    body,
-                    retry_after,
-                } => {
+                Failure::Status(f) => {
                     stats.temporary_failures.fetch_add(1, Ordering::Relaxed);
-                    let mut e = SinkError::temporary(format!("HTTP {status}: {}", truncate(&body)));
-                    if let Some(after) = retry_after {
-                        e = e.with_retry_after(after);
-                    }
+                    let e = f.to_sink_error();
+                    return Err(if e.is_temporary() {
+                        e
+                    } else {
+                        // 3xx and other oddities: a proxy in the way, perhaps; retry.
+                        SinkError::temporary(e.message().to_owned())
+                    });
+                }
+                Failure::Transport(e) => {
+                    stats.temporary_failures.fetch_add(1, Ordering::Relaxed);
                     return Err(e);
-                }
-                Failure::Transport(source) => {
-                    stats.temporary_failures.fetch_add(1, Ordering::Relaxed);
-                    let message = format!("push to Loki failed: {}", error_chain(&*source));
-                    return Err(SinkError::temporary(message).with_source(BoxedError(source)));
-                }
-                Failure::Timeout(after) => {
-                    stats.temporary_failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(SinkError::temporary(format!(
-                        "push to Loki timed out after {after:?}"
-                    )));
                 }
             }
         }
@@ -232,32 +230,6 @@ impl Sink for LokiSink {
 
 fn truncate(s: &str) -> &str {
     labels::truncate_utf8(s.trim(), 512)
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
-}
-
-#[derive(Debug)]
-struct BoxedError(Box<dyn std::error::Error + Send + Sync>);
-
-impl std::fmt::Display for BoxedError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for BoxedError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
 }
 
 /// The Loki sink's own counters. The pipeline counts delivered, retried and dropped events;
@@ -273,6 +245,7 @@ pub struct LokiStats {
     values_cut: AtomicU64,
     temporary_failures: AtomicU64,
     permanent_failures: AtomicU64,
+    refused_failures: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -296,7 +269,10 @@ pub struct LokiStatsSnapshot {
     pub temporary_failures: u64,
     /// Pushes of several entries refused with a 4xx (the pipeline splits them).
     pub permanent_failures: u64,
-    /// Events dropped by the sink, by reason (`too_old`, `bad_request`, `unauthorized`, …).
+    /// Pushes refused whole with 401, 403, 404, 405 or 410: wrong credentials, tenant or URL
+    /// (the pipeline keeps the events and retries slowly).
+    pub refused_failures: u64,
+    /// Events dropped by the sink, by reason (`too_old`, `bad_request`, `line_too_long`, …).
     pub rejected: BTreeMap<&'static str, u64>,
 }
 
@@ -310,9 +286,6 @@ impl LokiStats {
             "structured_metadata" => "structured_metadata",
             "out_of_order" => "out_of_order",
             "invalid_labels" => "invalid_labels",
-            "unauthorized" => "unauthorized",
-            "forbidden" => "forbidden",
-            "not_found" => "not_found",
             _ => "bad_request",
         };
         let mut map = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
@@ -331,6 +304,7 @@ impl LokiStats {
             values_cut: get(&self.values_cut),
             temporary_failures: get(&self.temporary_failures),
             permanent_failures: get(&self.permanent_failures),
+            refused_failures: get(&self.refused_failures),
             rejected: self
                 .rejected
                 .lock()
@@ -383,10 +357,11 @@ impl LokiStats {
         );
         counter(
             "tracepost_loki_push_failures_total",
-            "Failed push requests: temporary ones are retried, permanent ones split.",
+            "Failed push requests: temporary ones are retried, permanent ones split, refused ones kept and retried slowly.",
             &[
                 (&[("kind", "temporary")], s.temporary_failures),
                 (&[("kind", "permanent")], s.permanent_failures),
+                (&[("kind", "refused")], s.refused_failures),
             ],
         );
         let rejected: Vec<_> = s

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use receiver::{sample_event, Receiver, Reply};
-use tracepost_core::{BatchOptions, DropReason, RetryOptions, Sink, SinkOptions, Tracepost};
+use tracepost_core::{
+    BatchOptions, DropReason, RetryOptions, Sink, SinkErrorKind, SinkOptions, Tracepost,
+};
 use tracepost_loki::{LokiConfig, LokiSink};
 
 fn now_ns() -> u64 {
@@ -49,7 +51,7 @@ async fn a_400_for_one_entry_loses_only_that_entry() {
         "POISON",
         "entry for stream '{service=\"shop-api\"}' has timestamp too old: 1970-01-01T00:00:00Z",
     );
-    let sink = LokiSink::new(rx.url());
+    let sink = LokiSink::new(rx.url()).unwrap();
     let stats = sink.stats();
     let tp = Tracepost::builder()
         .service("shop-api")
@@ -96,7 +98,7 @@ async fn a_429_with_retry_after_delays_the_retry_by_that_long() {
     )]);
     let tp = Tracepost::builder()
         .service("shop-api")
-        .sink_with(LokiSink::new(rx.url()), options())
+        .sink_with(LokiSink::new(rx.url()).unwrap(), options())
         .build()
         .unwrap();
     for i in 0..10 {
@@ -124,7 +126,7 @@ async fn server_errors_are_retried() {
         Reply::Status(500, None, "internal"),
         Reply::Status(503, None, "ingester unavailable"),
     ]);
-    let sink = LokiSink::new(rx.url());
+    let sink = LokiSink::new(rx.url()).unwrap();
     let stats = sink.stats();
     let tp = Tracepost::builder()
         .service("shop-api")
@@ -173,7 +175,7 @@ async fn connection_errors_are_temporary() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener); // nothing listens there now
-    let sink = LokiSink::new(format!("http://{addr}"));
+    let sink = LokiSink::new(format!("http://{addr}")).unwrap();
     let err = sink
         .send(vec![Arc::new(sample_event(1, now_ns()))])
         .await
@@ -185,7 +187,7 @@ async fn connection_errors_are_temporary() {
 #[tokio::test]
 async fn status_classification() {
     let rx = Receiver::start().await;
-    let sink = LokiSink::new(rx.url());
+    let sink = LokiSink::new(rx.url()).unwrap();
     let batch = || {
         (0..4)
             .map(|i| Arc::new(sample_event(i, now_ns())))
@@ -219,18 +221,34 @@ async fn status_classification() {
     assert_eq!(outcome.rejected[0].id, one[0].id);
     assert_eq!(outcome.rejected[0].reason, "line_too_long");
 
-    // Wrong credentials: the whole push is dropped at once (no bisection storm), by reason.
-    rx.script([Reply::Status(401, None, "no org id")]);
-    let before = rx.requests().len();
-    let outcome = sink.send(batch()).await.unwrap();
-    assert_eq!(rx.requests().len(), before + 1);
-    assert_eq!(outcome.rejected.len(), 4);
-    assert!(outcome.rejected.iter().all(|r| r.reason == "unauthorized"));
-    assert_eq!(sink.stats().rejected_for("unauthorized"), 4);
+    // Wrong credentials, tenant or URL: the whole push is refused (no bisection storm, and
+    // nothing dropped: the pipeline keeps the events until Loki accepts them).
+    for (status, kind) in [
+        (401, SinkErrorKind::Unauthenticated),
+        (403, SinkErrorKind::PermissionDenied),
+        (404, SinkErrorKind::NotFound),
+        (405, SinkErrorKind::NotFound),
+    ] {
+        rx.script([Reply::Status(status, None, "no org id")]);
+        let before = rx.requests().len();
+        let e = sink.send(batch()).await.unwrap_err();
+        assert_eq!(rx.requests().len(), before + 1);
+        assert!(e.is_refused(), "{status}: {e}");
+        assert_eq!(e.kind(), kind, "{status}");
+        assert!(
+            e.message().contains(&format!("HTTP {status}: no org id")),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        sink.stats().snapshot().rejected.len(),
+        1,
+        "only the line_too_long entry"
+    );
 
     let text = sink.stats().render_prometheus();
     for line in [
-        "tracepost_loki_rejected_total{sink=\"loki\",reason=\"unauthorized\"} 4",
+        "tracepost_loki_push_failures_total{sink=\"loki\",kind=\"refused\"} 4",
         "tracepost_loki_rejected_total{sink=\"loki\",reason=\"line_too_long\"} 1",
         "tracepost_loki_push_failures_total{sink=\"loki\",kind=\"temporary\"} 2",
         "tracepost_loki_push_failures_total{sink=\"loki\",kind=\"permanent\"} 1",
@@ -245,7 +263,7 @@ async fn recommended_options_batch_by_time_into_few_streams() {
     let rx = Receiver::start().await;
     let tp = Tracepost::builder()
         .service("shop-api")
-        .sink_with(LokiSink::new(rx.url()), LokiSink::sink_options())
+        .sink_with(LokiSink::new(rx.url()).unwrap(), LokiSink::sink_options())
         .build()
         .unwrap();
     let started = Instant::now();

@@ -130,7 +130,7 @@ async fn protobuf_snappy_push_decodes_byte_exact_with_lokis_proto() {
 #[tokio::test]
 async fn labels_stay_bounded_whatever_the_routes_users_and_messages() {
     let rx = Receiver::start().await;
-    let sink = LokiSink::new(rx.url());
+    let sink = LokiSink::new(rx.url()).unwrap();
     let base = now_ns() - 3_600_000_000_000;
     let n = 3000u64;
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
@@ -291,7 +291,7 @@ async fn big_batches_are_split_into_pushes_under_the_size_limit() {
 #[tokio::test]
 async fn oversized_lines_and_values_are_fixed_before_sending() {
     let rx = Receiver::start().await;
-    let sink = LokiSink::new(rx.url());
+    let sink = LokiSink::new(rx.url()).unwrap();
     let mut e = Event::new(Kind::Error, Level::Error, "y".repeat(400_000));
     e.resource.service = "s".repeat(5000); // longer than a label value may be
     e.user_id = Some("u".repeat(5000));
@@ -315,7 +315,7 @@ async fn oversized_lines_and_values_are_fixed_before_sending() {
 #[tokio::test]
 async fn events_loki_would_refuse_for_their_age_are_rejected_up_front() {
     let rx = Receiver::start().await;
-    let sink = LokiSink::new(rx.url());
+    let sink = LokiSink::new(rx.url()).unwrap();
     let now = now_ns();
     let old = sample_event(1, now - 8 * 24 * 3600 * 1_000_000_000);
     let future = sample_event(2, now + 3600 * 1_000_000_000);

@@ -18,8 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ANCHOR: setup
     let sink = PostgresSink::builder(&url)
         .retention(Duration::from_secs(14 * 24 * 3600)) // drop day partitions after 14 days
-        .connect() // creates the pool, applies migrations, creates partitions
-        .await?;
+        .build()?; // no I/O: the first delivery connects, migrates and creates partitions
     let store = sink.store().clone(); // queries, retention, API keys
 
     let tp = Tracepost::builder()

@@ -1,6 +1,6 @@
 //! Errors, and how they are classified for the pipeline's retry logic.
 
-use tracepost_core::SinkError;
+use tracepost_core::{SinkError, SinkErrorKind};
 
 /// An error from the Postgres sink or store.
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +49,42 @@ impl PgError {
         }
     }
 
+    /// True when the server refuses everything until someone fixes it, whatever the data:
+    /// authentication (SQLSTATE class 28: `28P01`, `28000`), privileges and schema (class 42:
+    /// `42501` insufficient privilege, `42P01` undefined table, …), a missing database
+    /// (`3D000`) or schema (`3F000`). The pipeline keeps the batch and retries slowly.
+    pub fn is_refused(&self) -> bool {
+        self.code().is_some_and(|c| refusal_kind(c).is_some())
+    }
+
+    /// The error for the pipeline: what went wrong ([`SinkErrorKind`]) and whether to
+    /// retry (refused, temporary, or permanent: bad data, split to find the row).
     pub(crate) fn into_sink_error(self) -> SinkError {
         let message = self.to_string();
-        if self.is_temporary() {
-            SinkError::temporary(message).with_source(self)
+        let code = self.code().unwrap_or("").to_owned();
+        let error = if let Some(kind) = refusal_kind(&code) {
+            SinkError::refused(message).with_kind(kind)
+        } else if self.is_temporary() {
+            SinkError::temporary(message)
+        } else if code.starts_with("54") {
+            SinkError::permanent(message).with_kind(SinkErrorKind::PayloadTooLarge)
+        } else if code.starts_with("22") || code.starts_with("23") {
+            SinkError::permanent(message)
         } else {
-            SinkError::permanent(message).with_source(self)
-        }
+            SinkError::permanent(message).with_kind(SinkErrorKind::Other)
+        };
+        error.with_source(self)
+    }
+}
+
+/// The kind of a SQLSTATE that refuses everything (see [`PgError::is_refused`]), if it is one.
+pub(crate) fn refusal_kind(code: &str) -> Option<SinkErrorKind> {
+    match code {
+        "42501" => Some(SinkErrorKind::PermissionDenied),
+        "3D000" | "3F000" | "42P01" => Some(SinkErrorKind::NotFound),
+        c if c.starts_with("28") => Some(SinkErrorKind::Unauthenticated),
+        c if c.starts_with("42") => Some(SinkErrorKind::Other),
+        _ => None,
     }
 }
 
@@ -159,5 +188,28 @@ mod tests {
         assert_eq!(class_of("42P01"), Class::Permanent); // undefined table
         assert_eq!(class_of("42501"), Class::Permanent); // insufficient privilege
         assert_eq!(class_of(""), Class::Permanent);
+    }
+
+    #[test]
+    fn refusals_are_classified_by_what_went_wrong() {
+        use tracepost_core::SinkErrorClass;
+        for (code, kind) in [
+            ("28P01", SinkErrorKind::Unauthenticated), // invalid_password
+            ("28000", SinkErrorKind::Unauthenticated), // invalid_authorization_specification
+            ("42501", SinkErrorKind::PermissionDenied), // insufficient_privilege
+            ("3D000", SinkErrorKind::NotFound),        // invalid_catalog_name (no database)
+            ("3F000", SinkErrorKind::NotFound),        // invalid_schema_name
+            ("42P01", SinkErrorKind::NotFound),        // undefined_table
+            ("42703", SinkErrorKind::Other),           // undefined_column (schema out of date)
+        ] {
+            assert_eq!(refusal_kind(code), Some(kind), "{code}");
+        }
+        for not_refused in ["22P05", "23502", "40001", "08006", "54000", ""] {
+            assert_eq!(refusal_kind(not_refused), None, "{not_refused}");
+        }
+        let e = PgError::Config("bad".into()).into_sink_error();
+        assert_eq!(e.class(), SinkErrorClass::Permanent);
+        let e = PgError::Pool("timed out".into()).into_sink_error();
+        assert_eq!(e.class(), SinkErrorClass::Temporary);
     }
 }

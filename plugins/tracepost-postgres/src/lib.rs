@@ -41,6 +41,7 @@
 //! * **Queries**: [`PgStore::events`], [`PgStore::histogram`], [`PgStore::top_issues`]; an
 //!   axum router behind the `http` feature.
 
+mod config;
 mod error;
 #[cfg(feature = "http")]
 pub mod http;
@@ -58,6 +59,7 @@ use std::time::Duration;
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tracepost_core::{Batch, BatchOptions, Sink, SinkError, SinkOptions, SinkOutcome};
 
+pub use config::{IngestMethodConfig, PostgresConfig};
 pub use error::PgError;
 pub use ingest::IngestMethod;
 pub use keys::{ApiKey, Project};
@@ -72,10 +74,24 @@ pub const DEFAULT_SCHEMA: &str = "tracepost";
 
 /// Stores tracepost events in PostgreSQL. See the [crate docs](crate).
 ///
-/// Dropping the sink stops its background maintenance (partitions ahead, retention).
+/// Made without I/O by [`PostgresSinkBuilder::build`]: the first delivery connects, applies
+/// the migrations and creates the partitions, and a server that is down or refuses the
+/// sink leaves the application running with this sink `down` until it can (see
+/// [`PostgresSinkBuilder::build`]). Dropping the sink stops its background maintenance
+/// (partitions ahead, retention).
 pub struct PostgresSink {
     store: PgStore,
-    maintenance: Option<tokio::task::JoinHandle<()>>,
+    startup: Startup,
+    maintenance: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the first successful delivery does before writing.
+struct Startup {
+    migrate: bool,
+    partitions_ahead: u32,
+    maintenance_interval: Duration,
+    retention: Option<Duration>,
+    ready: tokio::sync::OnceCell<()>,
 }
 
 impl std::fmt::Debug for PostgresSink {
@@ -88,16 +104,21 @@ impl std::fmt::Debug for PostgresSink {
 
 impl Drop for PostgresSink {
     fn drop(&mut self) {
-        if let Some(task) = self.maintenance.take() {
-            task.abort();
-        }
+        self.stop_maintenance();
     }
 }
 
 impl PostgresSink {
-    /// Connects with the default settings: migrations applied, no retention.
+    /// Connects with the default settings: migrations applied, no retention. Fails when the
+    /// server is unreachable; [`PostgresSink::new`] doesn't wait for it.
     pub async fn connect(url: &str) -> Result<Self, PgError> {
         Self::builder(url).connect().await
+    }
+
+    /// A sink with the default settings, made without connecting (see
+    /// [`PostgresSinkBuilder::build`]); fails only on a malformed URL.
+    pub fn new(url: &str) -> Result<Self, PgError> {
+        Self::builder(url).build()
     }
 
     /// Starts configuring a sink for the database at `url`
@@ -145,6 +166,55 @@ impl PostgresSink {
     pub fn stats(&self) -> IngestStats {
         self.store.stats()
     }
+
+    /// Connects, applies the migrations and creates the partitions, once; until that has
+    /// succeeded every call tries again (the pipeline's retries pace it).
+    async fn ready(&self) -> Result<(), PgError> {
+        let s = &self.startup;
+        s.ready
+            .get_or_try_init(|| async {
+                if s.migrate {
+                    self.store.migrate().await?;
+                } else {
+                    drop(self.store.client().await?);
+                }
+                self.store.ensure_partitions(1, s.partitions_ahead).await?;
+                self.start_maintenance();
+                tracing::info!(target: "tracepost::postgres", schema = %self.store.schema(),
+                    "connected to PostgreSQL; schema ready");
+                Ok::<(), PgError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    fn start_maintenance(&self) {
+        let store = self.store.clone();
+        let (every, ahead, retention) = (
+            self.startup.maintenance_interval,
+            self.startup.partitions_ahead,
+            self.startup.retention,
+        );
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                maintain(&store, ahead, retention).await;
+            }
+        });
+        let mut slot = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.replace(task) {
+            old.abort();
+        }
+    }
+
+    fn stop_maintenance(&self) {
+        let mut slot = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = slot.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Sink for PostgresSink {
@@ -157,6 +227,7 @@ impl Sink for PostgresSink {
     }
 
     async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
+        self.ready().await.map_err(PgError::into_sink_error)?;
         match self.store.write(&batch).await {
             Ok(report) => Ok(SinkOutcome {
                 rejected: report.rejected,
@@ -174,15 +245,14 @@ impl Sink for PostgresSink {
     }
 
     async fn shutdown(&self) -> Result<(), SinkError> {
-        if let Some(task) = &self.maintenance {
-            task.abort();
-        }
+        self.stop_maintenance();
         Ok(())
     }
 }
 
-/// Settings for [`PostgresSink`]; finish with [`connect`](Self::connect).
-#[derive(Debug)]
+/// Settings for [`PostgresSink`]; finish with [`build`](Self::build) (no I/O: the sink
+/// connects on its first delivery) or [`connect`](Self::connect) (connects now). `Debug`
+/// hides the password in the URL. From a configuration file: [`PostgresConfig`].
 #[must_use]
 pub struct PostgresSinkBuilder {
     url: String,
@@ -274,40 +344,52 @@ impl PostgresSinkBuilder {
         self
     }
 
-    /// A store without the sink's background task: for processes that only query.
+    /// A store without the sink's background task: for processes that only query. Connects
+    /// now (and applies the migrations unless turned off).
     pub async fn connect_store(self) -> Result<PgStore, PgError> {
-        let (store, _) = self.open().await?;
+        let migrate = self.migrate;
+        let store = self.pool()?;
+        drop(store.client().await?);
+        if migrate {
+            store.migrate().await?;
+        }
         Ok(store)
     }
 
-    /// Creates the pool, checks that the server answers, applies migrations, creates the
-    /// partitions for yesterday through the days ahead, and starts the background task.
-    pub async fn connect(self) -> Result<PostgresSink, PgError> {
-        let (store, this) = self.open().await?;
-        store.ensure_partitions(1, this.partitions_ahead).await?;
-        let task = {
-            let store = store.clone();
-            let (every, ahead, retention) = (
-                this.maintenance_interval,
-                this.partitions_ahead,
-                this.retention,
-            );
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    maintain(&store, ahead, retention).await;
-                }
-            })
+    /// The sink, without connecting: a malformed URL or schema name fails here, with one
+    /// line; everything that needs the server waits for the first delivery. While the server
+    /// is unreachable or refuses the sink (wrong password, missing database, revoked grant)
+    /// the application runs, the sink's health is `down` with the error, events wait in
+    /// the queue or the spool, and the first delivery that gets through connects, applies
+    /// the migrations and writes them.
+    pub fn build(self) -> Result<PostgresSink, PgError> {
+        let startup = Startup {
+            migrate: self.migrate,
+            partitions_ahead: self.partitions_ahead,
+            maintenance_interval: self.maintenance_interval,
+            retention: self.retention,
+            ready: tokio::sync::OnceCell::new(),
         };
         Ok(PostgresSink {
-            store,
-            maintenance: Some(task),
+            store: self.pool()?,
+            startup,
+            maintenance: std::sync::Mutex::new(None),
         })
     }
 
-    async fn open(self) -> Result<(PgStore, Self), PgError> {
+    /// Builds the sink and connects now: checks that the server answers, applies
+    /// migrations, creates the partitions for yesterday through the days ahead, and starts
+    /// the background task. Fails when the server is unreachable — prefer
+    /// [`build`](Self::build) in an application, so that its start never waits on the
+    /// database.
+    pub async fn connect(self) -> Result<PostgresSink, PgError> {
+        let sink = self.build()?;
+        sink.ready().await?;
+        Ok(sink)
+    }
+
+    /// Validates the settings and makes the pool (deadpool connects lazily).
+    fn pool(&self) -> Result<PgStore, PgError> {
         let schema = self.schema.clone();
         let valid = !schema.is_empty()
             && schema.len() <= 48
@@ -320,8 +402,12 @@ impl PostgresSinkBuilder {
                 "schema name {schema:?}: use lowercase letters, digits and _"
             )));
         }
-        let mut config = tokio_postgres::Config::from_str(&self.url)
-            .map_err(|e| PgError::Config(format!("database URL: {e}")))?;
+        let mut config = tokio_postgres::Config::from_str(&self.url).map_err(|e| {
+            PgError::Config(format!(
+                "database URL {}: {e}",
+                config::redact_url(&self.url)
+            ))
+        })?;
         if config.get_application_name().is_none() {
             config.application_name("tracepost");
         }
@@ -358,13 +444,7 @@ impl PostgresSinkBuilder {
             .build()
             .map_err(|e| PgError::Config(e.to_string()))?;
         let window = self.time_range.resolve(self.retention);
-        let store = PgStore::new(pool, schema, self.method, window);
-        // Fail fast on a wrong URL or a server that is down.
-        drop(store.client().await?);
-        if self.migrate {
-            store.migrate().await?;
-        }
-        Ok((store, self))
+        Ok(PgStore::new(pool, schema, self.method, window))
     }
 }
 

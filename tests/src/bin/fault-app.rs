@@ -21,8 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Without a reachable server, start anyway: events go to the spool until it comes back.
     let sink = tracepost_postgres::PostgresSink::builder(url.clone())
         .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await?;
+        .build()?; // no I/O: connects (and migrates) on the first delivery
     let options = SinkOptions::default()
         .batch(BatchOptions::new(500, 1 << 20, Duration::from_millis(50)))
         .retry(RetryOptions::new(

@@ -133,10 +133,50 @@ impl Builder {
     }
 
     /// Adds a sink with its own queue, batching and retry settings.
-    pub fn sink_with<S: Sink>(mut self, sink: S, options: SinkOptions) -> Self {
+    pub fn sink_with<S: Sink>(self, sink: S, options: SinkOptions) -> Self {
         let name = sink.name().to_owned();
+        self.sink_named_with(name, sink, options)
+    }
+
+    /// Adds a sink under `name`, with its [default options](Sink::default_options).
+    ///
+    /// The name replaces [`Sink::name`] in the pipeline's metrics (`sink="archive"`), logs,
+    /// health report and spool directory (`spool/<name>/`), so two sinks of one kind can run
+    /// side by side:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tracepost_core::{sinks::JsonlFile, Tracepost};
+    ///
+    /// let dir = std::env::temp_dir().join("tracepost-doc-named");
+    /// let tp = Tracepost::builder()
+    ///     .sink_named("recent", JsonlFile::new(dir.join("recent")))
+    ///     .sink_named("archive", JsonlFile::new(dir.join("archive")).max_files(100))
+    ///     .build()
+    ///     .expect("distinct names");
+    /// assert_eq!(tp.handle().health().sinks.len(), 2);
+    /// # }
+    /// ```
+    ///
+    /// Names must be unique ([`BuildError::DuplicateSink`]) and non-empty, of at most 64
+    /// letters, digits, `_`, `-` and `.` (they name a directory) ([`BuildError::Invalid`]).
+    pub fn sink_named<S: Sink>(self, name: impl Into<String>, sink: S) -> Self {
+        let options = sink.default_options();
+        self.sink_named_with(name, sink, options)
+    }
+
+    /// Adds a sink under `name` with its own queue, batching and retry settings (see
+    /// [`sink_named`](Self::sink_named)).
+    pub fn sink_named_with<S: Sink>(
+        mut self,
+        name: impl Into<String>,
+        sink: S,
+        options: SinkOptions,
+    ) -> Self {
+        let name = name.into();
         let spawn_name = name.clone();
         let spawn: SpawnFn = Box::new(move |closing, data_dir| {
+            validate_sink_name(&spawn_name)?;
             let mut spool_options = options.spool.clone();
             if spool_options.is_none() && !options.memory_only {
                 spool_options =
@@ -266,6 +306,27 @@ impl Builder {
             window_task: Some(window_task),
             done,
             shut: false,
+        })
+    }
+}
+
+/// A sink name labels metrics and names the spool directory: keep it short and path-safe.
+fn validate_sink_name(name: &str) -> Result<(), BuildError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BuildError::Invalid {
+            field: "sink name",
+            reason: format!(
+                "{name:?}: use 1 to 64 letters, digits, '_', '-' or '.' (it names the spool directory)"
+            ),
         })
     }
 }

@@ -144,7 +144,12 @@ impl BatchOptions {
 
 /// Exponential backoff with full jitter: attempt `n` waits a random time in
 /// `[0, min(max_backoff, initial × 2ⁿ)]`, or exactly the server's `Retry-After` when given
-/// (up to 5 minutes). After `max_retries` retries the batch is given up and counted.
+/// (up to 5 minutes). After `max_retries` retries the batch is given up and counted (or
+/// spooled, with a spool).
+///
+/// A destination that [refuses everything](crate::SinkErrorClass::Refused) is not retried
+/// on this schedule: its batch is kept and tried again every `refused_interval`, for as long
+/// as it takes (until shutdown), since no amount of quick retrying fixes a revoked grant.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct RetryOptions {
@@ -154,6 +159,9 @@ pub struct RetryOptions {
     pub initial_backoff: Duration,
     /// Default 30 s.
     pub max_backoff: Duration,
+    /// The wait between attempts while the destination refuses everything (±10 % jitter; a
+    /// `Retry-After` overrides it). Default 60 s.
+    pub refused_interval: Duration,
 }
 
 impl Default for RetryOptions {
@@ -162,6 +170,7 @@ impl Default for RetryOptions {
             max_retries: 10,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
+            refused_interval: Duration::from_secs(60),
         }
     }
 }
@@ -173,7 +182,26 @@ impl RetryOptions {
             max_retries,
             initial_backoff: initial,
             max_backoff: max,
+            ..RetryOptions::default()
         }
+    }
+
+    /// Sets the wait between attempts while the destination refuses everything.
+    pub fn refused_interval(mut self, every: Duration) -> Self {
+        self.refused_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The delay before the next attempt after `error`: the refused interval (±10 %) for a
+    /// refusal, the exponential backoff of retry number `attempt` otherwise; a server's
+    /// `Retry-After` wins over both.
+    pub(crate) fn delay_after(&self, attempt: u32, error: &crate::SinkError) -> Duration {
+        if error.is_refused() && error.retry_after().is_none() {
+            return self
+                .refused_interval
+                .mul_f64(0.9 + 0.2 * rand::random::<f64>());
+        }
+        self.backoff(attempt, error.retry_after())
     }
 
     /// The delay before retry number `attempt` (0-based).

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 
 use crate::metrics::{Histogram, TextWriter, BATCH_BUCKETS};
+use crate::sink::{SinkError, SinkErrorClass, SinkErrorKind};
 
 /// Why an event was dropped; each is a `reason` label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,8 @@ pub enum Health {
     Up,
     /// Retrying a temporary failure.
     Degraded,
-    /// Deliveries are failing past their retries (events are spooled or dropped).
+    /// Deliveries are failing past their retries, or the destination refuses everything
+    /// (events are kept in the spool or in memory, or dropped and counted).
     Down,
 }
 
@@ -87,6 +89,8 @@ pub struct SinkStats {
     pub(crate) spool_enabled: bool,
     /// Rejected events by the sink's reason (a small set by contract).
     rejected_by_reason: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Failed sends by error class and kind (both small closed sets).
+    errors: Mutex<std::collections::BTreeMap<(SinkErrorClass, SinkErrorKind), u64>>,
 }
 
 /// A copy of one sink's counters at one moment.
@@ -143,6 +147,7 @@ impl SinkStats {
             spool_corrupt: AtomicU64::new(0),
             spool_enabled,
             rejected_by_reason: Mutex::new(std::collections::BTreeMap::new()),
+            errors: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -151,8 +156,47 @@ impl SinkStats {
         &self.name
     }
 
-    pub(crate) fn set_health(&self, h: Health) {
-        self.health.store(h as u8, Ordering::Relaxed);
+    /// Deliveries fail past their retries, or the destination refuses everything: the
+    /// sink is `down` with this error. Said once in the log, when the state changes.
+    pub(crate) fn set_down(&self, error: &SinkError) {
+        self.set_last_error(Some(error.to_string()));
+        let before = self.health.swap(Health::Down as u8, Ordering::Relaxed);
+        if before != Health::Down as u8 {
+            if error.is_refused() {
+                tracing::warn!(target: "tracepost::pipeline", sink = %self.name, error = %error,
+                    class = error.class().as_str(), kind = error.kind().as_str(),
+                    "the destination refuses every event; keeping them and retrying slowly until it accepts again");
+            } else {
+                tracing::warn!(target: "tracepost::pipeline", sink = %self.name, error = %error,
+                    class = error.class().as_str(), kind = error.kind().as_str(),
+                    "sink is down; keeping events and retrying");
+            }
+        }
+    }
+
+    /// A delivery succeeded: `up`, and the recovery said once in the log.
+    pub(crate) fn set_up(&self) {
+        let before = self.health.swap(Health::Up as u8, Ordering::Relaxed);
+        if before == Health::Down as u8 {
+            tracing::info!(target: "tracepost::pipeline", sink = %self.name, "sink is delivering again");
+        }
+        if self.last_error.lock().is_some() {
+            self.set_last_error(None);
+        }
+    }
+
+    /// Counts one failed send by class and kind (`tracepost_sink_errors_total`).
+    pub(crate) fn error(&self, e: &SinkError) {
+        *self.errors.lock().entry((e.class(), e.kind())).or_default() += 1;
+    }
+
+    /// Failed sends so far, by error class and kind.
+    pub fn errors(&self) -> Vec<(SinkErrorClass, SinkErrorKind, u64)> {
+        self.errors
+            .lock()
+            .iter()
+            .map(|((c, k), n)| (*c, *k, *n))
+            .collect()
     }
 
     /// A delivery is being retried: `up` becomes `degraded`; `down` stays down until a
@@ -390,6 +434,24 @@ pub(crate) fn render(w: &mut TextWriter, sinks: &[(&SinkStats, usize)]) {
                 "tracepost_events_rejected_total",
                 &[("sink", &s.name), ("reason", reason)],
                 *n as f64,
+            );
+        }
+    }
+    w.family(
+        "tracepost_sink_errors_total",
+        "counter",
+        "Failed sends, by sink, error class (temporary, permanent, refused) and kind.",
+    );
+    for (s, _) in sinks {
+        for (class, kind, n) in s.errors() {
+            w.sample(
+                "tracepost_sink_errors_total",
+                &[
+                    ("sink", &s.name),
+                    ("class", class.as_str()),
+                    ("kind", kind.as_str()),
+                ],
+                n as f64,
             );
         }
     }

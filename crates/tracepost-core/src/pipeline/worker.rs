@@ -13,7 +13,7 @@ use super::options::SinkOptions;
 use super::spool::Spool;
 use super::stats::{DropReason, Health, SinkStats};
 use crate::event::Event;
-use crate::sink::{Batch, Sink, SinkError};
+use crate::sink::{Batch, Sink, SinkError, SinkErrorKind};
 
 /// The closing signal: `None` while running; the instant by which delivery attempts must
 /// stop once shutdown has begun.
@@ -23,6 +23,9 @@ pub(crate) type Closing = watch::Receiver<Option<tokio::time::Instant>>;
 pub(crate) struct SpoolHandle {
     spool: Arc<parking_lot::Mutex<Spool>>,
     wake: Notify,
+    /// The ticket of the next batch allowed to settle: batches park in the order they were
+    /// taken from the queue, even when several were in flight when the sink failed.
+    turn: watch::Sender<u64>,
 }
 
 impl SpoolHandle {
@@ -30,7 +33,18 @@ impl SpoolHandle {
         Arc::new(SpoolHandle {
             spool: Arc::new(parking_lot::Mutex::new(spool)),
             wake: Notify::new(),
+            turn: watch::channel(0).0,
         })
+    }
+
+    /// Waits until every batch taken before `ticket` has settled.
+    async fn wait_turn(&self, ticket: u64) {
+        let mut turn = self.turn.subscribe();
+        let _ = turn.wait_for(|t| *t >= ticket).await;
+    }
+
+    fn done_turn(&self, ticket: u64) {
+        self.turn.send_replace(ticket + 1);
     }
 
     async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Spool) -> T + Send + 'static) -> T {
@@ -97,6 +111,7 @@ pub(crate) async fn run<S: Sink>(
     if closed {
         rx.close();
     }
+    let mut next_ticket: u64 = 0;
     loop {
         // Block for the first event, then drain what is waiting: batching for free.
         let first = if closed {
@@ -139,11 +154,15 @@ pub(crate) async fn run<S: Sink>(
         // While older events wait in the spool, newer ones queue up behind them, in order;
         // and while the sink is failing, new batches go straight to disk, so the queue keeps
         // draining and capture never has to drop.
+        let ticket = next_ticket;
+        next_ticket += 1;
         if let Some(spool) = spool
             .as_ref()
             .filter(|s| !s.is_empty() || stats.health() != Health::Up)
         {
+            spool.wait_turn(ticket).await;
             spool.park(batch, &stats).await;
+            spool.done_turn(ticket);
             continue;
         }
         let permit = in_flight
@@ -162,7 +181,14 @@ pub(crate) async fn run<S: Sink>(
         tasks.spawn(async move {
             let _permit: OwnedSemaphorePermit = permit;
             let undelivered = task.deliver(batch).await;
-            task.settle(undelivered, spool.as_deref()).await;
+            match spool {
+                Some(spool) => {
+                    spool.wait_turn(ticket).await;
+                    task.settle(undelivered, Some(&spool)).await;
+                    spool.done_turn(ticket);
+                }
+                None => task.settle(undelivered, None).await,
+            }
         });
         while tasks.try_join_next().is_some() {}
     }
@@ -228,9 +254,9 @@ async fn replay<S: Sink>(
                 spool.update_gauges(&stats);
             }
             Some((_, error)) => {
-                stats.set_health(Health::Down);
+                stats.set_down(&error);
                 stats.retried();
-                let wait = delivery.options.retry.backoff(attempt, error.retry_after());
+                let wait = delivery.options.retry.delay_after(attempt, &error);
                 attempt = attempt.saturating_add(1);
                 let sleep = tokio::time::sleep(wait);
                 match stop_at {
@@ -276,14 +302,20 @@ impl<S: Sink> Delivery<S> {
                 self.stats.panicked();
                 tracing::error!(target: "tracepost::pipeline", sink = %self.stats.name, panic = %message,
                     "the sink panicked; treated as a temporary failure");
-                Err(SinkError::temporary(format!("sink panicked: {message}")))
+                Err(SinkError::temporary(format!("sink panicked: {message}"))
+                    .with_kind(SinkErrorKind::Panicked))
             }
-            Err(_) => Err(SinkError::temporary("send timed out")),
+            Err(_) => Err(SinkError::temporary(format!(
+                "send timed out after {:?}",
+                self.options.send_timeout
+            ))
+            .with_kind(SinkErrorKind::Timeout)),
         }
     }
 
     /// Sends `batch` once, splitting on permanent errors. Returns the part that failed
-    /// temporarily (with its error), if any; permanently refused events are counted.
+    /// temporarily or was refused whole (with its error), if any; events rejected for their
+    /// data are counted. A refusal is never split: no event is at fault.
     async fn attempt_all(&self, batch: Batch) -> Option<(Batch, SinkError)> {
         let mut work = vec![batch];
         let mut failed: Option<(Batch, SinkError)> = None;
@@ -294,7 +326,8 @@ impl<S: Sink> Delivery<S> {
             }
             match self.send_once(&batch).await {
                 Ok(outcome) => self.delivered(&batch, outcome),
-                Err(e) if !e.is_temporary() => {
+                Err(e) if e.is_permanent() => {
+                    self.stats.error(&e);
                     self.stats.set_last_error(Some(e.to_string()));
                     if batch.len() > 1 {
                         let mut first = batch;
@@ -308,6 +341,7 @@ impl<S: Sink> Delivery<S> {
                     }
                 }
                 Err(e) => {
+                    self.stats.error(&e);
                     self.stats.set_last_error(Some(e.to_string()));
                     failed = Some((batch, e));
                 }
@@ -329,12 +363,13 @@ impl<S: Sink> Delivery<S> {
         }
         self.stats
             .sent((batch.len() as u64).saturating_sub(rejected));
-        self.stats.set_last_error(None);
-        self.stats.set_health(Health::Up);
+        self.stats.set_up();
     }
 
     /// Delivers with retries; returns what is still undelivered when the retries run out or
-    /// the shutdown deadline passes, and which of the two it was.
+    /// the shutdown deadline passes, and which of the two it was. A batch the destination
+    /// refuses whole is parked at once with a spool, and otherwise held here and retried
+    /// every `refused_interval` until it is accepted or shutdown's deadline passes.
     async fn deliver(&self, batch: Batch) -> Option<(Batch, DropReason)> {
         let started = Instant::now();
         let mut pending = batch;
@@ -347,16 +382,22 @@ impl<S: Sink> Delivery<S> {
                     let past_deadline = stop_at.is_some_and(|t| tokio::time::Instant::now() >= t);
                     // With a spool the durable place to wait is the disk, not a retry loop
                     // holding memory and a delivery slot: give up early and park the batch.
-                    let max_retries = if self.spooled {
-                        self.options.retry.max_retries.min(2)
-                    } else {
-                        self.options.retry.max_retries
+                    let max_retries = match (error.is_refused(), self.spooled) {
+                        (true, true) => 0,
+                        (true, false) => u32::MAX,
+                        (false, true) => self.options.retry.max_retries.min(2),
+                        (false, false) => self.options.retry.max_retries,
                     };
+                    if error.is_refused() {
+                        self.stats.set_down(&error);
+                    }
                     if attempt >= max_retries || past_deadline {
-                        tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
-                            events = rest.len(), attempts = attempt + 1, error = %error,
-                            "could not deliver a batch after its retries");
-                        self.stats.set_health(Health::Down);
+                        if !error.is_refused() {
+                            tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
+                                events = rest.len(), attempts = attempt + 1, error = %error,
+                                "could not deliver a batch after its retries");
+                        }
+                        self.stats.set_down(&error);
                         let reason = if past_deadline {
                             DropReason::Shutdown
                         } else {
@@ -365,17 +406,22 @@ impl<S: Sink> Delivery<S> {
                         break Some((rest, reason));
                     }
                     self.stats.mark_retrying();
-                    let wait = self.options.retry.backoff(attempt, error.retry_after());
+                    let wait = self.options.retry.delay_after(attempt, &error);
                     tracing::debug!(target: "tracepost::pipeline", sink = %self.stats.name,
-                        attempt, ?wait, error = %error, "temporary sink error; retrying");
+                        attempt, ?wait, error = %error, "sink error; retrying");
                     self.stats.retried();
+                    let sleep = tokio::time::sleep(wait);
                     match stop_at {
                         Some(t) => {
-                            let _ = tokio::time::timeout_at(t, tokio::time::sleep(wait)).await;
+                            let _ = tokio::time::timeout_at(t, sleep).await;
                         }
-                        None => tokio::time::sleep(wait).await,
+                        None => {
+                            // Shutdown cuts a long wait short: one more attempt, then the deadline.
+                            let mut closing = self.closing.clone();
+                            tokio::select! { _ = sleep => {}, _ = closing.changed() => {} }
+                        }
                     }
-                    attempt += 1;
+                    attempt = attempt.saturating_add(1);
                     pending = rest;
                 }
             }

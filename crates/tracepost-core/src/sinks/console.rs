@@ -1,10 +1,14 @@
-use std::io::Write as _;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
 
 use crate::event::{Event, Kind};
 use crate::sink::{Batch, Sink, SinkError, SinkOutcome};
 
 /// Where [`Console`] writes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConsoleTarget {
     /// Standard error (default: keeps stdout for the application).
     #[default]
@@ -13,18 +17,62 @@ pub enum ConsoleTarget {
     Stdout,
 }
 
+/// How [`Console`] writes each event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConsoleFormat {
+    /// Readable lines for a person at a terminal (the default; see [`Console::format`]).
+    #[default]
+    Text,
+    /// One JSON object per line, the schema of the book's "Event schema" page: for a
+    /// container platform that collects stdout.
+    Json,
+}
+
+type SharedWriter = Arc<Mutex<Box<dyn Write + Send>>>;
+
 /// Prints events as readable lines: one line per event, and for errors the backtrace's
-/// application frames, the request and the breadcrumbs, indented below it.
-#[derive(Debug, Clone, Default)]
+/// application frames, the request and the breadcrumbs, indented below it — or, with
+/// [`ConsoleFormat::Json`], one JSON object per line.
+///
+/// Append-only: an event delivered twice (at-least-once delivery) is printed twice.
+#[derive(Clone, Default)]
 pub struct Console {
     target: ConsoleTarget,
     metric_windows: bool,
+    format: ConsoleFormat,
+    writer: Option<SharedWriter>,
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console")
+            .field("target", &self.target)
+            .field("metric_windows", &self.metric_windows)
+            .field("format", &self.format)
+            .field("custom_writer", &self.writer.is_some())
+            .finish()
+    }
 }
 
 impl Console {
     /// Writes to standard output instead of standard error.
     pub fn stdout(mut self) -> Self {
         self.target = ConsoleTarget::Stdout;
+        self
+    }
+
+    /// Writes to `writer` instead of stderr or stdout (a test capturing the output, a log
+    /// file handle).
+    pub fn writer(mut self, writer: impl Write + Send + 'static) -> Self {
+        self.writer = Some(Arc::new(Mutex::new(Box::new(writer))));
+        self
+    }
+
+    /// Text lines (default) or JSON lines.
+    pub fn output_format(mut self, format: ConsoleFormat) -> Self {
+        self.format = format;
         self
     }
 
@@ -109,16 +157,27 @@ impl Sink for Console {
     }
 
     async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
-        let mut out = String::new();
+        let mut out = Vec::new();
         for e in batch
             .iter()
             .filter(|e| self.metric_windows || e.kind != Kind::MetricWindow)
         {
-            out.push_str(&Console::format(e));
+            match self.format {
+                ConsoleFormat::Text => out.extend_from_slice(Console::format(e).as_bytes()),
+                ConsoleFormat::Json => {
+                    serde_json::to_writer(&mut out, &**e)
+                        .map_err(|err| SinkError::permanent(format!("event {}: {err}", e.id)))?;
+                    out.push(b'\n');
+                }
+            }
         }
-        let res = match self.target {
-            ConsoleTarget::Stderr => std::io::stderr().lock().write_all(out.as_bytes()),
-            ConsoleTarget::Stdout => std::io::stdout().lock().write_all(out.as_bytes()),
+        let res = match (&self.writer, self.target) {
+            (Some(w), _) => {
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.write_all(&out).and_then(|()| w.flush())
+            }
+            (None, ConsoleTarget::Stderr) => std::io::stderr().lock().write_all(&out),
+            (None, ConsoleTarget::Stdout) => std::io::stdout().lock().write_all(&out),
         };
         res?;
         Ok(SinkOutcome::default())

@@ -1,7 +1,10 @@
-//! The embedded sinks, which need no external service: [`Console`] and [`JsonlFile`].
+//! The embedded sinks, which need no external service: [`Console`] and [`JsonlFile`], and
+//! their serde configurations ([`ConsoleConfig`], [`JsonlFileConfig`]).
 
+mod config;
 mod console;
 mod jsonl;
 
-pub use console::{Console, ConsoleTarget};
+pub use config::{serde_duration, ConfigError, ConsoleConfig, JsonlFileConfig};
+pub use console::{Console, ConsoleFormat, ConsoleTarget};
 pub use jsonl::JsonlFile;

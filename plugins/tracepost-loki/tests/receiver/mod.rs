@@ -64,6 +64,8 @@ pub struct Request {
 
 struct Shared {
     script: Mutex<VecDeque<Reply>>,
+    /// Answers every request this way until cleared (after the script).
+    standing: Mutex<Option<Reply>>,
     poison: Mutex<Option<(String, &'static str)>>,
     requests: Mutex<Vec<Request>>,
     accepted: Mutex<Vec<(String, Entry)>>,
@@ -104,6 +106,7 @@ impl Receiver {
     async fn start_with(fast: bool) -> Self {
         let shared = Arc::new(Shared {
             script: Mutex::new(VecDeque::new()),
+            standing: Mutex::new(None),
             poison: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
             accepted: Mutex::new(Vec::new()),
@@ -130,6 +133,12 @@ impl Receiver {
     /// The next requests get these replies, in order; after them, 204 again.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    /// Every request gets `reply` until called again with `None` (a revoked key: 401 for
+    /// as long as it takes).
+    pub fn standing(&self, reply: Option<Reply>) {
+        *self.shared.standing.lock().unwrap() = reply;
     }
 
     /// Any push containing a line with `needle` is answered 400 with `message`, and none of
@@ -179,6 +188,7 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         .lock()
         .unwrap()
         .pop_front()
+        .or_else(|| shared.standing.lock().unwrap().clone())
         .unwrap_or(Reply::Accept);
     let poisoned = match (&push, &*shared.poison.lock().unwrap()) {
         (Ok(streams), Some((needle, message))) => streams
