@@ -79,7 +79,9 @@ pub fn install_metrics_facade(tp: &Tracepost) -> Result<(), Box<dyn std::error::
     MetricsFacade::new(tp.metrics_registry())
         .install()
         .map_err(|_| "a `metrics` recorder is already installed")?;
+    // Descriptions become the HELP lines (promtool flags a family without one).
     metrics::describe_counter!("shop_searches", "Searches, by where they came from");
+    metrics::describe_histogram!("shop_search_results", "Results per search");
     Ok(())
 }
 

@@ -30,6 +30,7 @@ use prometheus_client::metrics::MetricType;
 use super::MetricsRegistry;
 
 type Labels = Vec<(String, String)>;
+type Families<M, C = fn() -> M> = RwLock<BTreeMap<String, Family<Labels, M, C>>>;
 
 /// The bucket bounds of facade histograms unless set with
 /// [`MetricsFacade::histogram_buckets`]: the Prometheus client libraries' defaults, in seconds.
@@ -57,9 +58,9 @@ pub struct MetricsFacade {
 struct State {
     buckets: RwLock<Option<Arc<[f64]>>>,
     help: RwLock<BTreeMap<String, String>>,
-    counters: RwLock<BTreeMap<String, Family<Labels, Counter>>>,
-    gauges: RwLock<BTreeMap<String, Family<Labels, Gauge<f64, AtomicU64>>>>,
-    histograms: RwLock<BTreeMap<String, Family<Labels, Histogram, Buckets>>>,
+    counters: Families<Counter>,
+    gauges: Families<Gauge<f64, AtomicU64>>,
+    histograms: Families<Histogram, Buckets>,
 }
 
 #[derive(Debug, Clone)]
