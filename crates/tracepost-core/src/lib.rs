@@ -16,6 +16,11 @@ pub mod sinks;
 pub mod testing;
 pub mod trace_context;
 
+/// The `prometheus-client` version tracepost's metrics are built on: use this path to register
+/// metrics into a [`metrics::MetricsRegistry`] or to implement `Sink::register_metrics`, so
+/// that the types match.
+pub use prometheus_client;
+
 pub use event::{
     Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
     Resource, Timestamp,

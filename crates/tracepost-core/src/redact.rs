@@ -191,27 +191,13 @@ impl Redactor {
     }
 }
 
+/// A query or form key as `application/x-www-form-urlencoded` decodes it (`+` is a space,
+/// `%XX` a byte, invalid UTF-8 replaced).
 fn percent_decode_lossy(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len()
-                && bytes[i + 1].is_ascii_hexdigit()
-                && bytes[i + 2].is_ascii_hexdigit() =>
-            {
-                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-                out.push(hex(bytes[i + 1]) << 4 | hex(bytes[i + 2]));
-                i += 3;
-                continue;
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(s.as_bytes())
+        .next()
+        .map(|(key, _)| key.into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -235,6 +221,20 @@ mod tests {
             "page=2&access_token=[REDACTED]&Password=[REDACTED]&q=shoes"
         );
         assert_eq!(r.query("api%5Fkey=1"), "api%5Fkey=[REDACTED]");
+        // Every encoding form decoding admits: an escape as the key's last three characters,
+        // lowercase escapes, `+` for a space-free key, and escapes that are not UTF-8.
+        for (query, want) in [
+            ("passwor%64=hunter2", "passwor%64=[REDACTED]"),
+            (
+                "%70%61%73%73%77%6f%72%64=hunter2",
+                "%70%61%73%73%77%6f%72%64=[REDACTED]",
+            ),
+            ("api%5fkey=1&q=%ff", "api%5fkey=[REDACTED]&q=%ff"),
+            ("%ff%fe=1&token=2", "%ff%fe=1&token=[REDACTED]"),
+            ("q=a+b&x=%", "q=a+b&x=%"),
+        ] {
+            assert_eq!(r.query(query), want, "{query}");
+        }
     }
 
     #[test]

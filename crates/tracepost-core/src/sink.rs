@@ -49,11 +49,12 @@ pub trait Sink: Send + Sync + 'static {
         crate::SinkOptions::default()
     }
 
-    /// The sink's own metrics in the Prometheus text format, appended to `/metrics` after the
-    /// pipeline's. Names must not collide with other sinks': prefix them with the sink's kind
-    /// and label them with its name. Default: none.
-    fn render_metrics(&self) -> String {
-        String::new()
+    /// Registers the sink's own metrics (metrics or a
+    /// [`Collector`](prometheus_client::collector::Collector)), served on `/metrics` after the
+    /// pipeline's; called once when the pipeline is built. Names must not collide with other
+    /// sinks': prefix them with the sink's kind and label them with its name. Default: none.
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let _ = registry;
     }
 
     /// Called once when the pipeline shuts down, after the last batch. Flush buffers here.

@@ -75,16 +75,12 @@ pub struct Hex<'a>(pub &'a [u8]);
 
 impl std::fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // A stack buffer per 32 bytes: no allocation whatever the length.
         let mut buf = [0u8; 64];
         for chunk in self.0.chunks(32) {
-            for (i, b) in chunk.iter().enumerate() {
-                buf[2 * i] = DIGITS[usize::from(b >> 4)];
-                buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
-            }
-            f.write_str(
-                std::str::from_utf8(&buf[..chunk.len() * 2]).map_err(|_| std::fmt::Error)?,
-            )?;
+            let out = &mut buf[..chunk.len() * 2];
+            ::hex::encode_to_slice(chunk, out).map_err(|_| std::fmt::Error)?;
+            f.write_str(std::str::from_utf8(out).map_err(|_| std::fmt::Error)?)?;
         }
         Ok(())
     }
@@ -92,13 +88,7 @@ impl std::fmt::Display for Hex<'_> {
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    s
+    ::hex::encode(bytes)
 }
 
 fn parse_traceparent(v: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
@@ -123,18 +113,12 @@ fn parse_traceparent(v: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
 }
 
 fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
-    if s.len() != N * 2 {
+    // The spec requires lowercase; the `hex` crate also accepts uppercase.
+    if s.iter().any(u8::is_ascii_uppercase) {
         return None;
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None, // the spec requires lowercase
-    };
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
+    ::hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 
@@ -158,11 +142,23 @@ mod tests {
     }
 
     #[test]
+    fn hex_display_matches_hex_at_any_length() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        for len in [0, 1, 8, 16, 31, 32, 33, 64, 100, 256] {
+            assert_eq!(Hex(&bytes[..len]).to_string(), hex(&bytes[..len]));
+        }
+        assert_eq!(Hex(&[0x0f, 0xa0]).to_string(), "0fa0");
+    }
+
+    #[test]
     fn rejects_invalid_traceparents() {
         for bad in [
             &b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"[..],
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
             b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             b"garbage",

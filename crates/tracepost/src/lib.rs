@@ -9,6 +9,10 @@ pub use tracepost_core::{
     Tracepost, TracepostHandle,
 };
 
+/// The `prometheus-client` crate tracepost's metrics registry is built on: register the
+/// application's own metrics with these types (see `Tracepost::metrics_registry`).
+pub use tracepost_core::prometheus_client;
+
 /// The sinks. The embedded ones ([`Console`](sinks::Console), [`JsonlFile`](sinks::JsonlFile))
 /// need no external service; the others come with their features.
 pub mod sinks {
@@ -74,7 +78,8 @@ pub trait TracepostLayerExt: AsHandle {
         tracepost_tower::TracepostLayer::new(self.as_handle())
     }
 
-    /// A router serving `GET /metrics` in the Prometheus text format.
+    /// A router serving `GET /metrics`: tracepost's metrics and the application's own
+    /// registry, in OpenMetrics or the Prometheus text format as the scraper asks.
     #[cfg(feature = "axum")]
     fn metrics_router<S: Clone + Send + Sync + 'static>(
         &self,

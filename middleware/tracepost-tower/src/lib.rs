@@ -20,7 +20,9 @@ pub use policy::{RouteSnapshot, SnapshotPolicy};
 pub use service::{ResponseFuture, TracepostService};
 
 #[cfg(feature = "axum")]
-pub use metrics_route::{health_router, metrics_router, render_metrics, METRICS_CONTENT_TYPE};
+pub use metrics_route::{
+    health_router, metrics_router, render_metrics, render_metrics_for, METRICS_CONTENT_TYPE,
+};
 
 /// axum's `Router`, re-exported so the facade can name it without its own axum dependency.
 #[cfg(feature = "axum")]

@@ -1,26 +1,45 @@
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use tracepost_core::metrics::MetricsFormat;
 use tracepost_core::TracepostHandle;
 
 /// The content type of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A router serving `GET /metrics`: the HTTP metrics and the pipeline's self-metrics in the
-/// Prometheus text format. Merge it into the app (or serve it on a separate, private port).
+/// A router serving `GET /metrics`: the HTTP metrics, the pipeline's self-metrics and the
+/// application's own registry (`TracepostHandle::metrics_registry`), in OpenMetrics when the
+/// scraper's `Accept` header prefers `application/openmetrics-text` (Prometheus does) and in
+/// the Prometheus text format otherwise. Merge it into the app (or serve it on a separate,
+/// private port).
 pub fn metrics_router<S: Clone + Send + Sync + 'static>(handle: TracepostHandle) -> Router<S> {
     Router::new().route(
         "/metrics",
-        get(move || async move { render_metrics(&handle) }),
+        get(move |headers: HeaderMap| async move { render_metrics_for(&handle, &headers) }),
     )
 }
 
-/// The metrics as an axum response.
+/// The metrics as an axum response, in the Prometheus text format.
 pub fn render_metrics(handle: &TracepostHandle) -> impl IntoResponse {
+    render_metrics_as(handle, MetricsFormat::Prometheus)
+}
+
+/// The metrics as an axum response, in the format the request's `Accept` header negotiates
+/// (see [`MetricsFormat::from_accept`]).
+pub fn render_metrics_for(
+    handle: &TracepostHandle,
+    request_headers: &HeaderMap,
+) -> impl IntoResponse {
+    let accept = request_headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    render_metrics_as(handle, MetricsFormat::from_accept(accept))
+}
+
+fn render_metrics_as(handle: &TracepostHandle, format: MetricsFormat) -> impl IntoResponse {
     (
-        [(CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        handle.render_metrics(),
+        [(CONTENT_TYPE, format.content_type()), (VARY, "accept")],
+        handle.render_metrics_as(format),
     )
 }
 

@@ -50,6 +50,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use tracepost_core::metrics::MetricsFormat;
+use tracepost_core::prometheus_client::collector::Collector;
+use tracepost_core::prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use tracepost_core::prometheus_client::metrics::MetricType;
+use tracepost_core::prometheus_client::registry::Registry;
 use tracepost_core::{
     Batch, BatchOptions, Rejection, Sink, SinkError, SinkErrorKind, SinkOptions, SinkOutcome,
 };
@@ -129,8 +134,8 @@ impl Sink for LokiSink {
         Self::sink_options()
     }
 
-    fn render_metrics(&self) -> String {
-        self.stats().render_prometheus()
+    fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(self.stats()));
     }
 
     fn name(&self) -> &str {
@@ -313,70 +318,13 @@ impl LokiStats {
         }
     }
 
-    /// The counters in the Prometheus text format (`tracepost_loki_*{sink="loki",…}`), to
-    /// append to the application's `/metrics` output.
-    pub fn render_prometheus(&self) -> String {
-        let s = self.snapshot();
-        let sink = self.sink.as_str();
-        let mut w = tracepost_core::metrics::TextWriter::new();
-        let mut counter = |name: &str, help: &str, samples: &[(&[(&str, &str)], u64)]| {
-            w.family(name, "counter", help);
-            for (labels, value) in samples {
-                let mut all = vec![("sink", sink)];
-                all.extend_from_slice(labels);
-                w.sample(name, &all, *value as f64);
-            }
-        };
-        counter(
-            "tracepost_loki_pushes_total",
-            "Push requests Loki accepted.",
-            &[(&[], s.pushes)],
-        );
-        counter(
-            "tracepost_loki_lines_total",
-            "Log lines Loki accepted.",
-            &[(&[], s.lines)],
-        );
-        counter(
-            "tracepost_loki_bytes_total",
-            "Bytes Loki accepted: raw lines and metadata, and request bodies on the wire.",
-            &[
-                (&[("stage", "raw")], s.raw_bytes),
-                (&[("stage", "wire")], s.body_bytes),
-            ],
-        );
-        counter(
-            "tracepost_loki_truncated_lines_total",
-            "Lines shortened to the line-size limit.",
-            &[(&[], s.truncated_lines)],
-        );
-        counter(
-            "tracepost_loki_values_cut_total",
-            "Label or structured-metadata values cut to their length limit.",
-            &[(&[], s.values_cut)],
-        );
-        counter(
-            "tracepost_loki_push_failures_total",
-            "Failed push requests: temporary ones are retried, permanent ones split, refused ones kept and retried slowly.",
-            &[
-                (&[("kind", "temporary")], s.temporary_failures),
-                (&[("kind", "permanent")], s.permanent_failures),
-                (&[("kind", "refused")], s.refused_failures),
-            ],
-        );
-        let rejected: Vec<_> = s
-            .rejected
-            .iter()
-            .map(|(r, n)| ([("reason", *r)], *n))
-            .collect();
-        let rejected: Vec<(&[(&str, &str)], u64)> =
-            rejected.iter().map(|(l, n)| (&l[..], *n)).collect();
-        counter(
-            "tracepost_loki_rejected_total",
-            "Events the Loki sink dropped, by reason.",
-            &rejected,
-        );
-        w.finish()
+    /// The counters in the Prometheus text format (`tracepost_loki_*{sink="loki",…}`). The
+    /// pipeline serves them on `/metrics` already (see [`Sink::register_metrics`]); this is for
+    /// a sink used outside a pipeline.
+    pub fn render_prometheus(self: &Arc<Self>) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        tracepost_core::metrics::encode_registries(&[&registry], MetricsFormat::Prometheus)
     }
 
     /// Events rejected for `reason`.
@@ -387,5 +335,71 @@ impl LokiStats {
             .get(reason)
             .copied()
             .unwrap_or(0)
+    }
+}
+
+impl Collector for LokiStats {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = self.snapshot();
+        let sink = self.sink.as_str();
+        // Counter families are named without `_total`: the encoder appends it.
+        let mut counter = |name: &str, help: &str, samples: &[(Option<(&str, &str)>, u64)]| {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (label, value) in samples {
+                let labels: Vec<(&str, &str)> =
+                    std::iter::once(("sink", sink)).chain(*label).collect();
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(value, None)?;
+            }
+            Ok::<(), std::fmt::Error>(())
+        };
+        counter(
+            "tracepost_loki_pushes",
+            "Push requests Loki accepted.",
+            &[(None, s.pushes)],
+        )?;
+        counter(
+            "tracepost_loki_lines",
+            "Log lines Loki accepted.",
+            &[(None, s.lines)],
+        )?;
+        counter(
+            "tracepost_loki_bytes",
+            "Bytes Loki accepted: raw lines and metadata, and request bodies on the wire.",
+            &[
+                (Some(("stage", "raw")), s.raw_bytes),
+                (Some(("stage", "wire")), s.body_bytes),
+            ],
+        )?;
+        counter(
+            "tracepost_loki_truncated_lines",
+            "Lines shortened to the line-size limit.",
+            &[(None, s.truncated_lines)],
+        )?;
+        counter(
+            "tracepost_loki_values_cut",
+            "Label or structured-metadata values cut to their length limit.",
+            &[(None, s.values_cut)],
+        )?;
+        counter(
+            "tracepost_loki_push_failures",
+            "Failed push requests: temporary ones are retried, permanent ones split, refused ones kept and retried slowly.",
+            &[
+                (Some(("kind", "temporary")), s.temporary_failures),
+                (Some(("kind", "permanent")), s.permanent_failures),
+                (Some(("kind", "refused")), s.refused_failures),
+            ],
+        )?;
+        let rejected: Vec<_> = s
+            .rejected
+            .iter()
+            .map(|(r, n)| (Some(("reason", *r)), *n))
+            .collect();
+        counter(
+            "tracepost_loki_rejected",
+            "Events the Loki sink dropped, by reason.",
+            &rejected,
+        )
     }
 }

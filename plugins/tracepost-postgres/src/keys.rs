@@ -64,10 +64,7 @@ impl PgStore {
     /// Creates an API key for a project. The returned [`ApiKey::key`] is never stored.
     pub async fn create_api_key(&self, project_id: i64) -> Result<ApiKey, PgError> {
         let bytes: [u8; 32] = rand::random();
-        let mut key = String::from("tp_");
-        for b in bytes {
-            key.push_str(&format!("{b:02x}"));
-        }
+        let key = format!("tp_{}", tracepost_core::trace_context::Hex(&bytes));
         let prefix = key[..11].to_owned();
         let s = self.schema();
         let client = self.client().await?;

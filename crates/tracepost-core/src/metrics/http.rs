@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 
-use super::{Histogram, LatencySketch, TextWriter, DURATION_BUCKETS, SIZE_BUCKETS};
+use super::{Histogram, LatencySketch, DURATION_BUCKETS, SIZE_BUCKETS};
 use crate::event::{MetricWindow, Timestamp};
 
 /// The methods that get their own label value; anything else is `_OTHER`.
@@ -136,8 +138,9 @@ impl HttpMetrics {
         self.active[i].fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// Writes every HTTP metric family.
-    pub fn render(&self, w: &mut TextWriter) {
+    /// Encodes every HTTP metric family (histograms per method, status and route; the
+    /// active-requests gauge per method).
+    pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let routes: Vec<Arc<RouteMetrics>> = {
             let mut r: Vec<_> = self.routes.read().values().cloned().collect();
             r.sort_by(|a, b| a.route.cmp(&b.route));
@@ -168,7 +171,7 @@ impl HttpMetrics {
             ),
         ];
         for (name, help, pick) in families {
-            w.family(name, "histogram", help);
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
             for (route, s) in &all {
                 let status = s.status.to_string();
                 let labels = [
@@ -176,22 +179,22 @@ impl HttpMetrics {
                     ("http_response_status_code", status.as_str()),
                     ("http_route", route),
                 ];
-                pick(s).write(w, name, &labels);
+                pick(s).encode(&mut family, &labels)?;
             }
         }
-        w.family(
+        let mut family = encoder.encode_descriptor(
             "http_server_active_requests",
-            "gauge",
             "Number of active HTTP server requests.",
-        );
+            None,
+            MetricType::Gauge,
+        )?;
         for (i, m) in METHODS.iter().chain(["_OTHER"].iter()).enumerate() {
             let v = self.active[i].load(Ordering::Relaxed);
-            w.sample(
-                "http_server_active_requests",
-                &[("http_request_method", m)],
-                v as f64,
-            );
+            family
+                .encode_family(&[("http_request_method", *m)])?
+                .encode_gauge(&v)?;
         }
+        Ok(())
     }
 
     /// Takes every non-empty window accumulated so far, as metric-window values starting at
@@ -315,14 +318,17 @@ mod tests {
                 failed: false,
             });
         }
-        let mut w = TextWriter::new();
-        m.render(&mut w);
-        let text = w.finish();
+        let m2 = m.clone();
+        let text = crate::metrics::exposition::encode_fn(
+            move |e| m2.encode(e),
+            crate::metrics::MetricsFormat::Prometheus,
+        );
         assert!(text.contains("http_route=\"/a\""));
         assert!(text.contains("http_route=\"_overflow\""));
         assert!(!text.contains("http_route=\"/c\""));
         assert!(text.contains(
-            "http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"_overflow\",le=\"0.005\"} 2"
+            // prometheus-client writes `le` first; a label set has no order.
+            "http_server_request_duration_seconds_bucket{le=\"0.005\",http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"_overflow\"} 2"
         ));
         let windows = m.take_windows(SystemTime::now());
         assert_eq!(windows.iter().map(|w| w.count).sum::<u64>(), 4);

@@ -1,15 +1,24 @@
-//! Metrics kept in process and exposed in the Prometheus text format.
+//! Metrics kept in process and exposed in the Prometheus text or OpenMetrics format.
 //!
-//! tracepost keeps its own registry instead of installing a global recorder, so `/metrics`
+//! The exposition is `prometheus-client`'s: tracepost's families are encoded by a
+//! [`Collector`](prometheus_client::collector::Collector) over lock-free atomics (recording a
+//! request costs a few atomic adds, no lock), followed by each sink's registry and the
+//! application's own [`MetricsRegistry`]. tracepost installs no global recorder, so `/metrics`
 //! works whether or not the host application uses the `metrics` or `prometheus` crates.
 
+pub(crate) mod exposition;
+#[cfg(feature = "metrics-facade")]
+pub mod facade;
 pub mod http;
-mod text;
+mod registry;
 mod window;
 
+pub use exposition::{encode_registries, openmetrics_to_prometheus_text, MetricsFormat};
 pub use http::{HttpMetrics, RequestOutcome};
-pub use text::TextWriter;
+pub use registry::MetricsRegistry;
 pub use window::LatencySketch;
+
+use prometheus_client::encoding::{EncodeLabelSet, MetricEncoder, NoLabelSet};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -57,36 +66,26 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Writes this histogram's samples (`_bucket`, `_sum`, `_count`) with `labels`.
-    pub fn write(&self, w: &mut TextWriter, name: &str, labels: &[(&str, &str)]) {
-        let count = self.count.load(Ordering::Relaxed);
-        let mut cumulative = 0;
-        let bucket = format!("{name}_bucket");
-        for (i, bound) in self.bounds.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
-            w.sample_le(&bucket, labels, &format_bound(*bound), cumulative as f64);
+    /// Encodes this histogram as one labelled series of the family `encoder` was opened for.
+    pub fn encode(
+        &self,
+        encoder: &mut MetricEncoder<'_>,
+        labels: &impl EncodeLabelSet,
+    ) -> Result<(), std::fmt::Error> {
+        // Read the buckets before the count so that no bucket ever exceeds `+Inf`.
+        let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(self.bounds.len() + 1);
+        let mut finite = 0;
+        for (bound, n) in self.bounds.iter().zip(self.buckets.iter()) {
+            let n = n.load(Ordering::Relaxed);
+            finite += n;
+            buckets.push((*bound, n));
         }
-        // +Inf equals the count; read count last so buckets never exceed it.
-        w.sample_le(&bucket, labels, "+Inf", count.max(cumulative) as f64);
-        w.sample(
-            &format!("{name}_sum"),
-            labels,
-            self.sum_units.load(Ordering::Relaxed) as f64 / self.units_per_value,
-        );
-        w.sample(
-            &format!("{name}_count"),
-            labels,
-            count.max(cumulative) as f64,
-        );
-    }
-}
-
-fn format_bound(b: f64) -> String {
-    let s = format!("{b}");
-    if s.contains('.') || s.contains('e') {
-        s
-    } else {
-        format!("{s}.0")
+        let count = self.count.load(Ordering::Relaxed).max(finite);
+        buckets.push((f64::INFINITY, count - finite));
+        let sum = self.sum_units.load(Ordering::Relaxed) as f64 / self.units_per_value;
+        encoder
+            .encode_family(labels)?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::handle::{flush_windows, Inner, MetricsFn, SinkSlot, TracepostHandle};
+use super::handle::{flush_windows, Inner, SinkSlot, TracepostHandle};
 use super::lifecycle::{Done, Tracepost};
 use super::{worker, SinkOptions, SinkStats, Spool, SpoolOptions};
 use crate::event::{Kind, Resource};
-use crate::metrics::HttpMetrics;
+use crate::metrics::{HttpMetrics, MetricsRegistry};
 use crate::redact::Redactor;
 use crate::sink::Sink;
 
@@ -61,6 +61,7 @@ pub struct Builder {
     metric_window: Duration,
     max_routes: usize,
     data_dir: Option<PathBuf>,
+    app_metrics: MetricsRegistry,
 }
 
 impl std::fmt::Debug for Builder {
@@ -92,6 +93,7 @@ impl Builder {
             metric_window: Duration::from_secs(60),
             max_routes: 1000,
             data_dir: None,
+            app_metrics: MetricsRegistry::default(),
         }
     }
 
@@ -201,10 +203,8 @@ impl Builder {
                 spool.is_some(),
             ));
             let sink = Arc::new(sink);
-            let metrics: MetricsFn = {
-                let sink = sink.clone();
-                Box::new(move || sink.render_metrics())
-            };
+            let mut metrics = prometheus_client::registry::Registry::default();
+            sink.register_metrics(&mut metrics);
             let task = tokio::spawn(worker::run(
                 sink,
                 options.clone(),
@@ -253,6 +253,15 @@ impl Builder {
         self
     }
 
+    /// The registry of the application's own metrics, served on `/metrics` after tracepost's
+    /// (default: an empty one, reachable with `TracepostHandle::metrics_registry`). Pass a
+    /// `prometheus_client::registry::Registry` the application already fills, or a
+    /// [`MetricsRegistry`] it keeps a clone of.
+    pub fn metrics_registry(mut self, registry: impl Into<MetricsRegistry>) -> Self {
+        self.app_metrics = registry.into();
+        self
+    }
+
     /// Validates the settings and starts one worker per sink on the current Tokio runtime.
     pub fn build(self) -> Result<Tracepost, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
@@ -297,6 +306,7 @@ impl Builder {
             redactor: self.redactor,
             sampling: self.sampling,
             sampled_out: AtomicU64::new(0),
+            app_metrics: self.app_metrics,
         });
         let handle = TracepostHandle { inner };
         let window_task = tokio::spawn(flush_windows(handle.clone()));

@@ -8,20 +8,18 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 
 use super::health::{HealthReport, SinkHealth};
-use super::{stats, DropReason, Health, SinkCounts, SinkOptions, SinkStats};
+use super::{DropReason, Health, SinkCounts, SinkOptions, SinkStats};
 use crate::event::{Event, Kind, Level, Resource};
 use crate::fingerprint::fingerprint;
-use crate::metrics::{HttpMetrics, TextWriter};
+use crate::metrics::{HttpMetrics, MetricsRegistry};
 use crate::redact::Redactor;
-
-pub(super) type MetricsFn = Box<dyn Fn() -> String + Send + Sync>;
 
 pub(super) struct SinkSlot {
     pub(super) tx: mpsc::Sender<Arc<Event>>,
     pub(super) stats: Arc<SinkStats>,
     pub(super) options: SinkOptions,
-    /// The sink's own metrics (`Sink::render_metrics`).
-    pub(super) metrics: MetricsFn,
+    /// The sink's own metrics (`Sink::register_metrics`).
+    pub(super) metrics: prometheus_client::registry::Registry,
 }
 
 pub(super) struct Inner {
@@ -33,6 +31,8 @@ pub(super) struct Inner {
     pub(super) redactor: Redactor,
     pub(super) sampling: Vec<(Kind, f64)>,
     pub(super) sampled_out: AtomicU64,
+    /// The application's own metrics, written after tracepost's.
+    pub(super) app_metrics: MetricsRegistry,
 }
 
 /// A cheap, cloneable handle to capture events into the pipeline. Capture never blocks and
@@ -167,34 +167,6 @@ impl TracepostHandle {
     /// True once shutdown has begun.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Relaxed)
-    }
-
-    /// The HTTP metrics and the pipeline's self-metrics in the Prometheus text format.
-    pub fn render_metrics(&self) -> String {
-        let mut w = TextWriter::new();
-        self.inner.http.render(&mut w);
-        let sinks: Vec<_> = self
-            .inner
-            .sinks
-            .iter()
-            .map(|s| (&*s.stats, s.stats.queue_capacity - s.tx.capacity()))
-            .collect();
-        stats::render(&mut w, &sinks);
-        w.family(
-            "tracepost_events_sampled_out_total",
-            "counter",
-            "Events dropped by sampling.",
-        );
-        w.sample(
-            "tracepost_events_sampled_out_total",
-            &[],
-            self.inner.sampled_out.load(Ordering::Relaxed) as f64,
-        );
-        let mut out = w.finish();
-        for slot in &self.inner.sinks {
-            out.push_str(&(slot.metrics)());
-        }
-        out
     }
 
     pub(super) fn flush_windows_now(&self, start: SystemTime) {

@@ -16,6 +16,7 @@ mod builder;
 mod handle;
 mod health;
 mod lifecycle;
+mod metrics;
 mod options;
 mod spool;
 mod stats;

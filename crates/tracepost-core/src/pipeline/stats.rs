@@ -4,8 +4,10 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 
-use crate::metrics::{Histogram, TextWriter, BATCH_BUCKETS};
+use crate::metrics::{Histogram, BATCH_BUCKETS};
 use crate::sink::{SinkError, SinkErrorClass, SinkErrorKind};
 
 /// Why an event was dropped; each is a `reason` label value.
@@ -314,170 +316,173 @@ impl SinkStats {
     }
 }
 
-/// Writes the self-metrics of every sink; `sinks` pairs each with its current queue length.
-pub(crate) fn render(w: &mut TextWriter, sinks: &[(&SinkStats, usize)]) {
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-    // One family with one sample per sink (per spooling sink when `spool_only`).
+/// Encodes the self-metrics of every sink; `sinks` pairs each with its current queue length.
+pub(crate) fn encode(
+    e: &mut DescriptorEncoder<'_>,
+    sinks: &[(&SinkStats, usize)],
+) -> Result<(), std::fmt::Error> {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    // One family with one sample per sink (per spooling sink when `spool_only`). Counter
+    // families are named without `_total`: the encoder appends it to the samples.
     let mut family = |name: &str,
-                      kind: &str,
+                      kind: MetricType,
                       help: &str,
                       spool_only: bool,
-                      value: &dyn Fn(&SinkStats, usize) -> f64| {
-        w.family(name, kind, help);
+                      value: &dyn Fn(&SinkStats, usize) -> u64|
+     -> Result<(), std::fmt::Error> {
+        let mut f = e.encode_descriptor(name, help, None, kind)?;
         for (s, depth) in sinks.iter().filter(|(s, _)| !spool_only || s.spool_enabled) {
-            w.sample(name, &[("sink", &s.name)], value(s, *depth));
+            let labels = [("sink", s.name.as_str())];
+            let mut m = f.encode_family(&labels)?;
+            let v = value(s, *depth);
+            match kind {
+                MetricType::Counter => m.encode_counter::<NoLabelSet, _, u64>(&v, None)?,
+                _ => m.encode_gauge(&v)?,
+            }
         }
+        Ok(())
     };
+    use MetricType::{Counter, Gauge};
     family(
-        "tracepost_events_queued_total",
-        "counter",
+        "tracepost_events_queued",
+        Counter,
         "Events accepted into a sink's queue.",
         false,
         &|s, _| load(&s.queued),
-    );
+    )?;
     family(
-        "tracepost_events_sent_total",
-        "counter",
+        "tracepost_events_sent",
+        Counter,
         "Events a sink confirmed as delivered.",
         false,
         &|s, _| load(&s.sent),
-    );
+    )?;
     family(
-        "tracepost_batches_retried_total",
-        "counter",
+        "tracepost_batches_retried",
+        Counter,
         "Batch deliveries retried after a temporary error.",
         false,
         &|s, _| load(&s.retried),
-    );
+    )?;
     family(
         "tracepost_queue_events",
-        "gauge",
+        Gauge,
         "Events waiting in a sink's queue.",
         false,
-        &|_, depth| depth as f64,
-    );
+        &|_, depth| depth as u64,
+    )?;
     family(
         "tracepost_queue_capacity_events",
-        "gauge",
+        Gauge,
         "Capacity of a sink's queue.",
         false,
-        &|s, _| s.queue_capacity as f64,
-    );
+        &|s, _| s.queue_capacity as u64,
+    )?;
     family(
-        "tracepost_sink_panics_total",
-        "counter",
+        "tracepost_sink_panics",
+        Counter,
         "Panics caught in a sink's code.",
         false,
         &|s, _| load(&s.panics),
-    );
+    )?;
     family(
         "tracepost_spool_bytes",
-        "gauge",
+        Gauge,
         "Bytes waiting in a sink's disk spool.",
         true,
-        &|s, _| s.spool_bytes() as f64,
-    );
+        &|s, _| s.spool_bytes(),
+    )?;
     family(
         "tracepost_spool_oldest_event_age_seconds",
-        "gauge",
+        Gauge,
         "Age of the oldest event in a sink's spool (0: empty).",
         true,
-        &|s, _| {
-            s.spool_oldest_age()
-                .map_or(0.0, |d| d.as_secs_f64().floor())
-        },
-    );
+        &|s, _| s.spool_oldest_age().map_or(0, |d| d.as_secs()),
+    )?;
     family(
-        "tracepost_spool_events_written_total",
-        "counter",
+        "tracepost_spool_events_written",
+        Counter,
         "Events written to a sink's spool.",
         true,
         &|s, _| load(&s.spooled),
-    );
+    )?;
     family(
-        "tracepost_spool_events_replayed_total",
-        "counter",
+        "tracepost_spool_events_replayed",
+        Counter,
         "Spooled events delivered.",
         true,
         &|s, _| load(&s.replayed),
-    );
+    )?;
     family(
-        "tracepost_spool_corrupt_records_total",
-        "counter",
+        "tracepost_spool_corrupt_records",
+        Counter,
         "Damaged spool records found and skipped.",
         true,
         &|s, _| load(&s.spool_corrupt),
-    );
+    )?;
 
-    w.family(
-        "tracepost_events_dropped_total",
-        "counter",
+    let mut f = e.encode_descriptor(
+        "tracepost_events_dropped",
         "Events not delivered, by sink and reason.",
-    );
+        None,
+        Counter,
+    )?;
     for (s, _) in sinks {
         for (i, r) in DropReason::ALL.iter().enumerate() {
-            w.sample(
-                "tracepost_events_dropped_total",
-                &[("sink", &s.name), ("reason", r.as_str())],
-                load(&s.dropped[i]),
-            );
+            f.encode_family(&[("sink", s.name.as_str()), ("reason", r.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&load(&s.dropped[i]), None)?;
         }
     }
-    w.family(
-        "tracepost_events_rejected_total",
-        "counter",
+    let mut f = e.encode_descriptor(
+        "tracepost_events_rejected",
         "Events a sink refused for good, by the sink's reason.",
-    );
+        None,
+        Counter,
+    )?;
     for (s, _) in sinks {
         for (reason, n) in s.rejected_by_reason.lock().iter() {
-            w.sample(
-                "tracepost_events_rejected_total",
-                &[("sink", &s.name), ("reason", reason)],
-                *n as f64,
-            );
+            f.encode_family(&[("sink", s.name.as_str()), ("reason", reason.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }
     }
-    w.family(
-        "tracepost_sink_errors_total",
-        "counter",
+    let mut f = e.encode_descriptor(
+        "tracepost_sink_errors",
         "Failed sends, by sink, error class (temporary, permanent, refused) and kind.",
-    );
+        None,
+        Counter,
+    )?;
     for (s, _) in sinks {
         for (class, kind, n) in s.errors() {
-            w.sample(
-                "tracepost_sink_errors_total",
-                &[
-                    ("sink", &s.name),
-                    ("class", class.as_str()),
-                    ("kind", kind.as_str()),
-                ],
-                n as f64,
-            );
+            f.encode_family(&[
+                ("sink", s.name.as_str()),
+                ("class", class.as_str()),
+                ("kind", kind.as_str()),
+            ])?
+            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
         }
     }
-    w.family(
+    let mut f = e.encode_descriptor(
         "tracepost_sink_health",
-        "gauge",
         "1 for the sink's current state (up, degraded, down).",
-    );
+        None,
+        Gauge,
+    )?;
     for (s, _) in sinks {
         let current = s.health();
         for h in [Health::Up, Health::Degraded, Health::Down] {
-            let v = if h == current { 1.0 } else { 0.0 };
-            w.sample(
-                "tracepost_sink_health",
-                &[("sink", &s.name), ("state", h.as_str())],
-                v,
-            );
+            f.encode_family(&[("sink", s.name.as_str()), ("state", h.as_str())])?
+                .encode_gauge(&u64::from(h == current))?;
         }
     }
-    w.family(
+    let mut f = e.encode_descriptor(
         "tracepost_batch_duration_seconds",
-        "histogram",
         "Time to deliver one batch, retries included.",
-    );
+        None,
+        MetricType::Histogram,
+    )?;
     for (s, _) in sinks {
         s.batch_latency
-            .write(w, "tracepost_batch_duration_seconds", &[("sink", &s.name)]);
+            .encode(&mut f, &[("sink", s.name.as_str())])?;
     }
+    Ok(())
 }

@@ -1,0 +1,33 @@
+//! Run: `cargo run -p app-metrics`, then `curl -d '{"payment":"card","euros":42}' -H
+//! 'content-type: application/json' localhost:3001/orders`, `curl 'localhost:3001/search?q=s'`
+//! and `curl localhost:3001/metrics`: `shop_*` next to `http_server_*` and `tracepost_*`.
+
+use std::time::Duration;
+
+use tracepost::prelude::*;
+
+// ANCHOR: main
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let tp = tracepost::Tracepost::builder()
+        .service("shop")
+        .sink(tracepost::sinks::Console::default())
+        .build()?;
+    let shop_metrics = app_metrics::ShopMetrics::register(&tp);
+    app_metrics::install_metrics_facade(&tp)?;
+
+    let app = app_metrics::app(shop_metrics)
+        .merge(tp.metrics_router())
+        .layer(tp.layer());
+    let addr = std::env::var("APP_METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:3001".into());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    tp.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+// ANCHOR_END: main
