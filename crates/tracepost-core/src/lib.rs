@@ -2,6 +2,7 @@
 //! the delivery pipeline. It has no web framework dependencies; the middleware crates and the
 //! sink plugins build on it, and most users depend on the `tracepost` facade instead.
 
+pub mod capture;
 pub mod event;
 pub mod fingerprint;
 pub mod metrics;
@@ -12,6 +13,7 @@ pub mod sink;
 pub mod sinks;
 pub mod trace_context;
 
+pub use capture::{in_current_request, spawn};
 pub use event::{
     Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
     Resource, Timestamp,
