@@ -1,11 +1,12 @@
 #![doc = include_str!("../docs.md")]
 
 pub use tracepost_core::{
-    event, fingerprint, metrics, pipeline, redact, scope, sink, trace_context, Batch, BatchOptions,
-    Breadcrumb, BuildError, Builder, CapturedBody, DropReason, ErrorDetail, Event, FsyncPolicy,
-    Health, HealthReport, Kind, Level, MetricWindow, Redactor, Rejection, RequestSnapshot,
-    Resource, RetryOptions, ShutdownReport, Sink, SinkCounts, SinkError, SinkErrorKind, SinkHealth,
-    SinkOptions, SinkOutcome, SpoolFullPolicy, SpoolOptions, Timestamp, Tracepost, TracepostHandle,
+    capture, event, fingerprint, in_current_request, metrics, pipeline, redact, scope, sink, spawn,
+    trace_context, Batch, BatchOptions, Breadcrumb, BuildError, Builder, CapturedBody, DropReason,
+    ErrorDetail, Event, FsyncPolicy, Health, HealthReport, Kind, Level, MetricWindow, Redactor,
+    Rejection, RequestSnapshot, Resource, RetryOptions, ShutdownReport, Sink, SinkCounts,
+    SinkError, SinkErrorKind, SinkHealth, SinkOptions, SinkOutcome, SpoolFullPolicy, SpoolOptions,
+    Timestamp, Tracepost, TracepostHandle,
 };
 
 /// The sinks. The embedded ones ([`Console`](sinks::Console), [`JsonlFile`](sinks::JsonlFile))
