@@ -233,6 +233,13 @@ async fn a_client_that_goes_away_mid_stream_is_recorded_as_aborted_not_as_a_200(
             }),
         )
         .route("/small", get(|| async { "done" }))
+        .route(
+            "/think",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "thought"
+            }),
+        )
         .merge(tp.metrics_router())
         .layer(
             tp.layer().snapshot_policy(
@@ -271,6 +278,28 @@ async fn a_client_that_goes_away_mid_stream_is_recorded_as_aborted_not_as_a_200(
         .contains("aborted by the client"));
     assert_eq!(metric(addr, &count("/download", 499)).await, Some(1.0));
     assert_eq!(metric(addr, &count("/download", 200)).await, None);
+
+    // A client that hangs up before the response head: also aborted, once hyper notices.
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(b"GET /think HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(socket);
+    let mut before_head = None;
+    for _ in 0..100 {
+        before_head = metric(addr, &count("/think", 499)).await;
+        if before_head.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        before_head,
+        Some(1.0),
+        "recorded when the handler is dropped"
+    );
 
     // A response sent whole is complete, whether or not the server polled its end.
     assert_eq!(http_get(addr, "/small", &[]).await.2, "done");

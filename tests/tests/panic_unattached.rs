@@ -1,6 +1,7 @@
 //! A panic nobody catches — a fire-and-forget `tokio::spawn`, a plain thread — is still an
-//! `error` event with its site and backtrace. Its own test binary: unattached panics go to the
-//! pipeline of the most recently applied layer, so no other test may build one concurrently.
+//! `error` event with its site and backtrace; a panic in tracepost's own work (a sink) is not.
+//! Its own test binary, its tests one at a time: unattached panics go to the pipeline of the
+//! most recently applied layer, so no other test may apply one concurrently.
 
 mod support;
 
@@ -11,10 +12,13 @@ use axum::Router;
 use support::{get as http_get, serve, wait_for_event};
 use tracepost::prelude::*;
 use tracepost::sinks::JsonlFile;
-use tracepost::{BatchOptions, SinkOptions, Tracepost};
+use tracepost::{Batch, BatchOptions, Sink, SinkError, SinkOptions, SinkOutcome, Tracepost};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn fire_and_forget_task_and_thread_panics_are_unattached_error_events() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let tp = Tracepost::builder()
         .service("test")
@@ -69,4 +73,63 @@ async fn fire_and_forget_task_and_thread_panics_are_unattached_error_events() {
     .expect("a thread's panic too");
     assert_eq!(event["attributes"]["thread.name"], "importer");
     tp.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A sink that panics on every batch, remembering the messages it was given.
+#[derive(Clone, Default)]
+struct Exploding(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
+
+impl Sink for Exploding {
+    fn name(&self) -> &str {
+        "exploding"
+    }
+
+    async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
+        self.0
+            .lock()
+            .extend(batch.iter().map(|e| e.message.clone()));
+        panic!("sink exploded");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_sink_is_never_reported_through_the_pipeline() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sink = Exploding::default();
+    let tp = Tracepost::builder()
+        .service("test")
+        .sink_with(
+            sink.clone(),
+            SinkOptions::default()
+                .batch(BatchOptions::new(100, 1 << 20, Duration::from_millis(10)))
+                .retry(tracepost::RetryOptions::new(
+                    3,
+                    Duration::from_millis(20),
+                    Duration::from_millis(20),
+                )),
+        )
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/enqueue",
+            get(|| async {
+                tokio::spawn(async { panic!("background job exploded") });
+                "enqueued"
+            }),
+        )
+        .layer(tp.layer());
+    let addr = serve(app).await;
+    http_get(addr, "/enqueue", &[]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = sink.0.lock().clone();
+    assert!(
+        seen.iter().any(|m| m.contains("background job exploded")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|m| m.contains("sink exploded")),
+        "the sink's own panic must not become an event it is sent: {seen:?}"
+    );
+    tp.shutdown(Duration::from_secs(2)).await;
 }
