@@ -35,7 +35,7 @@
 //! - [`ResponseCapture::finish`]: at the end of the body, where [`classify`] gives the final
 //!   verdict, metrics are recorded and the event (if any) is built and captured.
 //!
-//! Panics: see [`panic`] for the hook, and [`spawn`] / [`in_current_request`] for work that a
+//! Panics: see [`panic`](mod@panic) for the hook, and [`spawn`] / [`in_current_request`] for work that a
 //! request hands to other tasks.
 
 mod body;
