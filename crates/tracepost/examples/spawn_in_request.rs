@@ -16,14 +16,19 @@ async fn create_order() -> &'static str {
     tracing::info!("order accepted");
     // `tracepost::spawn` is `tokio::spawn` that carries the current request's context.
     tracepost::spawn(async {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let receipt: Option<&str> = None;
+        let receipt = send_confirmation_email().await;
         // Reported as a `panic` error event, with this request's trace and request ids.
         receipt.expect("the mailer returned no receipt");
     });
     "accepted"
 }
 // ANCHOR_END: handler
+
+/// A stand-in for a mail client that fails.
+async fn send_confirmation_email() -> Option<String> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    None
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
