@@ -133,3 +133,56 @@ async fn a_panicking_sink_is_never_reported_through_the_pipeline() {
     );
     tp.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test]
+async fn with_catch_panics_off_a_handler_panic_is_still_a_500_in_metrics_and_an_event_with_its_ids()
+{
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Tracepost::builder()
+        .service("test")
+        .sink_with(
+            JsonlFile::new(dir.path()),
+            SinkOptions::default().batch(BatchOptions::new(
+                100,
+                1 << 20,
+                Duration::from_millis(20),
+            )),
+        )
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/crash",
+            get(|| async {
+                if true {
+                    panic!("nobody catches this");
+                }
+                "unreachable"
+            }),
+        )
+        .merge(tp.metrics_router())
+        .layer(tp.layer().catch_panics(false));
+    let addr = serve(app).await;
+    assert!(
+        support::try_get(addr, "/crash").await.is_none(),
+        "without catching, the connection is cut"
+    );
+    let event = wait_for_event(dir.path(), Duration::from_secs(3), |e| {
+        e["error"]["message"] == "nobody catches this"
+    })
+    .await
+    .expect("reported by the hook");
+    assert_eq!(event["attributes"]["http.route"], "/crash");
+    assert_eq!(event["request_id"].as_str().unwrap().len(), 36);
+    let (_, _, metrics) = http_get(addr, "/metrics", &[]).await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    assert!(
+        metrics.contains(
+            "http_server_request_duration_seconds_count{http_request_method=\"GET\",\
+             http_response_status_code=\"500\",http_route=\"/crash\"} 1"
+        ),
+        "{metrics}"
+    );
+    tp.shutdown(Duration::from_secs(2)).await;
+}

@@ -15,6 +15,7 @@ use super::head::{RequestHead, RequestId};
 use super::task::{self, Current};
 use super::CaptureConfig;
 use crate::metrics::http::{normalize_method, RouteMetrics, UNMATCHED_ROUTE};
+use crate::metrics::RequestOutcome;
 use crate::scope::{self, RequestScope};
 use crate::trace_context::{Hex, TraceContext};
 
@@ -96,7 +97,19 @@ impl Drop for RequestState {
     fn drop(&mut self) {
         // The adapter dropped the request before a response head: the client went away (or the
         // server shut down) while the handler ran.
-        if !self.responded.load(Ordering::Relaxed) {
+        if !self.responded.load(Ordering::Relaxed) && std::thread::panicking() {
+            // A panic the adapter did not catch (`catch_panics(false)`) is unwinding through
+            // it: a server failure, reported by the panic hook with this request's ids, so
+            // only the metrics are recorded here.
+            self.route_metrics.record(&RequestOutcome {
+                method: self.method,
+                status: 500,
+                duration: self.start.elapsed(),
+                request_bytes: self.request_body.lock().total(),
+                response_bytes: 0,
+                failed: true,
+            });
+        } else if !self.responded.load(Ordering::Relaxed) {
             let keep = self.config.policy.decide(self.route_label(), false);
             super::finish::finish(
                 self,
@@ -127,7 +140,9 @@ impl Drop for RequestState {
 ///    the body ends (dropping it counts as [`BodyEnd::Dropped`]).
 ///
 /// A capture dropped before step 4 records the request as aborted by the client
-/// (status 499, `error.type` `aborted`).
+/// (status 499, `error.type` `aborted`), or — when dropped by an uncaught panic unwinding
+/// through the adapter — as a failed request with status 500 (the panic hook reports the
+/// panic itself, with the request's ids).
 #[derive(Clone)]
 pub struct RequestCapture {
     pub(crate) state: Arc<RequestState>,
