@@ -2,6 +2,7 @@
 //! the delivery pipeline. It has no web framework dependencies; the middleware crates and the
 //! sink plugins build on it, and most users depend on the `tracepost` facade instead.
 
+pub mod capture;
 pub mod event;
 pub mod fingerprint;
 #[cfg(feature = "http-sink")]
@@ -21,6 +22,7 @@ pub mod trace_context;
 /// that the types match.
 pub use prometheus_client;
 
+pub use capture::{in_current_request, spawn};
 pub use event::{
     Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
     Resource, Timestamp,

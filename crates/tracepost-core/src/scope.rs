@@ -79,6 +79,11 @@ impl RequestScope {
         q.push_back(crumb);
     }
 
+    /// A copy of the breadcrumbs recorded so far (they stay for the request's own event).
+    pub fn peek(&self) -> Vec<Breadcrumb> {
+        self.breadcrumbs.lock().iter().cloned().collect()
+    }
+
     /// Takes the breadcrumbs recorded so far, and how many older ones were evicted.
     pub fn take(&self) -> (Vec<Breadcrumb>, u64) {
         let crumbs = std::mem::take(&mut *self.breadcrumbs.lock()).into();

@@ -1,24 +1,20 @@
 use std::sync::Arc;
 
 use tower::Layer;
+use tracepost_core::capture::{CaptureConfig, ClassifyStatus, SnapshotPolicy};
 use tracepost_core::TracepostHandle;
 
-use crate::policy::SnapshotPolicy;
 use crate::service::TracepostService;
 
 /// Extracts the route template of a request (`/users/{id}`), or `None` when unmatched.
 pub type RouteFn = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
 
-/// The capture settings shared by every request of one layer.
+/// The settings shared by every request of one layer: core's capture settings, and how to
+/// find a request's route.
 #[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) handle: TracepostHandle,
-    pub(crate) body_limit: usize,
-    pub(crate) max_breadcrumbs: usize,
-    pub(crate) policy: SnapshotPolicy,
+    pub(crate) capture: Arc<CaptureConfig>,
     pub(crate) route_fn: Option<RouteFn>,
-    pub(crate) catch_panics: bool,
-    pub(crate) request_span: bool,
 }
 
 /// A tower [`Layer`] that measures every request and captures failures.
@@ -51,12 +47,9 @@ pub struct TracepostLayer {
 impl std::fmt::Debug for TracepostLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TracepostLayer")
-            .field("body_limit", &self.config.body_limit)
-            .field("max_breadcrumbs", &self.config.max_breadcrumbs)
-            .field("policy", &self.config.policy)
-            .field("catch_panics", &self.config.catch_panics)
-            .field("request_span", &self.config.request_span)
-            .finish_non_exhaustive()
+            .field("capture", &self.config.capture)
+            .field("route_with", &self.config.route_fn.is_some())
+            .finish()
     }
 }
 
@@ -66,40 +59,56 @@ impl TracepostLayer {
     pub fn new(handle: TracepostHandle) -> Self {
         TracepostLayer {
             config: Arc::new(Config {
-                handle,
-                body_limit: 64 * 1024,
-                max_breadcrumbs: 100,
-                policy: SnapshotPolicy::default(),
+                capture: Arc::new(CaptureConfig::new(handle)),
                 route_fn: None,
-                catch_panics: true,
-                request_span: false,
             }),
         }
     }
 
-    fn with(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
+    /// A layer with core capture settings built elsewhere (shared with another adapter).
+    pub fn with_config(config: CaptureConfig) -> Self {
+        TracepostLayer {
+            config: Arc::new(Config {
+                capture: Arc::new(config),
+                route_fn: None,
+            }),
+        }
+    }
+
+    fn with(mut self, f: impl FnOnce(CaptureConfig) -> CaptureConfig) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        config.capture = Arc::new(f((*config.capture).clone()));
         self
     }
 
-    /// How many bytes of each request and response body a snapshot keeps (0: none).
+    /// How many bytes of each request and response body a snapshot keeps (0: none). Bodies
+    /// sent with `Content-Encoding` gzip, deflate or br are decoded within the same cap.
     pub fn body_limit(self, bytes: usize) -> Self {
-        self.with(|c| c.body_limit = bytes)
+        self.with(|c| c.body_limit(bytes))
     }
 
     /// How many log lines emitted during a request are kept as breadcrumbs (oldest dropped).
     pub fn max_breadcrumbs(self, n: usize) -> Self {
-        self.with(|c| c.max_breadcrumbs = n)
+        self.with(|c| c.max_breadcrumbs(n))
     }
 
     /// Which requests keep a snapshot.
     pub fn snapshot_policy(self, policy: SnapshotPolicy) -> Self {
-        self.with(|c| c.policy = policy)
+        self.with(|c| c.snapshot_policy(policy))
     }
 
-    /// Whether panics in the inner service are caught and answered with a 500 (default true).
+    /// Which response statuses count as failures (default: 5xx). Takes a
+    /// [`ClassifyStatus`], such as a closure `|status| status >= 500 || status == 429`.
+    pub fn classify_status(self, classify: impl ClassifyStatus) -> Self {
+        self.with(|c| c.classify_status(classify))
+    }
+
+    /// Whether panics in the inner service, and in its response bodies, are caught (default
+    /// true): a panic before the response head becomes a 500 and an error event; one while
+    /// the body streams cuts the response (as without the layer) and is recorded as a failed
+    /// request (status 500) with an error event.
     pub fn catch_panics(self, on: bool) -> Self {
-        self.with(|c| c.catch_panics = on)
+        self.with(|c| c.catch_panics(on))
     }
 
     /// Opens a `tracing` span per request (target `tracepost::request`, INFO) when the tracing
@@ -108,16 +117,17 @@ impl TracepostLayer {
     /// `.in_current_span()`, and `fmt` prints the request's ids on every line. Costs about
     /// 0.6 µs per request.
     pub fn request_span(self, on: bool) -> Self {
-        self.with(|c| c.request_span = on)
+        self.with(|c| c.request_span(on))
     }
 
     /// Uses `f` to find the route template instead of axum's `MatchedPath` (for other
     /// frameworks). Return `None` for unmatched requests; never return the raw path.
     pub fn route_with(
-        self,
+        mut self,
         f: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.with(|c| c.route_fn = Some(Arc::new(f)))
+        Arc::make_mut(&mut self.config).route_fn = Some(Arc::new(f));
+        self
     }
 }
 
@@ -125,7 +135,7 @@ impl<S> Layer<S> for TracepostLayer {
     type Service = TracepostService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        crate::panic::install_hook();
+        self.config.capture.install_panic_hook();
         TracepostService::new(inner, self.config.clone())
     }
 }

@@ -2,22 +2,25 @@
 //! panics, for axum and any tower HTTP service.
 //!
 //! Most users get it from the `tracepost` facade as `tp.layer()`; see [`TracepostLayer`].
+//! The capture itself (ids, policy, body capture, classification, the finisher, panics) is
+//! framework-neutral and lives in [`tracepost_core::capture`]; this crate maps `http` 1.x
+//! requests and responses onto it.
 
 mod body;
-mod capture;
+mod head;
 mod layer;
-mod panic;
-mod policy;
 mod service;
 
 #[cfg(feature = "axum")]
 mod metrics_route;
 
 pub use body::{RequestBody, ResponseBody};
-pub use capture::TraceInfo;
 pub use layer::{RouteFn, TracepostLayer};
-pub use policy::{RouteSnapshot, SnapshotPolicy};
 pub use service::{ResponseFuture, TracepostService};
+pub use tracepost_core::capture::{
+    in_current_request, spawn, CaptureConfig, ClassifyStatus, RouteSnapshot, SnapshotPolicy,
+    TraceInfo,
+};
 
 #[cfg(feature = "axum")]
 pub use metrics_route::{

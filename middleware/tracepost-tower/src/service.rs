@@ -7,11 +7,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use tower::Service;
+use tracepost_core::capture::{panic, Failure, PanicDetail, RequestCapture};
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::capture::{Failure, RequestState};
+use crate::head;
 use crate::layer::Config;
-use crate::panic;
 
 /// The service produced by [`TracepostLayer`](crate::TracepostLayer).
 #[derive(Clone)]
@@ -51,17 +51,27 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        let (state, span) = RequestState::start(&self.config, &parts);
-        parts.extensions.insert(state.trace_info());
-        let req = Request::from_parts(parts, RequestBody::new(body, state.clone()));
+        let (capture, span) = {
+            let mut owned = None;
+            let route = head::route(&self.config, &parts, &mut owned);
+            RequestCapture::start(&self.config.capture, head::request_head(&parts), route)
+        };
+        // The request's own id header, echoed as is when the capture kept it.
+        let request_id = capture
+            .request_id_received()
+            .then(|| parts.headers.get(&REQUEST_ID).cloned())
+            .flatten();
+        parts.extensions.insert(capture.trace_info());
+        let req = Request::from_parts(parts, RequestBody::new(body, capture.clone()));
         let inner = {
             let _enter = span.as_ref().map(|s| s.enter());
-            let _scope = state.enter_scope();
+            let _current = capture.enter();
             self.inner.call(req)
         };
         ResponseFuture {
             inner,
-            state: Some(state),
+            capture: Some(capture),
+            request_id,
             span,
         }
     }
@@ -72,7 +82,8 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        state: Option<Arc<RequestState>>,
+        capture: Option<RequestCapture>,
+        request_id: Option<HeaderValue>,
         span: Option<tracing::Span>,
     }
 }
@@ -88,59 +99,75 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _enter = this.span.as_ref().map(|s| s.enter());
-        let Some(state) = this.state.as_ref() else {
+        let Some(capture) = this.capture.as_ref() else {
             panic!("ResponseFuture polled after completion");
         };
-        let _scope = state.enter_scope();
+        let _current = capture.enter();
         let inner = this.inner;
-        let polled = if state.catch_panics() {
-            panic::in_request(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
+        let polled = if capture.catch_panics() {
+            panic::catching(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
         } else {
             Ok(inner.poll(cx))
         };
-        let state = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            _ => this.state.take().expect("checked above"),
-        };
+        if let Ok(Poll::Pending) = polled {
+            return Poll::Pending;
+        }
+        let capture = this.capture.take().expect("checked above");
+        let request_id = this.request_id.take();
         match polled {
             Ok(Poll::Pending) => unreachable!("returned above"),
             Ok(Poll::Ready(Ok(mut res))) => {
                 if !res.headers().contains_key(&REQUEST_ID) {
-                    res.headers_mut()
-                        .insert(REQUEST_ID.clone(), state.request_id.clone());
+                    let id = request_id_value(request_id, &capture);
+                    res.headers_mut().insert(REQUEST_ID.clone(), id);
                 }
                 let (parts, body) = res.into_parts();
-                let body = ResponseBody::new(body, state.finisher(&parts, None));
+                let len = body.size_hint().exact();
+                let mut response = capture.respond(parts.status.as_u16(), None);
+                respond_head(&mut response, &parts, len);
+                let body = ResponseBody::new(body, response);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
             Ok(Poll::Ready(Err(e))) => {
-                state.finish_without_response(Failure::Service(e.to_string()));
+                capture.fail_without_response(Failure::Service(e.to_string()));
                 Poll::Ready(Err(e))
             }
             Err(payload) => {
-                let message = panic::message(&*payload);
-                let (backtrace, location) = panic::take_last();
+                let failure = Failure::Panic(PanicDetail::caught(&*payload));
                 let mut res = Response::new(());
                 *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 res.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
-                res.headers_mut()
-                    .insert(REQUEST_ID.clone(), state.request_id.clone());
+                let id = request_id_value(request_id, &capture);
+                res.headers_mut().insert(REQUEST_ID.clone(), id);
                 let (parts, ()) = res.into_parts();
-                let finisher = state.finisher(
-                    &parts,
-                    Some(Failure::Panic {
-                        message,
-                        backtrace,
-                        location,
-                    }),
-                );
-                let body =
-                    ResponseBody::full(Bytes::from_static(b"Internal Server Error"), finisher);
+                const BODY: &[u8] = b"Internal Server Error";
+                let mut response = capture.respond(500, Some(failure));
+                respond_head(&mut response, &parts, Some(BODY.len() as u64));
+                let body = ResponseBody::full(Bytes::from_static(BODY), response);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
         }
+    }
+}
+
+/// The `x-request-id` to echo: the request's own header value, else the generated id.
+fn request_id_value(received: Option<HeaderValue>, capture: &RequestCapture) -> HeaderValue {
+    received.unwrap_or_else(|| {
+        HeaderValue::from_str(capture.request_id()).expect("request ids are visible ASCII")
+    })
+}
+
+/// Hands the response head to the capture: headers only when the snapshot keeps them.
+fn respond_head(
+    response: &mut tracepost_core::capture::ResponseCapture,
+    parts: &http::response::Parts,
+    len: Option<u64>,
+) {
+    response.set_body_len(len);
+    if response.keeps_details() {
+        response.set_headers(head::response_headers(&parts.headers));
     }
 }

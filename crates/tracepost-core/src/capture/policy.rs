@@ -1,3 +1,6 @@
+//! Which requests keep a snapshot: decided when the response head is known, and again
+//! (for slowness) when the request ends.
+
 use std::time::Duration;
 
 /// Which requests keep a full snapshot (headers, bodies, breadcrumbs) as an event.
@@ -56,7 +59,8 @@ impl SnapshotPolicy {
         self
     }
 
-    pub(crate) fn rule(&self, route: &str) -> Option<RouteSnapshot> {
+    /// The override for `route`, if any.
+    pub fn rule(&self, route: &str) -> Option<RouteSnapshot> {
         self.routes
             .iter()
             .find(|(r, _)| r == route)
@@ -65,7 +69,8 @@ impl SnapshotPolicy {
 
     /// Decided when the response head is known: could this request be kept?
     /// (`Some(true)`: keep; `Some(false)`: never; `None`: only if it turns out slow.)
-    pub(crate) fn decide(&self, route: &str, failed: bool) -> Option<bool> {
+    /// Successes are sampled here, so two calls may answer differently.
+    pub fn decide(&self, route: &str, failed: bool) -> Option<bool> {
         let rate = match self.rule(route) {
             Some(RouteSnapshot::Never) => return Some(false),
             Some(RouteSnapshot::Always) => return Some(true),

@@ -1,0 +1,398 @@
+//! The end of a request: classify it, record its metrics, and — when it failed or the policy
+//! keeps it — build its snapshot and emit its event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::body::BodyCapture;
+use super::classify::{classify, has_no_body, BodyEnd, Classification, Failure};
+use super::head::{find_str, Header};
+use super::request::{self, RequestGuard, RequestState};
+use crate::event::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Timestamp};
+use crate::metrics::RequestOutcome;
+use crate::redact::Redactor;
+
+/// A request whose response head is known, until its response body ends. Returned by
+/// [`RequestCapture::respond`](super::RequestCapture::respond).
+///
+/// Dropping it without [`finish`](Self::finish) finishes the request as
+/// [`BodyEnd::Dropped`].
+pub struct ResponseCapture {
+    state: Arc<RequestState>,
+    status: u16,
+    /// From the policy at the response head: `Some(true)` keep, `Some(false)` never,
+    /// `None` only if slow.
+    keep: Option<bool>,
+    failure: Option<Failure>,
+    headers: Vec<Header>,
+    body: Option<BodyCapture>,
+    body_len: Option<u64>,
+    sent: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for ResponseCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCapture")
+            .field("status", &self.status)
+            .field("keep", &self.keep)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseCapture {
+    pub(crate) fn new(state: Arc<RequestState>, status: u16, failure: Option<Failure>) -> Self {
+        let config = &state.config;
+        let failed = failure.is_some() || config.classify.is_failure(status);
+        let policy = &config.policy;
+        // Slow before the response head: keep everything. A request that only turns slow
+        // while its body streams is still kept, without the response headers and body.
+        let keep = match policy.decide(state.route_label(), failed) {
+            None if policy
+                .slow_threshold
+                .is_some_and(|t| state.start.elapsed() >= t) =>
+            {
+                Some(true)
+            }
+            keep => keep,
+        };
+        let body = (keep == Some(true) && config.body_limit > 0).then(BodyCapture::default);
+        ResponseCapture {
+            state,
+            status,
+            keep,
+            failure,
+            headers: Vec::new(),
+            body,
+            body_len: None,
+            sent: 0,
+            done: false,
+        }
+    }
+
+    /// True when the request keeps its full snapshot: only then are the response headers
+    /// read, so an adapter converts them only if this says so ([`set_headers`](Self::set_headers)).
+    pub fn keeps_details(&self) -> bool {
+        self.keep == Some(true)
+    }
+
+    /// The response headers, for the snapshot (and the response body's `Content-Type` and
+    /// `Content-Encoding`). Ignored unless [`keeps_details`](Self::keeps_details).
+    pub fn set_headers(&mut self, headers: Vec<Header>) {
+        if self.keeps_details() {
+            self.headers = headers;
+        }
+    }
+
+    /// The body's exact length, when known in advance (`Content-Length`, an exact size hint):
+    /// a body dropped after sending that many bytes is complete, not aborted.
+    pub fn set_body_len(&mut self, len: Option<u64>) {
+        self.body_len = len;
+    }
+
+    /// Makes the request the thread's current one while the guard lives (logs emitted while
+    /// the body streams belong to the request too). See
+    /// [`RequestCapture::enter`](super::RequestCapture::enter).
+    pub fn enter(&self) -> RequestGuard {
+        request::enter(&self.state)
+    }
+
+    /// Whether the adapter should catch panics while producing the body.
+    pub fn catch_panics(&self) -> bool {
+        self.state.config.catch_panics
+    }
+
+    /// Records a chunk of the response body as it is sent.
+    pub fn response_chunk(&mut self, data: &Bytes) {
+        self.sent += data.len() as u64;
+        if let Some(c) = &mut self.body {
+            c.push(data, self.state.config.body_limit);
+        }
+    }
+
+    /// The body ended (or failed, or panicked): records the request and emits its event if it
+    /// failed or the policy keeps it.
+    pub fn finish(mut self, end: BodyEnd) {
+        self.finish_once(end);
+    }
+
+    fn finish_once(&mut self, end: BodyEnd) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let complete = has_no_body(self.state.head.method(), self.status)
+            || self.body_len.is_some_and(|n| self.sent >= n);
+        let end = match end {
+            BodyEnd::Dropped if complete => BodyEnd::Complete,
+            end => end,
+        };
+        let ending = Ending {
+            status: self.status,
+            keep: self.keep,
+            failure: self.failure.take(),
+            end,
+            sent: self.sent,
+            headers: std::mem::take(&mut self.headers),
+            body: self.body.take(),
+        };
+        finish(&self.state, ending);
+    }
+}
+
+impl Drop for ResponseCapture {
+    fn drop(&mut self) {
+        self.finish_once(BodyEnd::Dropped);
+    }
+}
+
+/// What the finisher knows about how a request ended.
+pub(crate) struct Ending {
+    pub(crate) status: u16,
+    pub(crate) keep: Option<bool>,
+    pub(crate) failure: Option<Failure>,
+    pub(crate) end: BodyEnd,
+    pub(crate) sent: u64,
+    pub(crate) headers: Vec<Header>,
+    pub(crate) body: Option<BodyCapture>,
+}
+
+impl Ending {
+    pub(crate) fn new(status: u16, keep: Option<bool>, end: BodyEnd) -> Self {
+        Ending {
+            status,
+            keep,
+            failure: None,
+            end,
+            sent: 0,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+/// Records the request; emits its event if it failed or the policy keeps it.
+pub(crate) fn finish(state: &RequestState, ending: Ending) {
+    let duration = state.start.elapsed();
+    let verdict = classify(
+        ending.status,
+        ending.failure.as_ref(),
+        &ending.end,
+        &*state.config.classify,
+    );
+    let request_bytes = state.request_body.lock().total();
+    state.route_metrics.record(&RequestOutcome {
+        method: state.method,
+        status: verdict.status,
+        duration,
+        request_bytes,
+        response_bytes: ending.sent,
+        failed: verdict.failed,
+    });
+    let slow = state
+        .config
+        .policy
+        .slow_threshold
+        .is_some_and(|t| duration >= t);
+    let keep = ending.keep.unwrap_or(slow);
+    if !verdict.failed && !keep {
+        return;
+    }
+    let keep_request = ending.keep != Some(false) && (keep || verdict.failed);
+    let snapshot = snapshot(state, &ending, &verdict, duration, keep_request);
+    let what = Description::of(state, &ending, &verdict, &snapshot, slow);
+    emit(state, what, snapshot, &verdict, duration);
+}
+
+/// The request snapshot: always its line (method, route, path, status, sizes, timing);
+/// headers and bodies when `details`.
+fn snapshot(
+    state: &RequestState,
+    ending: &Ending,
+    verdict: &Classification,
+    duration: Duration,
+    details: bool,
+) -> RequestSnapshot {
+    let config = &state.config;
+    let redactor = config.handle.redactor();
+    let head = &state.head;
+    let request_body = state.request_body.lock();
+    let mut snapshot = RequestSnapshot {
+        method: head.method().to_owned(),
+        route: state.route_label().to_owned(),
+        path: head.path().to_owned(),
+        query: head.query().map(|q| redactor.query(q)),
+        status: verdict.status,
+        duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
+        request_bytes: request_body.total(),
+        response_bytes: ending.sent,
+        client_address: head.client().map(|ip| ip.to_string()),
+        http_version: head.http_version().map(str::to_owned),
+        ..Default::default()
+    };
+    if details {
+        let limit = config.body_limit;
+        snapshot.request_headers = redact_headers(head.iter_headers(), redactor);
+        snapshot.request_body = request_body.to_captured(
+            head.get_str("content-type"),
+            head.get_str("content-encoding"),
+            limit,
+            redactor,
+        );
+        let res = &ending.headers[..];
+        snapshot.response_headers =
+            redact_headers(res.iter().map(|(k, v)| (&k[..], &v[..])), redactor);
+        snapshot.response_body = ending.body.as_ref().and_then(|b| {
+            b.to_captured(
+                find_str(res, "content-type"),
+                find_str(res, "content-encoding"),
+                limit,
+                redactor,
+            )
+        });
+    }
+    snapshot
+}
+
+fn redact_headers<'a>(
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    redactor: &Redactor,
+) -> Vec<(String, String)> {
+    headers
+        .map(|(k, v)| {
+            let name = String::from_utf8_lossy(k);
+            let value = String::from_utf8_lossy(v);
+            let value = redactor.header_value(&name, &value);
+            (name.into_owned(), value)
+        })
+        .collect()
+}
+
+/// An event's kind, level, message and error detail.
+struct Description {
+    kind: Kind,
+    level: Level,
+    message: String,
+    error: Option<ErrorDetail>,
+}
+
+impl Description {
+    fn of(
+        state: &RequestState,
+        ending: &Ending,
+        verdict: &Classification,
+        snapshot: &RequestSnapshot,
+        slow: bool,
+    ) -> Self {
+        let what = format!("{} {}", state.head.method(), state.route_label());
+        let error = |message: String, error: ErrorDetail| Description {
+            kind: Kind::Error,
+            level: Level::Error,
+            message,
+            error: Some(error),
+        };
+        match (&ending.failure, &ending.end) {
+            (Some(Failure::Panic(p)), _) => error(
+                format!("panic in {what}: {}", p.message),
+                p.clone().into_error(),
+            ),
+            (Some(Failure::Service(e)), _) => error(
+                format!("service error in {what}: {e}"),
+                ErrorDetail {
+                    error_type: "service_error".into(),
+                    message: e.clone(),
+                    ..Default::default()
+                },
+            ),
+            (None, BodyEnd::Panic(p)) => error(
+                format!(
+                    "panic while streaming the response of {what}: {}",
+                    p.message
+                ),
+                p.clone().into_error(),
+            ),
+            (None, BodyEnd::Error(e)) => error(
+                format!(
+                    "response body failed in {what} after {} bytes: {e}",
+                    ending.sent
+                ),
+                ErrorDetail {
+                    error_type: "body_error".into(),
+                    message: e.clone(),
+                    ..Default::default()
+                },
+            ),
+            _ if verdict.failed => {
+                let message = format!("HTTP {} server error", verdict.status);
+                error(
+                    format!("{message} in {what}"),
+                    ErrorDetail {
+                        error_type: format!("http_{}", verdict.status),
+                        message,
+                        ..Default::default()
+                    },
+                )
+            }
+            (None, BodyEnd::Dropped) => Description {
+                kind: Kind::Request,
+                level: Level::Warn,
+                message: format!(
+                    "{what} aborted by the client after {} bytes in {} ms",
+                    ending.sent, snapshot.duration_ms
+                ),
+                error: None,
+            },
+            (None, BodyEnd::Complete) => {
+                let why = if slow { "slow" } else { "sampled" };
+                Description {
+                    kind: Kind::Request,
+                    level: if slow { Level::Warn } else { Level::Info },
+                    message: format!(
+                        "{what} {} in {} ms ({why})",
+                        verdict.status, snapshot.duration_ms
+                    ),
+                    error: None,
+                }
+            }
+        }
+    }
+}
+
+/// Builds the event around the description and snapshot, with the request's ids and
+/// breadcrumbs, and hands it to the pipeline.
+fn emit(
+    state: &RequestState,
+    what: Description,
+    snapshot: RequestSnapshot,
+    verdict: &Classification,
+    duration: Duration,
+) {
+    // Only clock read of wall time for this request: derived when an event is emitted.
+    let started_at = Timestamp::from(std::time::SystemTime::now() - duration);
+    let mut event = Event::new(what.kind, what.level, what.message).with_timestamp(started_at);
+    event.trace_id = Some(state.trace.trace_id_hex());
+    event.span_id = Some(state.trace.span_id_hex());
+    event.request_id = Some(state.request_id_str().to_owned());
+    event.error = what.error;
+    if let Some(ty) = &verdict.error_type {
+        event
+            .attributes
+            .insert("error.type".into(), ty.as_ref().into());
+    }
+    if let Some(scope) = &state.scope {
+        let (crumbs, evicted) = scope.take();
+        event.breadcrumbs = crumbs;
+        if evicted > 0 {
+            event
+                .attributes
+                .insert("breadcrumbs_evicted".into(), evicted.into());
+        }
+    }
+    if state.route_unknown {
+        event.attributes.insert("route_unknown".into(), true.into());
+    }
+    event.request = Some(snapshot);
+    state.config.handle.capture(event);
+}

@@ -1,0 +1,118 @@
+//! `http` 1.x requests and responses as core's capture sees them.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Version};
+use tracepost_core::capture::{Header, HeaderList, RequestHead, Route};
+use tracepost_core::metrics::http::normalize_method;
+
+use crate::layer::Config;
+
+/// The request's headers as `http` holds them: cloning a pair costs no allocation (standard
+/// names are static, values share the connection's buffer), so the head lends them to the
+/// capture instead of converting each one.
+struct HttpHeaders(Vec<(HeaderName, HeaderValue)>);
+
+impl HeaderList for HttpHeaders {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn entry(&self, i: usize) -> (&[u8], &[u8]) {
+        let (k, v) = &self.0[i];
+        (k.as_str().as_bytes(), v.as_bytes())
+    }
+}
+
+/// The capture's head of `parts`.
+pub(crate) fn request_head(parts: &http::request::Parts) -> RequestHead {
+    let method: Cow<'static, str> = match normalize_method(parts.method.as_str()) {
+        "_OTHER" => Cow::Owned(parts.method.as_str().to_owned()),
+        standard => Cow::Borrowed(standard),
+    };
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    RequestHead::new(method, target)
+        .version(version(parts.version))
+        .lend_headers(Box::new(HttpHeaders(headers)))
+        .client_address(client_address(parts))
+}
+
+/// The request's route: from the layer's route function, else axum's `MatchedPath`, else
+/// unknown. `owned` keeps a route function's answer alive while the route borrows it.
+pub(crate) fn route<'a>(
+    config: &Config,
+    parts: &'a http::request::Parts,
+    owned: &'a mut Option<String>,
+) -> Route<'a> {
+    let (found, known) = match &config.route_fn {
+        Some(f) => {
+            *owned = f(parts);
+            (owned.as_deref(), true)
+        }
+        None => (matched_path(parts), cfg!(feature = "axum")),
+    };
+    match (found, known) {
+        (Some(r), _) => Route::Matched(r),
+        (None, true) => Route::Unmatched,
+        (None, false) => Route::Unknown,
+    }
+}
+
+/// The response headers, converted (only for requests that keep their snapshot).
+pub(crate) fn response_headers(headers: &http::HeaderMap) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                Bytes::copy_from_slice(k.as_str().as_bytes()),
+                Bytes::copy_from_slice(v.as_bytes()),
+            )
+        })
+        .collect()
+}
+
+fn version(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+#[cfg(feature = "axum")]
+fn matched_path(parts: &http::request::Parts) -> Option<&str> {
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str())
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_path(_parts: &http::request::Parts) -> Option<&str> {
+    None
+}
+
+#[cfg(feature = "axum")]
+fn client_address(parts: &http::request::Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+#[cfg(not(feature = "axum"))]
+fn client_address(parts: &http::request::Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+}
