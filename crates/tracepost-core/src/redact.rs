@@ -95,9 +95,9 @@ impl ValueRule {
 /// word: it has a digit, a symbol, or a capital letter after its first character. This keeps
 /// "Basic information" intact and masks `Bearer s3cr3t`.
 fn looks_random(token: &str) -> bool {
-    token
-        .char_indices()
-        .any(|(i, c)| c.is_ascii_digit() || !c.is_ascii_alphanumeric() || (i > 0 && c.is_ascii_uppercase()))
+    token.char_indices().any(|(i, c)| {
+        c.is_ascii_digit() || !c.is_ascii_alphanumeric() || (i > 0 && c.is_ascii_uppercase())
+    })
 }
 
 /// The built-in rules, compiled once per process. Shapes follow the public secret-scanner
@@ -149,7 +149,9 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ValueRule::builtin(
             "stripe-key",
             r"\b(?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{10,99}\b",
-            &["sk_live_", "rk_live_", "sk_test_", "rk_test_", "sk_prod_", "rk_prod_"],
+            &[
+                "sk_live_", "rk_live_", "sk_test_", "rk_test_", "sk_prod_", "rk_prod_",
+            ],
             None,
         ),
         ValueRule::builtin(
@@ -168,9 +170,21 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
             "assignment",
             r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[a-z0-9_.-]*["']?\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s"',;&)\]}]+)"#,
             &[
-                "password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "api-key",
-                "accesskey", "access_key", "access-key", "privatekey", "private_key",
-                "private-key", "credential",
+                "password",
+                "passwd",
+                "pwd",
+                "secret",
+                "token",
+                "apikey",
+                "api_key",
+                "api-key",
+                "accesskey",
+                "access_key",
+                "access-key",
+                "privatekey",
+                "private_key",
+                "private-key",
+                "credential",
             ],
             None,
         ),
@@ -546,7 +560,10 @@ impl Redactor {
                 body.text = match (decoded, ct.and_then(boundary)) {
                     (Ok(bytes), Some(b)) => self.multipart(&b, &bytes),
                     (Ok(bytes), None) => {
-                        format!("[{} bytes of multipart without a boundary: not kept]", bytes.len())
+                        format!(
+                            "[{} bytes of multipart without a boundary: not kept]",
+                            bytes.len()
+                        )
                     }
                     (Err(_), _) => "[multipart body not decodable: not kept]".to_owned(),
                 };
@@ -749,8 +766,7 @@ fn apply_rule(rule: &ValueRule, text: &str) -> Option<String> {
             caps.get(0).expect("group 0 always matches")
         };
         let secret = m.as_str();
-        if text[m.start()..].starts_with(REDACTED)
-            || rule.check.is_some_and(|check| !check(secret))
+        if text[m.start()..].starts_with(REDACTED) || rule.check.is_some_and(|check| !check(secret))
         {
             continue;
         }

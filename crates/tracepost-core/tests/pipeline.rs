@@ -303,9 +303,29 @@ async fn build_rejects_duplicate_sink_names() {
 }
 
 #[test]
-fn build_outside_a_runtime_is_a_clear_error() {
-    let err = Tracepost::builder().build().unwrap_err();
+fn build_outside_a_runtime_works_on_the_own_runtime_and_is_a_clear_error_on_the_current_one() {
+    let err = Tracepost::builder()
+        .worker_runtime(tracepost_core::pipeline::WorkerRuntime::Current)
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("Tokio runtime"));
+
+    // A synchronous program: the workers run on tracepost's own runtime, and dropping the
+    // owner flushes.
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Tracepost::builder()
+        .sink(JsonlFile::new(dir.path()))
+        .build()
+        .unwrap();
+    tp.handle()
+        .capture(Event::new(Kind::Log, Level::Info, "from sync code"));
+    drop(tp);
+    let files = JsonlFile::files(dir.path()).unwrap();
+    let text: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(text.contains("from sync code"), "{text}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 
 use super::handle::TracepostHandle;
+use super::runtime::OwnRuntime;
 use super::{Builder, DropReason, SinkCounts};
 
 /// Counts running workers so a synchronous `Drop` can wait for them.
@@ -24,7 +25,7 @@ impl Done {
         self.cv.notify_all();
     }
 
-    fn wait(&self, deadline: Duration) -> bool {
+    pub(super) fn wait(&self, deadline: Duration) -> bool {
         let start = Instant::now();
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         while self.running.load(Ordering::SeqCst) > 0 {
@@ -50,6 +51,8 @@ pub struct Tracepost {
     pub(super) window_task: Option<JoinHandle<()>>,
     pub(super) done: Arc<Done>,
     pub(super) shut: bool,
+    /// tracepost's own runtime, where the workers run (none with `WorkerRuntime::Current`).
+    pub(super) runtime: Option<OwnRuntime>,
 }
 
 impl std::fmt::Debug for Tracepost {
@@ -96,6 +99,9 @@ impl Tracepost {
         // The last, partial metric windows go out before the queues close.
         self.handle.flush_windows_now(SystemTime::now());
         self.handle.inner.closed.store(true, Ordering::SeqCst);
+        // The deadline is on the workers' clock: the own runtime's, which is not paused when
+        // the caller's is.
+        let _clock = self.runtime.as_ref().map(|r| r.handle().enter());
         let _ = self
             .handle
             .inner
@@ -111,19 +117,29 @@ impl Tracepost {
         self.begin_close(deadline);
         let workers = std::mem::take(&mut self.workers);
         let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
-        let completed = tokio::time::timeout(deadline, async {
-            for w in workers {
-                let _ = w.await;
-            }
-        })
-        .await
-        .is_ok();
+        let wait = async move {
+            tokio::time::timeout(deadline, async {
+                for w in workers {
+                    let _ = w.await;
+                }
+            })
+            .await
+            .is_ok()
+        };
+        // The deadline is timed on the workers' runtime: a caller with a paused clock must
+        // not see it pass at once while the workers are busy elsewhere.
+        let completed = match &self.runtime {
+            Some(rt) => rt.handle().spawn(wait).await.unwrap_or(false),
+            None => wait.await,
+        };
         if !completed {
             for a in aborts {
                 a.abort();
             }
             self.count_abandoned();
         }
+        // Every worker has finished or been given up: stop the threads (never blocks).
+        drop(self.runtime.take());
         ShutdownReport {
             completed,
             elapsed: started.elapsed(),
@@ -169,6 +185,15 @@ impl Drop for Tracepost {
         };
         if !finished {
             self.count_abandoned();
+        }
+        if let Some(rt) = self.runtime.take() {
+            if finished {
+                drop(rt);
+            } else {
+                // Could not wait here: the workers get the rest of the deadline on a thread
+                // of their own.
+                rt.shutdown_after(self.done.clone(), deadline);
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The delivery pipeline: enrich → fingerprint → sample → one bounded queue and worker per sink.
+//! The delivery pipeline: the [stages] enrich → redact → fingerprint → sample, then one bounded
+//! queue and worker per sink.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tracepost_core::BuildError> {
@@ -17,7 +18,9 @@ mod handle;
 mod health;
 mod lifecycle;
 mod options;
+mod runtime;
 mod spool;
+pub mod stages;
 mod stats;
 mod worker;
 
@@ -26,5 +29,6 @@ pub use handle::TracepostHandle;
 pub use health::{HealthReport, SinkHealth};
 pub use lifecycle::{ShutdownReport, Tracepost};
 pub use options::{BatchOptions, RetryOptions, SinkOptions};
+pub use runtime::WorkerRuntime;
 pub use spool::{FsyncPolicy, PushOutcome, Spool, SpoolFullPolicy, SpoolOptions};
 pub use stats::{DropReason, Health, SinkCounts, SinkStats};

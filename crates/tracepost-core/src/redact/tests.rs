@@ -5,12 +5,20 @@ use serde_json::json;
 // Test credentials are assembled at run time so that no complete credential-shaped literal
 // sits in the source (secret scanners on the repository would flag it).
 fn token(prefix: &str, body: &str, n: usize) -> String {
-    format!("{prefix}{}", body.repeat(n.div_ceil(body.len()))[..n].to_owned())
+    format!(
+        "{prefix}{}",
+        body.repeat(n.div_ceil(body.len()))[..n].to_owned()
+    )
 }
 
 fn jwt() -> String {
     // {"alg":"HS256","typ":"JWT"} . {"sub":"1234567890","name":"John"} . signature
-    ["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ", "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"].join(".")
+    [
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+        "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ",
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    ]
+    .join(".")
 }
 
 /// Each rule masks its shape inside surrounding text, leaves the text around it alone, and
@@ -21,26 +29,41 @@ fn masks(rule: &str, secret: &str) {
     let text = format!("before {secret} after");
     let once = r.text(&text).into_owned();
     assert!(!once.contains(secret), "{rule}: {once}");
-    assert!(once.starts_with("before ") && once.ends_with(" after"), "{rule}: {once}");
+    assert!(
+        once.starts_with("before ") && once.ends_with(" after"),
+        "{rule}: {once}"
+    );
     assert!(once.contains(REDACTED), "{rule}: {once}");
     assert_eq!(r.text(&once), once, "{rule}: not idempotent");
     // Only this rule is responsible.
     let without = Redactor::default().without_rule(rule);
-    assert!(without.text(&text).contains(secret), "{rule}: another rule also matched");
+    assert!(
+        without.text(&text).contains(secret),
+        "{rule}: another rule also matched"
+    );
 }
 
 #[test]
 fn rule_bearer() {
     masks("bearer", "Bearer abcDEF123.xyz_-");
     let r = Redactor::default();
-    assert_eq!(r.text("authorization: bearer s3cr3t-t0ken"), "authorization: bearer [REDACTED]");
-    assert_eq!(r.text("Bearer information is public"), "Bearer information is public");
+    assert_eq!(
+        r.text("authorization: bearer s3cr3t-t0ken"),
+        "authorization: bearer [REDACTED]"
+    );
+    assert_eq!(
+        r.text("Bearer information is public"),
+        "Bearer information is public"
+    );
 }
 
 #[test]
 fn rule_basic() {
     masks("basic", "Basic dXNlcjpodW50ZXIy");
-    assert_eq!(Redactor::default().text("Basic auth is off"), "Basic auth is off");
+    assert_eq!(
+        Redactor::default().text("Basic auth is off"),
+        "Basic auth is off"
+    );
 }
 
 #[test]
@@ -58,12 +81,18 @@ fn rule_aws_access_key() {
 fn rule_github_token() {
     masks("github-token", &token("ghp_", "aB3dE5fG7h", 36));
     masks("github-token", &token("gho_", "Zy9Xw8Vu7t", 36));
-    masks("github-token", &token("github_", &token("pat_", "11ABCDEFG0_x", 82), 86));
+    masks(
+        "github-token",
+        &token("github_", &token("pat_", "11ABCDEFG0_x", 82), 86),
+    );
 }
 
 #[test]
 fn rule_stripe_key() {
-    masks("stripe-key", &token("sk_live_", "4eC39HqLyjWDarjtT1zdp7dc", 24));
+    masks(
+        "stripe-key",
+        &token("sk_live_", "4eC39HqLyjWDarjtT1zdp7dc", 24),
+    );
     masks("stripe-key", &token("rk_live_", "51H8x2Kd9", 30));
 }
 
@@ -75,7 +104,10 @@ fn rule_slack_token() {
 
 #[test]
 fn rule_google_api_key() {
-    masks("google-api-key", &token("AIza", "SyD-9tSrke72PouQMnMX7", 35));
+    masks(
+        "google-api-key",
+        &token("AIza", "SyD-9tSrke72PouQMnMX7", 35),
+    );
 }
 
 #[test]
@@ -93,7 +125,10 @@ fn rule_private_key() {
 
 #[test]
 fn rule_url_credentials() {
-    masks("url-credentials", "postgres://app:hunter2@db.internal:5432/shop");
+    masks(
+        "url-credentials",
+        "postgres://app:hunter2@db.internal:5432/shop",
+    );
     let r = Redactor::default();
     assert_eq!(
         r.text("connect to postgres://app:hunter2@db:5432/x failed"),
@@ -105,9 +140,18 @@ fn rule_url_credentials() {
 fn rule_assignment() {
     masks("assignment", "password=hunter2");
     let r = Redactor::default();
-    assert_eq!(r.text("login failed: password=hunter2 user=ann"), "login failed: password=[REDACTED] user=ann");
-    assert_eq!(r.text(r#"{"client_secret": "abc", "x": 1}"#), r#"{"client_secret": "[REDACTED]", "x": 1}"#);
-    assert_eq!(r.text("GET /cb?access_token=abc&state=1"), "GET /cb?access_token=[REDACTED]&state=1");
+    assert_eq!(
+        r.text("login failed: password=hunter2 user=ann"),
+        "login failed: password=[REDACTED] user=ann"
+    );
+    assert_eq!(
+        r.text(r#"{"client_secret": "abc", "x": 1}"#),
+        r#"{"client_secret": "[REDACTED]", "x": 1}"#
+    );
+    assert_eq!(
+        r.text("GET /cb?access_token=abc&state=1"),
+        "GET /cb?access_token=[REDACTED]&state=1"
+    );
     assert_eq!(r.text("db_password: 'p w'"), "db_password: '[REDACTED]'");
 }
 
@@ -139,7 +183,12 @@ fn keys_are_configurable() {
     let r = r.without_key_pattern("card").key_pattern("iban");
     assert!(!r.is_secret_key("Discarded"));
     assert!(r.is_secret_key("IBAN_number"));
-    assert!(Redactor::default().without_header("x-real-ip").header_value("x-real-ip", "1.2.3.4") == "1.2.3.4");
+    assert!(
+        Redactor::default()
+            .without_header("x-real-ip")
+            .header_value("x-real-ip", "1.2.3.4")
+            == "1.2.3.4"
+    );
 }
 
 #[test]
@@ -156,7 +205,10 @@ fn the_scan_is_capped_and_cutting_is_idempotent() {
 #[test]
 fn strings_without_secrets_are_borrowed() {
     let r = Redactor::default();
-    assert!(matches!(r.text("GET /users/42 took 3 ms"), Cow::Borrowed(_)));
+    assert!(matches!(
+        r.text("GET /users/42 took 3 ms"),
+        Cow::Borrowed(_)
+    ));
     assert!(matches!(r.text("the key of the monkey"), Cow::Borrowed(_)));
 }
 
@@ -212,13 +264,18 @@ fn masks_form_bodies() {
         "user=ann&password=hunter2",
     );
     assert_eq!(body, "user=ann&password=[REDACTED]");
-    assert_eq!(r.body(Some("application/x-www-form-urlencoded"), &body), body);
+    assert_eq!(
+        r.body(Some("application/x-www-form-urlencoded"), &body),
+        body
+    );
 }
 
 fn multipart_body(file: &[u8]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nann\r\n");
-    b.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n");
+    b.extend_from_slice(
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n",
+    );
     b.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"avatar\"; filename=\"me.png\"\r\nContent-Type: image/png\r\n\r\n");
     b.extend_from_slice(file);
     b.extend_from_slice(b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{\"api_key\":\"k1\",\"n\":1}\r\n--XyZ--\r\n");
@@ -233,7 +290,10 @@ fn masks_multipart_parts_by_name_and_summarises_files() {
     let out = r.body(Some(ct), std::str::from_utf8(&body).unwrap());
     assert!(out.contains("\r\n\r\nann\r\n"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
-    assert!(out.contains("name=\"password\"\r\n\r\n[REDACTED]\r\n"), "{out}");
+    assert!(
+        out.contains("name=\"password\"\r\n\r\n[REDACTED]\r\n"),
+        "{out}"
+    );
     assert!(out.contains("[file me.png, 20 bytes, image/png]"), "{out}");
     assert!(!out.contains("PNGDATA"), "{out}");
     assert!(out.contains(r#"{"api_key":"[REDACTED]","n":1}"#), "{out}");
@@ -250,7 +310,11 @@ fn masks_multipart_parts_by_name_and_summarises_files() {
     };
     r.captured_body(&mut captured);
     assert_eq!(captured.encoding, "utf8");
-    assert!(captured.text.contains("[file me.png, 5 bytes, image/png]"), "{}", captured.text);
+    assert!(
+        captured.text.contains("[file me.png, 5 bytes, image/png]"),
+        "{}",
+        captured.text
+    );
     assert!(!captured.text.contains("hunter2"));
 
     // Cut in the middle of the password part.
@@ -273,9 +337,16 @@ fn masks_logfmt_breadcrumbs() {
 #[test]
 fn redacts_every_part_of_an_event() {
     let r = Redactor::default();
-    let mut e = Event::new(Kind::Error, Level::Error, format!("auth with Bearer {}", "Zx81kd0PLq"));
+    let mut e = Event::new(
+        Kind::Error,
+        Level::Error,
+        format!("auth with Bearer {}", "Zx81kd0PLq"),
+    );
     e.attributes.insert("password".into(), "hunter2".into());
-    e.attributes.insert("nested".into(), json!({"deep": {"api_key": 7}, "list": [format!("jwt {}", jwt())]}));
+    e.attributes.insert(
+        "nested".into(),
+        json!({"deep": {"api_key": 7}, "list": [format!("jwt {}", jwt())]}),
+    );
     e.attributes.insert("plain".into(), "fine".into());
     e.error = Some(ErrorDetail {
         error_type: "auth".into(),
@@ -292,12 +363,23 @@ fn redacts_every_part_of_an_event() {
     e.request = Some(RequestSnapshot {
         path: format!("/reset/{}", jwt()),
         query: Some("token=abc&x=1".into()),
-        request_headers: vec![("cookie".into(), "sid=1".into()), ("x-trace".into(), "ok".into())],
+        request_headers: vec![
+            ("cookie".into(), "sid=1".into()),
+            ("x-trace".into(), "ok".into()),
+        ],
         ..Default::default()
     });
     r.event(&mut e);
     let text = serde_json::to_string(&e).unwrap();
-    for secret in ["Zx81kd0PLq", "hunter2", "\"deep\":{\"api_key\":7", "eyJ", "k-123", "token=abc", "sid=1"] {
+    for secret in [
+        "Zx81kd0PLq",
+        "hunter2",
+        "\"deep\":{\"api_key\":7",
+        "eyJ",
+        "k-123",
+        "token=abc",
+        "sid=1",
+    ] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
     assert!(text.contains("\"plain\":\"fine\""));
