@@ -254,7 +254,14 @@ impl PostgresSinkBuilder {
 
     /// Creates the pool, checks that the server answers, applies migrations, creates the
     /// partitions for yesterday through the days ahead, and starts the background task.
+    ///
+    /// This runs on tracepost's own runtime, so that the pool's connection tasks and the
+    /// background task live there and what the driver logs is never captured by tracepost.
     pub async fn connect(self) -> Result<PostgresSink, PgError> {
+        tracepost_core::pipeline::run_internal(self.connect_here()).await
+    }
+
+    async fn connect_here(self) -> Result<PostgresSink, PgError> {
         let (store, this) = self.open().await?;
         store.ensure_partitions(1, this.partitions_ahead).await?;
         let task = {

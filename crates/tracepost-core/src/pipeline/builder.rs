@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::handle::{flush_windows, Inner, MetricsFn, SinkSlot, TracepostHandle};
 use super::lifecycle::{Done, Tracepost};
-use super::runtime::{OwnRuntime, WorkerRuntime};
+use super::runtime::{internal_runtime, WorkerRuntime};
 use super::stages::{Enrich, Redact, Sample, Stages};
 use super::{worker, SinkOptions, SinkStats, Spool, SpoolOptions};
 use crate::event::{Kind, Resource};
@@ -103,8 +103,8 @@ impl Builder {
         }
     }
 
-    /// Where the sink workers run (default: tracepost's own runtime with 2 threads, whose
-    /// logs are never captured; see [`WorkerRuntime`]).
+    /// Where the sink workers run (default: tracepost's own runtime, whose logs are never
+    /// captured; see [`WorkerRuntime`]).
     pub fn worker_runtime(mut self, runtime: WorkerRuntime) -> Self {
         self.worker_runtime = runtime;
         self
@@ -233,13 +233,11 @@ impl Builder {
     /// the current one, see [`Builder::worker_runtime`]).
     pub fn build(self) -> Result<Tracepost, BuildError> {
         let own = match self.worker_runtime {
-            WorkerRuntime::Dedicated { threads } => {
-                Some(OwnRuntime::start(threads).map_err(BuildError::Runtime)?)
-            }
             WorkerRuntime::Current => None,
+            _ => Some(internal_runtime().map_err(BuildError::Runtime)?),
         };
         let runtime = match &own {
-            Some(rt) => rt.handle().clone(),
+            Some(rt) => rt.clone(),
             None => tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?,
         };
         for (i, (name, _)) in self.sinks.iter().enumerate() {

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 
 use super::handle::TracepostHandle;
-use super::runtime::OwnRuntime;
 use super::{Builder, DropReason, SinkCounts};
 
 /// Counts running workers so a synchronous `Drop` can wait for them.
@@ -25,7 +24,7 @@ impl Done {
         self.cv.notify_all();
     }
 
-    pub(super) fn wait(&self, deadline: Duration) -> bool {
+    fn wait(&self, deadline: Duration) -> bool {
         let start = Instant::now();
         let mut g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         while self.running.load(Ordering::SeqCst) > 0 {
@@ -52,7 +51,7 @@ pub struct Tracepost {
     pub(super) done: Arc<Done>,
     pub(super) shut: bool,
     /// tracepost's own runtime, where the workers run (none with `WorkerRuntime::Current`).
-    pub(super) runtime: Option<OwnRuntime>,
+    pub(super) runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Tracepost {
@@ -101,7 +100,7 @@ impl Tracepost {
         self.handle.inner.closed.store(true, Ordering::SeqCst);
         // The deadline is on the workers' clock: the own runtime's, which is not paused when
         // the caller's is.
-        let _clock = self.runtime.as_ref().map(|r| r.handle().enter());
+        let _clock = self.runtime.as_ref().map(|r| r.enter());
         let _ = self
             .handle
             .inner
@@ -129,7 +128,7 @@ impl Tracepost {
         // The deadline is timed on the workers' runtime: a caller with a paused clock must
         // not see it pass at once while the workers are busy elsewhere.
         let completed = match &self.runtime {
-            Some(rt) => rt.handle().spawn(wait).await.unwrap_or(false),
+            Some(rt) => rt.spawn(wait).await.unwrap_or(false),
             None => wait.await,
         };
         if !completed {
@@ -138,8 +137,6 @@ impl Tracepost {
             }
             self.count_abandoned();
         }
-        // Every worker has finished or been given up: stop the threads (never blocks).
-        drop(self.runtime.take());
         ShutdownReport {
             completed,
             elapsed: started.elapsed(),
@@ -185,15 +182,6 @@ impl Drop for Tracepost {
         };
         if !finished {
             self.count_abandoned();
-        }
-        if let Some(rt) = self.runtime.take() {
-            if finished {
-                drop(rt);
-            } else {
-                // Could not wait here: the workers get the rest of the deadline on a thread
-                // of their own.
-                rt.shutdown_after(self.done.clone(), deadline);
-            }
         }
     }
 }

@@ -29,6 +29,6 @@ pub use handle::TracepostHandle;
 pub use health::{HealthReport, SinkHealth};
 pub use lifecycle::{ShutdownReport, Tracepost};
 pub use options::{BatchOptions, RetryOptions, SinkOptions};
-pub use runtime::WorkerRuntime;
+pub use runtime::{internal_runtime, run_internal, WorkerRuntime, WORKER_THREADS};
 pub use spool::{FsyncPolicy, PushOutcome, Spool, SpoolFullPolicy, SpoolOptions};
 pub use stats::{DropReason, Health, SinkCounts, SinkStats};

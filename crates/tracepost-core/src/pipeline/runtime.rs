@@ -1,84 +1,73 @@
 //! Where the sink workers run: by default on tracepost's own small runtime, whose threads are
-//! marked [internal](crate::scope::is_internal), so that nothing a sink or the tasks its
-//! clients spawn log is captured again.
+//! marked [internal](crate::scope::is_internal), so that nothing a sink — or a task its HTTP
+//! client or database driver spawns — logs is captured again.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::OnceLock;
 
-use super::lifecycle::Done;
 use crate::scope;
 
 /// Where the pipeline's sink workers (and everything they spawn) run. Set with
 /// `Builder::worker_runtime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WorkerRuntime {
-    /// tracepost's own multi-threaded Tokio runtime with this many worker threads, named
-    /// `tracepost-worker` (the default, with 2). Every thread of it, blocking-pool threads
-    /// included, is marked internal: events a sink's HTTP client or database driver emits,
-    /// even from connection tasks it spawns, are never captured. `build()` then works outside
-    /// a Tokio runtime too.
-    Dedicated {
-        /// Worker threads (at least 1).
-        threads: usize,
-    },
+    /// tracepost's own Tokio runtime (the default): one per process, started on first use,
+    /// with [`WORKER_THREADS`] threads named `tracepost-worker`. Every thread of it,
+    /// blocking-pool threads included, is marked internal, so events a sink's HTTP client or
+    /// database driver emits — even from connection tasks it spawns — are never captured.
+    /// `build()` then also works outside a Tokio runtime.
+    #[default]
+    Own,
     /// The runtime that calls `build()`. Only the sinks' send futures are marked internal, not
-    /// tasks their clients spawn (an HTTP client's connection tasks), whose logs a `tracing`
-    /// layer at DEBUG or TRACE may capture. Meant for tests that pause Tokio's clock and
-    /// expect the pipeline's timers (linger, backoff) to follow it.
+    /// the tasks their clients spawn (connection tasks), whose logs a `tracing` layer at DEBUG
+    /// or TRACE may capture. Meant for tests that pause Tokio's clock and expect the
+    /// pipeline's timers (linger, backoff) to follow it.
     Current,
 }
 
-impl Default for WorkerRuntime {
-    fn default() -> Self {
-        WorkerRuntime::Dedicated { threads: 2 }
-    }
-}
+/// The number of threads of tracepost's own runtime. Sinks spend their time waiting on I/O;
+/// two threads keep one slow encode from holding up the other sinks.
+pub const WORKER_THREADS: usize = 2;
 
-/// The dedicated runtime. Dropping it never blocks (it is shut down in the background), so
-/// it may be dropped inside another runtime.
-pub(super) struct OwnRuntime(Option<tokio::runtime::Runtime>);
+static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
 
-impl OwnRuntime {
-    pub(super) fn start(threads: usize) -> std::io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .max_blocking_threads(8)
+/// tracepost's own runtime, started on first use; it lives as long as the process and is
+/// never dropped (so never inside another runtime). Fails if its threads cannot be created.
+pub fn internal_runtime() -> Result<tokio::runtime::Handle, std::io::Error> {
+    let rt = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(WORKER_THREADS)
+            .max_blocking_threads(16)
             .thread_name("tracepost-worker")
             .on_thread_start(scope::mark_thread_internal)
             .enable_all()
-            .build()?;
-        Ok(OwnRuntime(Some(rt)))
-    }
-
-    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
-        self.0
-            .as_ref()
-            .expect("the runtime is only taken when shut down")
-            .handle()
-    }
-
-    /// Lets the workers go on for at most `wait` (on a thread of its own, so the caller is
-    /// not blocked), then shuts the runtime down.
-    pub(super) fn shutdown_after(mut self, done: Arc<Done>, wait: Duration) {
-        let Some(rt) = self.0.take() else { return };
-        let spawned = std::thread::Builder::new()
-            .name("tracepost-shutdown".into())
-            .spawn(move || {
-                done.wait(wait);
-                rt.shutdown_background();
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(target: "tracepost::pipeline", error = %e,
-                "cannot start the shutdown thread; stopping the workers now");
-        }
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match rt {
+        Ok(rt) => Ok(rt.handle().clone()),
+        Err(e) => Err(std::io::Error::other(e.clone())),
     }
 }
 
-impl Drop for OwnRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
+/// Runs `future` on tracepost's own runtime and returns its output: for a sink's setup
+/// (opening a connection pool, starting a background task) so that the tasks it spawns run
+/// there and their logs are never captured. If that runtime cannot start, the future runs
+/// here, [internal](scope::internal) while polled. A panic in it is resumed here.
+pub async fn run_internal<F>(future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match internal_runtime() {
+        Ok(rt) => match rt.spawn(future).await {
+            Ok(out) => out,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("tracepost's runtime cancelled a setup task: {e}"),
+            },
+        },
+        Err(_) => scope::internal(future).await,
     }
 }
