@@ -360,3 +360,31 @@ fn dropping_the_tracepost_flushes_best_effort() {
         .sum();
     assert_eq!(lines, 100);
 }
+
+/// A test (or app) that pauses Tokio's clock: the workers run on tracepost's own runtime,
+/// whose clock is not paused, so batches still linger for real time only, and the shutdown
+/// deadline is not skipped over while the caller's runtime idles.
+#[tokio::test(start_paused = true)]
+async fn a_paused_caller_clock_neither_stalls_delivery_nor_cuts_shutdown_short() {
+    let sink = Recording {
+        name: "paused",
+        ..Default::default()
+    };
+    let tp = Tracepost::builder()
+        .sink_with(
+            sink.clone(),
+            SinkOptions::default().batch(BatchOptions::new(
+                1000,
+                1 << 20,
+                Duration::from_millis(300),
+            )),
+        )
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        tp.handle().capture(log(i));
+    }
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    assert!(report.completed);
+    assert_eq!(sink.received.lock().len(), 50);
+}
