@@ -1,26 +1,241 @@
-//! Redaction of secrets in headers, query strings and JSON or form bodies.
+//! Redaction of secrets: by name (headers, attribute and field keys, query, JSON, form and
+//! multipart keys) and by shape (credential-looking values in any string).
+//!
+//! The pipeline's redact stage runs [`Redactor::event`] on every event, whatever captured it;
+//! the other methods are its parts. Every method is idempotent: redacting twice gives the
+//! same text as redacting once, and [`REDACTED`] is never touched again.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use base64::Engine as _;
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use crate::event::{CapturedBody, Event, RequestSnapshot};
 
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Decides which headers and keys are secret, and masks them.
+/// The default longest string scanned for credential shapes: 256 KiB.
+pub const DEFAULT_MAX_SCAN_BYTES: usize = 256 * 1024;
+
+/// A rule that finds a credential by its shape in free text (a `Bearer …` token, a JWT, an AWS
+/// access key…). Built-in rules are listed by [`Redactor::rule_names`]; add your own with
+/// [`Redactor::rule`].
 ///
-/// Defaults: the headers `authorization`, `proxy-authorization`, `cookie`, `set-cookie`,
-/// `x-api-key`, `x-auth-token`, `forwarded`, `x-forwarded-for`, `x-real-ip`; and any query,
-/// JSON or form key containing `password`, `passwd`, `secret`, `token`, `api_key`, `apikey`,
-/// `api-key`, `auth`, `credential`, `session`, `private_key`, `signature` or `card`
-/// (case-insensitive).
-#[derive(Debug, Clone)]
+/// If the pattern has a capture group named `secret`, only that group is replaced (so
+/// `Bearer [REDACTED]` keeps its scheme); otherwise the whole match is.
+#[derive(Clone)]
+pub struct ValueRule {
+    name: Arc<str>,
+    regex: Regex,
+    anchors: Vec<String>,
+    check: Option<fn(&str) -> bool>,
+}
+
+impl std::fmt::Debug for ValueRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValueRule")
+            .field("name", &self.name)
+            .field("pattern", &self.regex.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ValueRule {
+    /// A rule named `name` (used by [`Redactor::without_rule`]) matching the regular
+    /// expression `pattern` (syntax of the [`regex`] crate: linear time, no backtracking).
+    ///
+    /// # Errors
+    /// The pattern does not compile.
+    pub fn new(name: impl Into<String>, pattern: &str) -> Result<Self, regex::Error> {
+        Ok(ValueRule {
+            name: Arc::from(name.into()),
+            regex: Regex::new(pattern)?,
+            anchors: Vec::new(),
+            check: None,
+        })
+    }
+
+    /// Literal strings of which at least one occurs (ASCII case-insensitively) in every
+    /// match. The redactor runs the rule's regex only on strings containing an anchor, which
+    /// keeps the common case — no secret — to one pass of a multi-string search over the text.
+    /// A rule without anchors runs on every string.
+    pub fn anchors<I, S>(mut self, anchors: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.anchors = anchors.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The rule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn builtin(
+        name: &'static str,
+        pattern: &str,
+        anchors: &[&str],
+        check: Option<fn(&str) -> bool>,
+    ) -> Self {
+        let mut rule = ValueRule::new(name, pattern)
+            .unwrap_or_else(|e| panic!("built-in rule {name}: {e}"))
+            .anchors(anchors.iter().copied());
+        rule.check = check;
+        rule
+    }
+}
+
+/// A token after `Bearer`/`Basic` is only taken for a credential if it does not read like a
+/// word: it has a digit, a symbol, or a capital letter after its first character. This keeps
+/// "Basic information" intact and masks `Bearer s3cr3t`.
+fn looks_random(token: &str) -> bool {
+    token.char_indices().any(|(i, c)| {
+        c.is_ascii_digit() || !c.is_ascii_alphanumeric() || (i > 0 && c.is_ascii_uppercase())
+    })
+}
+
+/// The built-in rules, compiled once per process. Shapes follow the public secret-scanner
+/// rule sets (gitleaks, GitHub secret scanning) for each provider's documented token format.
+static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
+    vec![
+        ValueRule::builtin(
+            "private-key",
+            r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|\z)",
+            &["PRIVATE KEY"],
+            None,
+        ),
+        ValueRule::builtin(
+            "url-credentials",
+            r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/]+:(?P<secret>[^\s@/]+)@",
+            &["://"],
+            None,
+        ),
+        ValueRule::builtin(
+            "bearer",
+            r"(?i:\bbearer)\s+(?P<secret>[A-Za-z0-9._~+/=-]{6,})",
+            &["bearer"],
+            Some(looks_random),
+        ),
+        ValueRule::builtin(
+            "basic",
+            r"(?i:\bbasic)\s+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})",
+            &["basic"],
+            Some(looks_random),
+        ),
+        ValueRule::builtin(
+            "jwt",
+            r"\bey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*",
+            &[".ey"],
+            None,
+        ),
+        ValueRule::builtin(
+            "aws-access-key",
+            r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
+            &["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
+            None,
+        ),
+        ValueRule::builtin(
+            "github-token",
+            r"\b(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_[0-9A-Za-z_]{82})\b",
+            &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+            None,
+        ),
+        ValueRule::builtin(
+            "stripe-key",
+            r"\b(?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{10,99}\b",
+            &[
+                "sk_live_", "rk_live_", "sk_test_", "rk_test_", "sk_prod_", "rk_prod_",
+            ],
+            None,
+        ),
+        ValueRule::builtin(
+            "slack-token",
+            r"\bxox[baprse]-[0-9A-Za-z-]{10,}",
+            &["xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe-"],
+            None,
+        ),
+        ValueRule::builtin(
+            "google-api-key",
+            r"\bAIza[0-9A-Za-z_-]{35}",
+            &["AIza"],
+            None,
+        ),
+        ValueRule::builtin(
+            "assignment",
+            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[a-z0-9_.-]*["']?\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s"',;&)\]}]+)"#,
+            &[
+                "password",
+                "passwd",
+                "pwd",
+                "secret",
+                "token",
+                "apikey",
+                "api_key",
+                "api-key",
+                "accesskey",
+                "access_key",
+                "access-key",
+                "privatekey",
+                "private_key",
+                "private-key",
+                "credential",
+            ],
+            None,
+        ),
+    ]
+});
+
+/// Decides which headers and keys are secret and which values look like credentials, and
+/// masks them.
+///
+/// Defaults:
+/// - **headers** `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
+///   `x-auth-token`, `forwarded`, `x-forwarded-for`, `x-real-ip`, and any header whose name
+///   contains a secret key pattern;
+/// - **keys** (attributes and `tracing` fields at any depth, query, JSON, form and multipart
+///   keys) containing `password`, `passwd`, `secret`, `token`, `api_key`, `apikey`, `api-key`,
+///   `auth`, `credential`, `session`, `private_key`, `signature` or `card`
+///   (case-insensitive);
+/// - **values** matching the built-in [rules](Redactor::rule_names) anywhere in a string:
+///   `Bearer`/`Basic` credentials, JWTs, AWS access key ids, GitHub, Stripe, Slack and Google
+///   API keys, PEM private keys, passwords in URLs, and `password=…`-style assignments.
+///
+/// Strings longer than [`max_scan_bytes`](Redactor::max_scan_bytes) are cut there before any
+/// rule runs, so the cost per event is bounded and nothing unscanned is kept.
+#[derive(Clone)]
 pub struct Redactor {
     headers: Vec<String>,
     key_patterns: Vec<String>,
+    rules: Vec<ValueRule>,
+    max_scan: usize,
+    keys: Option<AhoCorasick>,
+    anchors: Option<AhoCorasick>,
+    /// For each anchor pattern, the index of its rule.
+    anchor_rule: Vec<usize>,
+    /// Rules without anchors, which run on every string.
+    unanchored: u64,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("headers", &self.headers)
+            .field("key_patterns", &self.key_patterns)
+            .field("rules", &self.rule_names())
+            .field("max_scan_bytes", &self.max_scan)
+            .finish()
+    }
 }
 
 impl Default for Redactor {
     fn default() -> Self {
-        Redactor {
+        let mut r = Redactor {
             headers: [
                 "authorization",
                 "proxy-authorization",
@@ -51,17 +266,62 @@ impl Default for Redactor {
             ]
             .map(String::from)
             .to_vec(),
-        }
+            rules: BUILTIN.clone(),
+            max_scan: DEFAULT_MAX_SCAN_BYTES,
+            keys: None,
+            anchors: None,
+            anchor_rule: Vec::new(),
+            unanchored: 0,
+        };
+        r.compile();
+        r
     }
 }
+
+/// At most this many value rules (they are tracked in a 64-bit mask).
+const MAX_RULES: usize = 64;
 
 impl Redactor {
     /// A redactor that masks nothing.
     pub fn none() -> Self {
-        Redactor {
-            headers: Vec::new(),
-            key_patterns: Vec::new(),
+        let mut r = Redactor::default();
+        r.headers.clear();
+        r.key_patterns.clear();
+        r.rules.clear();
+        r.compile();
+        r
+    }
+
+    fn compile(&mut self) {
+        let ci = |patterns: &[&str]| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                // A few dozen short patterns: the DFA is small and the fastest to search.
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(patterns)
+                .ok()
+        };
+        let keys: Vec<&str> = self.key_patterns.iter().map(String::as_str).collect();
+        self.keys = if keys.is_empty() { None } else { ci(&keys) };
+        self.rules.truncate(MAX_RULES);
+        let mut anchors = Vec::new();
+        self.anchor_rule.clear();
+        self.unanchored = 0;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.anchors.is_empty() {
+                self.unanchored |= 1 << i;
+            }
+            for a in &rule.anchors {
+                anchors.push(a.as_str());
+                self.anchor_rule.push(i);
+            }
         }
+        self.anchors = if anchors.is_empty() {
+            None
+        } else {
+            ci(&anchors)
+        };
     }
 
     /// Also masks the header `name` (case-insensitive).
@@ -70,33 +330,152 @@ impl Redactor {
         self
     }
 
-    /// Also masks query, JSON and form keys containing `pattern` (case-insensitive).
-    pub fn key_pattern(mut self, pattern: &str) -> Self {
-        self.key_patterns.push(pattern.to_ascii_lowercase());
+    /// Stops masking the header `name` by name (a key pattern may still match it).
+    pub fn without_header(mut self, name: &str) -> Self {
+        self.headers.retain(|h| !h.eq_ignore_ascii_case(name));
         self
     }
 
-    /// True if the header `name` is masked.
+    /// Also masks keys and header names containing `pattern` (case-insensitive).
+    pub fn key_pattern(mut self, pattern: &str) -> Self {
+        self.key_patterns.push(pattern.to_ascii_lowercase());
+        self.compile();
+        self
+    }
+
+    /// Stops masking keys containing `pattern` (for example `card` if `discarded` is one of
+    /// your field names).
+    pub fn without_key_pattern(mut self, pattern: &str) -> Self {
+        self.key_patterns
+            .retain(|p| !p.eq_ignore_ascii_case(pattern));
+        self.compile();
+        self
+    }
+
+    /// Adds a value rule, run after the existing ones. At most 64 rules are kept.
+    ///
+    /// ```
+    /// use tracepost_core::redact::{Redactor, ValueRule};
+    ///
+    /// let acme = ValueRule::new("acme-key", r"\bacme_[0-9a-f]{32}\b").unwrap().anchors(["acme_"]);
+    /// let r = Redactor::default().rule(acme);
+    /// let key = format!("acme_{}", "0123456789abcdef".repeat(2));
+    /// assert_eq!(r.text(&format!("key {key} refused")), "key [REDACTED] refused");
+    /// ```
+    pub fn rule(mut self, rule: ValueRule) -> Self {
+        self.rules.retain(|r| r.name != rule.name);
+        self.rules.push(rule);
+        self.compile();
+        self
+    }
+
+    /// Removes the value rule called `name` (built-in or added).
+    pub fn without_rule(mut self, name: &str) -> Self {
+        self.rules.retain(|r| &*r.name != name);
+        self.compile();
+        self
+    }
+
+    /// The names of the value rules, in the order they run.
+    pub fn rule_names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| &*r.name).collect()
+    }
+
+    /// The longest string (in bytes) scanned for credential shapes; a longer one is cut to
+    /// this length, marker included, before the rules run. Default
+    /// [`DEFAULT_MAX_SCAN_BYTES`]; at least 256.
+    pub fn max_scan_bytes(mut self, n: usize) -> Self {
+        self.max_scan = n.max(256);
+        self
+    }
+
+    /// True if the header `name` is masked: it is listed, or contains a key pattern.
     pub fn is_secret_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.is_secret_key(name)
     }
 
-    /// True if the query/JSON/form key `key` is masked.
+    /// True if the key `key` (an attribute, field, query, JSON, form or multipart key) is masked.
     pub fn is_secret_key(&self, key: &str) -> bool {
-        let key = key.to_ascii_lowercase();
-        self.key_patterns.iter().any(|p| key.contains(p.as_str()))
+        self.keys.as_ref().is_some_and(|k| k.is_match(key))
     }
 
-    /// The header value to keep: itself, or [`REDACTED`].
+    /// The header value to keep: [`REDACTED`] for a secret header, else the value with
+    /// credential-shaped parts masked.
     pub fn header_value(&self, name: &str, value: &str) -> String {
         if self.is_secret_header(name) {
             REDACTED.to_owned()
         } else {
-            value.to_owned()
+            self.text(value).into_owned()
         }
     }
 
-    /// A query string (or form body) with the values of secret keys masked; order is kept.
+    /// `text` with every credential-shaped part masked by the value rules (borrowed when
+    /// nothing matched). Longer than `max_scan_bytes`, it is cut first.
+    pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out: Cow<'a, str> = Cow::Borrowed(text);
+        if text.len() > self.max_scan {
+            let marker = format!(
+                "…[{} bytes cut: longer than the redaction scan limit]",
+                text.len()
+            );
+            let keep = crate::truncate_utf8(text, self.max_scan.saturating_sub(marker.len()));
+            out = Cow::Owned(format!("{keep}{marker}"));
+        }
+        let mut mask = self.unanchored;
+        if let Some(ac) = &self.anchors {
+            // The common case, no anchor at all, takes one plain search.
+            if mask == 0 && !ac.is_match(out.as_ref()) {
+                return out;
+            }
+            for m in ac.find_overlapping_iter(out.as_ref()) {
+                mask |= 1 << self.anchor_rule[m.pattern().as_usize()];
+            }
+        }
+        if mask == 0 {
+            return out;
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                if let Some(replaced) = apply_rule(rule, &out) {
+                    out = Cow::Owned(replaced);
+                }
+            }
+        }
+        out
+    }
+
+    fn string(&self, s: &mut String) {
+        if let Cow::Owned(new) = self.text(s) {
+            *s = new;
+        }
+    }
+
+    /// Masks a JSON value in place: values of secret keys at any depth become [`REDACTED`],
+    /// and every string is scanned by the value rules.
+    pub fn json(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => self.map(map),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
+            Value::String(s) => self.string(s),
+            _ => {}
+        }
+    }
+
+    /// Masks a map of attributes or fields in place, as [`Redactor::json`] does.
+    pub fn map(&self, map: &mut Map<String, Value>) {
+        for (k, v) in map.iter_mut() {
+            if self.is_secret_key(k) {
+                if v.as_str() != Some(REDACTED) {
+                    *v = Value::String(REDACTED.to_owned());
+                }
+            } else {
+                self.json(v);
+            }
+        }
+    }
+
+    /// A query string (or form body) with the values of secret keys masked and the other
+    /// values scanned; order is kept.
     pub fn query(&self, query: &str) -> String {
         let mut out = String::with_capacity(query.len());
         for (i, pair) in query.split('&').enumerate() {
@@ -109,32 +488,51 @@ impl Redactor {
                     out.push('=');
                     out.push_str(REDACTED);
                 }
-                _ => out.push_str(pair),
+                Some((k, v)) => {
+                    out.push_str(k);
+                    out.push('=');
+                    out.push_str(&self.text(v));
+                }
+                None => out.push_str(&self.text(pair)),
             }
         }
         out
     }
 
-    /// A JSON document with the values of secret keys masked, at any depth.
-    pub fn json(&self, value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    if self.is_secret_key(k) {
-                        *v = Value::String(REDACTED.to_owned());
-                    } else {
-                        self.json(v);
-                    }
-                }
+    /// `key=value` text as the `tracing` layer writes breadcrumbs (logfmt: values with spaces
+    /// are double-quoted): values of secret keys are masked, then the value rules run.
+    pub fn logfmt(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(eq) = rest.find('=') {
+            let key_start = rest[..eq]
+                .rfind(|c: char| c.is_whitespace())
+                .map_or(0, |i| i + 1);
+            let key = &rest[key_start..eq];
+            let after = &rest[eq + 1..];
+            let value_len = if let Some(q) = after.strip_prefix('"') {
+                closing_quote(q).map_or(after.len(), |i| i + 2)
+            } else {
+                after.find(char::is_whitespace).unwrap_or(after.len())
+            };
+            out.push_str(&rest[..=eq]);
+            if !key.is_empty() && self.is_secret_key(key) {
+                out.push_str(REDACTED);
+            } else {
+                out.push_str(&after[..value_len]);
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
-            _ => {}
+            rest = &after[value_len..];
+        }
+        out.push_str(rest);
+        match self.text(&out) {
+            Cow::Borrowed(_) => out,
+            Cow::Owned(o) => o,
         }
     }
 
-    /// Redacts a captured body by content type. JSON that does not parse (for example because
-    /// it was truncated) is masked by key with a textual scan, so a secret is never kept just
-    /// because the body was cut.
+    /// Redacts a captured body by content type: JSON by key (a cut, invalid document by a
+    /// textual scan of its keys), forms by field name, `multipart/form-data` by part name
+    /// (file parts become `[file name.ext, N bytes, type]`), and every text by the value rules.
     pub fn body(&self, content_type: Option<&str>, text: &str) -> String {
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
         if ct.contains("json") {
@@ -143,12 +541,89 @@ impl Redactor {
                     self.json(&mut v);
                     serde_json::to_string(&v).unwrap_or_default()
                 }
-                Err(_) => self.json_text(text),
+                Err(_) => self.text(&self.json_text(text)).into_owned(),
             }
         } else if ct.starts_with("application/x-www-form-urlencoded") {
             self.query(text)
+        } else if ct.starts_with("multipart/") {
+            match boundary(content_type.unwrap_or("")) {
+                Some(b) => self.multipart(&b, text.as_bytes()),
+                None => self.text(text).into_owned(),
+            }
         } else {
-            text.to_owned()
+            self.text(text).into_owned()
+        }
+    }
+
+    /// Redacts a captured body in place (see [`Redactor::body`]). A multipart body kept as
+    /// base64 (because a file part is binary) is decoded, redacted by part, and kept as text.
+    pub fn captured_body(&self, body: &mut CapturedBody) {
+        let ct = body.content_type.as_deref();
+        match body.encoding.as_str() {
+            "utf8" => body.text = self.body(ct, &body.text),
+            "base64" if ct.is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/")) => {
+                let decoded = base64::engine::general_purpose::STANDARD.decode(&body.text);
+                body.text = match (decoded, ct.and_then(boundary)) {
+                    (Ok(bytes), Some(b)) => self.multipart(&b, &bytes),
+                    (Ok(bytes), None) => {
+                        format!(
+                            "[{} bytes of multipart without a boundary: not kept]",
+                            bytes.len()
+                        )
+                    }
+                    (Err(_), _) => "[multipart body not decodable: not kept]".to_owned(),
+                };
+                body.encoding = "utf8".to_owned();
+            }
+            _ => {}
+        }
+    }
+
+    /// Redacts a request snapshot in place: path, query, header names and values, bodies.
+    pub fn request(&self, r: &mut RequestSnapshot) {
+        self.string(&mut r.path);
+        if let Some(q) = &mut r.query {
+            *q = self.query(q);
+        }
+        for (k, v) in r
+            .request_headers
+            .iter_mut()
+            .chain(r.response_headers.iter_mut())
+        {
+            if self.is_secret_header(k) {
+                if v != REDACTED {
+                    *v = REDACTED.to_owned();
+                }
+            } else {
+                self.string(v);
+            }
+        }
+        if let Some(b) = &mut r.request_body {
+            self.captured_body(b);
+        }
+        if let Some(b) = &mut r.response_body {
+            self.captured_body(b);
+        }
+    }
+
+    /// Redacts a whole event in place: message, attributes, error type and message,
+    /// breadcrumbs (message and `key=value` fields) and the request snapshot.
+    pub fn event(&self, e: &mut Event) {
+        self.string(&mut e.message);
+        self.map(&mut e.attributes);
+        if let Some(err) = &mut e.error {
+            self.string(&mut err.message);
+            self.string(&mut err.error_type);
+        }
+        for b in &mut e.breadcrumbs {
+            if b.message.contains('=') {
+                b.message = self.logfmt(&b.message);
+            } else {
+                self.string(&mut b.message);
+            }
+        }
+        if let Some(r) = &mut e.request {
+            self.request(r);
         }
     }
 
@@ -189,6 +664,184 @@ impl Redactor {
         out.push_str(rest);
         out
     }
+
+    /// Redacts a `multipart/form-data` body part by part. A body cut by the capture cap
+    /// ends in a part without its closing delimiter; it is redacted like the others.
+    fn multipart(&self, boundary: &str, body: &[u8]) -> String {
+        let delim = format!("--{boundary}");
+        let finder = memchr::memmem::Finder::new(delim.as_bytes());
+        let mut out = String::with_capacity(body.len().min(64 * 1024));
+        let Some(first) = finder.find(body) else {
+            return self.text(&String::from_utf8_lossy(body)).into_owned();
+        };
+        out.push_str(&self.text(&String::from_utf8_lossy(&body[..first])));
+        let mut pos = first;
+        loop {
+            // `pos` is at a delimiter.
+            out.push_str(&delim);
+            let mut p = pos + delim.len();
+            if body[p..].starts_with(b"--") {
+                out.push_str(&String::from_utf8_lossy(&body[p..]));
+                return out;
+            }
+            let line_end = if body[p..].starts_with(b"\r\n") {
+                2
+            } else if body[p..].starts_with(b"\n") {
+                1
+            } else {
+                0
+            };
+            out.push_str(&String::from_utf8_lossy(&body[p..p + line_end]));
+            p += line_end;
+            let (head_len, sep_len) = match memchr::memmem::find(&body[p..], b"\r\n\r\n") {
+                Some(i) => (i, 4),
+                None => match memchr::memmem::find(&body[p..], b"\n\n") {
+                    Some(i) => (i, 2),
+                    None => (body.len() - p, 0),
+                },
+            };
+            let head = String::from_utf8_lossy(&body[p..p + head_len]);
+            out.push_str(&self.text(&head));
+            out.push_str(&String::from_utf8_lossy(
+                &body[p + head_len..p + head_len + sep_len],
+            ));
+            let start = p + head_len + sep_len;
+            let next = finder.find(&body[start..]).map(|i| start + i);
+            // The content ends before the line break that precedes the next delimiter.
+            let (end, cut) = match next {
+                Some(n) => {
+                    let mut e = n;
+                    if e > start && body[e - 1] == b'\n' {
+                        e -= 1;
+                        if e > start && body[e - 1] == b'\r' {
+                            e -= 1;
+                        }
+                    }
+                    (e, false)
+                }
+                None => (body.len(), true),
+            };
+            let content = &body[start..end];
+            let disposition = part_header(&head, "content-disposition").unwrap_or_default();
+            let name = header_param(&disposition, "name");
+            let filename = header_param(&disposition, "filename");
+            if let Some(file) = filename {
+                if is_file_placeholder(content) {
+                    out.push_str(&String::from_utf8_lossy(content));
+                } else {
+                    let ty = part_header(&head, "content-type")
+                        .unwrap_or_else(|| "unknown type".to_owned());
+                    let size = if cut {
+                        format!("{} bytes (cut)", content.len())
+                    } else {
+                        format!("{} bytes", content.len())
+                    };
+                    out.push_str(&format!("[file {file}, {size}, {ty}]"));
+                }
+            } else if name.as_deref().is_some_and(|n| self.is_secret_key(n)) && !content.is_empty()
+            {
+                out.push_str(REDACTED);
+            } else {
+                let ct = part_header(&head, "content-type");
+                out.push_str(&self.body(ct.as_deref(), &String::from_utf8_lossy(content)));
+            }
+            match next {
+                Some(n) => {
+                    out.push_str(&String::from_utf8_lossy(&body[end..n]));
+                    pos = n;
+                }
+                None => return out,
+            }
+        }
+    }
+}
+
+/// Replaces what `rule` matches in `text`; `None` when nothing changed.
+fn apply_rule(rule: &ValueRule, text: &str) -> Option<String> {
+    let group = rule.regex.capture_names().any(|n| n == Some("secret"));
+    let mut out = String::new();
+    let mut last = 0;
+    let mut changed = false;
+    for caps in rule.regex.captures_iter(text) {
+        let m = if group {
+            match caps.name("secret") {
+                Some(m) => m,
+                None => continue,
+            }
+        } else {
+            caps.get(0).expect("group 0 always matches")
+        };
+        let secret = m.as_str();
+        if text[m.start()..].starts_with(REDACTED) || rule.check.is_some_and(|check| !check(secret))
+        {
+            continue;
+        }
+        out.push_str(&text[last..m.start()]);
+        match secret.chars().next() {
+            Some(q @ ('"' | '\'')) if secret.len() >= 2 && secret.ends_with(q) => {
+                out.push(q);
+                out.push_str(REDACTED);
+                out.push(q);
+            }
+            _ => out.push_str(REDACTED),
+        }
+        last = m.end();
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&text[last..]);
+    Some(out)
+}
+
+/// The index of the closing `"` in `s` (which follows an opening quote), honouring `\"`.
+fn closing_quote(s: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// `boundary` from a `multipart/…; boundary=…` content type (quoted or not).
+fn boundary(content_type: &str) -> Option<String> {
+    header_param(content_type, "boundary").filter(|b| !b.is_empty() && b.len() <= 200)
+}
+
+/// A parameter `name=value` or `name="value"` of a header value (case-insensitive name).
+fn header_param(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case(name) {
+            return None;
+        }
+        let v = v.trim();
+        Some(
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+                .to_owned(),
+        )
+    })
+}
+
+/// The value of header `name` among a multipart part's header lines.
+fn part_header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+fn is_file_placeholder(content: &[u8]) -> bool {
+    content.starts_with(b"[file ") && content.ends_with(b"]") && !content.contains(&b'\n')
 }
 
 /// A query or form key as `application/x-www-form-urlencoded` decodes it (`+` is a space,
@@ -201,67 +854,4 @@ fn percent_decode_lossy(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn masks_default_headers_case_insensitively() {
-        let r = Redactor::default();
-        assert_eq!(r.header_value("Authorization", "Bearer abc"), REDACTED);
-        assert_eq!(r.header_value("X-Forwarded-For", "1.2.3.4"), REDACTED);
-        assert_eq!(r.header_value("content-type", "text/plain"), "text/plain");
-    }
-
-    #[test]
-    fn masks_secret_query_keys_only() {
-        let r = Redactor::default();
-        assert_eq!(
-            r.query("page=2&access_token=abc&Password=x&q=shoes"),
-            "page=2&access_token=[REDACTED]&Password=[REDACTED]&q=shoes"
-        );
-        assert_eq!(r.query("api%5Fkey=1"), "api%5Fkey=[REDACTED]");
-        // Every encoding form decoding admits: an escape as the key's last three characters,
-        // lowercase escapes, `+` for a space-free key, and escapes that are not UTF-8.
-        for (query, want) in [
-            ("passwor%64=hunter2", "passwor%64=[REDACTED]"),
-            (
-                "%70%61%73%73%77%6f%72%64=hunter2",
-                "%70%61%73%73%77%6f%72%64=[REDACTED]",
-            ),
-            ("api%5fkey=1&q=%ff", "api%5fkey=[REDACTED]&q=%ff"),
-            ("%ff%fe=1&token=2", "%ff%fe=1&token=[REDACTED]"),
-            ("q=a+b&x=%", "q=a+b&x=%"),
-        ] {
-            assert_eq!(r.query(query), want, "{query}");
-        }
-    }
-
-    #[test]
-    fn masks_nested_json_and_truncated_json() {
-        let r = Redactor::default();
-        let mut v = json!({"user": {"name": "ann", "password": "hunter2"}, "items": [{"card_number": "4111"}]});
-        r.json(&mut v);
-        assert_eq!(
-            v,
-            json!({"user": {"name": "ann", "password": REDACTED}, "items": [{"card_number": REDACTED}]})
-        );
-        let cut = r#"{"name": "ann", "password": "hunter2", "token": 12345, "note": "cut her"#;
-        let masked = r.body(Some("application/json"), cut);
-        assert!(
-            !masked.contains("hunter2") && !masked.contains("12345"),
-            "{masked}"
-        );
-        assert!(masked.contains("\"name\": \"ann\""), "{masked}");
-    }
-
-    #[test]
-    fn masks_form_bodies() {
-        let r = Redactor::default();
-        let body = r.body(
-            Some("application/x-www-form-urlencoded"),
-            "user=ann&password=hunter2",
-        );
-        assert_eq!(body, "user=ann&password=[REDACTED]");
-    }
-}
+mod tests;

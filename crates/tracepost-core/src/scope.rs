@@ -1,4 +1,5 @@
-//! Request scope: what the HTTP middleware and the `tracing` layer share about one request.
+//! Request scope: what the HTTP middleware and the `tracing` layer share about one request;
+//! and the internal flag ([`is_internal`]) that keeps tracepost from capturing itself.
 //!
 //! Two ways link a log event to its request:
 //! - **The current scope** (always): while the middleware polls a request's future or its
@@ -12,10 +13,14 @@
 //!
 //! Either way, events become breadcrumbs of the scope and carry its trace and request ids.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 
@@ -149,4 +154,68 @@ pub fn mark_layer_installed() {
 /// Whether a tracepost `tracing` layer has been built in this process.
 pub fn layer_installed() -> bool {
     LAYER_INSTALLED.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    static INTERNAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while tracepost itself works on this thread: on the pipeline's own threads (always),
+/// inside [`TracepostHandle::capture`](crate::TracepostHandle::capture), and while a sink's
+/// send future is polled. The `tracing` layer ignores every event and span emitted then, so
+/// that tracepost never captures itself (an HTTP client's debug logs from a push would
+/// otherwise become events that cause the next push).
+pub fn is_internal() -> bool {
+    INTERNAL.with(Cell::get)
+}
+
+/// Marks this thread as working for tracepost until the guard drops (restoring the previous
+/// state, so guards nest).
+pub fn enter_internal() -> InternalGuard {
+    InternalGuard {
+        previous: INTERNAL.with(|i| i.replace(true)),
+        _not_send: PhantomData,
+    }
+}
+
+/// Marks the calling thread as tracepost's for the rest of its life; the pipeline's runtime
+/// calls it when it starts each of its threads.
+pub fn mark_thread_internal() {
+    INTERNAL.with(|i| i.set(true));
+}
+
+/// Restores the previous internal state when dropped; see [`enter_internal`].
+#[derive(Debug)]
+pub struct InternalGuard {
+    previous: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for InternalGuard {
+    fn drop(&mut self) {
+        INTERNAL.with(|i| i.set(self.previous));
+    }
+}
+
+/// A future that is [internal](is_internal) while it is polled (whatever thread polls it).
+/// Tasks it spawns are not: for them the pipeline runs its workers on its own runtime.
+#[derive(Debug)]
+pub struct Internal<F> {
+    inner: Pin<Box<F>>,
+}
+
+/// Wraps `future` so that it is [internal](is_internal) while polled.
+pub fn internal<F: Future>(future: F) -> Internal<F> {
+    Internal {
+        inner: Box::pin(future),
+    }
+}
+
+impl<F: Future> Future for Internal<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _internal = enter_internal();
+        self.inner.as_mut().poll(cx)
+    }
 }

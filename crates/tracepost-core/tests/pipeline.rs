@@ -303,9 +303,29 @@ async fn build_rejects_duplicate_sink_names() {
 }
 
 #[test]
-fn build_outside_a_runtime_is_a_clear_error() {
-    let err = Tracepost::builder().build().unwrap_err();
+fn build_outside_a_runtime_works_on_the_own_runtime_and_is_a_clear_error_on_the_current_one() {
+    let err = Tracepost::builder()
+        .worker_runtime(tracepost_core::pipeline::WorkerRuntime::Current)
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("Tokio runtime"));
+
+    // A synchronous program: the workers run on tracepost's own runtime, and dropping the
+    // owner flushes.
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Tracepost::builder()
+        .sink(JsonlFile::new(dir.path()))
+        .build()
+        .unwrap();
+    tp.handle()
+        .capture(Event::new(Kind::Log, Level::Info, "from sync code"));
+    drop(tp);
+    let files = JsonlFile::files(dir.path()).unwrap();
+    let text: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(text.contains("from sync code"), "{text}");
 }
 
 #[test]
@@ -339,4 +359,32 @@ fn dropping_the_tracepost_flushes_best_effort() {
         .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
         .sum();
     assert_eq!(lines, 100);
+}
+
+/// A test (or app) that pauses Tokio's clock: the workers run on tracepost's own runtime,
+/// whose clock is not paused, so batches still linger for real time only, and the shutdown
+/// deadline is not skipped over while the caller's runtime idles.
+#[tokio::test(start_paused = true)]
+async fn a_paused_caller_clock_neither_stalls_delivery_nor_cuts_shutdown_short() {
+    let sink = Recording {
+        name: "paused",
+        ..Default::default()
+    };
+    let tp = Tracepost::builder()
+        .sink_with(
+            sink.clone(),
+            SinkOptions::default().batch(BatchOptions::new(
+                1000,
+                1 << 20,
+                Duration::from_millis(300),
+            )),
+        )
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        tp.handle().capture(log(i));
+    }
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    assert!(report.completed);
+    assert_eq!(sink.received.lock().len(), 50);
 }

@@ -15,13 +15,19 @@
 //! ```
 //!
 //! - Events at or above [`TracepostTracingLayer::min_level`] (INFO by default) are captured:
-//!   ERROR as `error` events with a fingerprint, the rest as `log` events. Their fields
+//!   ERROR as `error` events, the rest as `log` events. Like every event, they then pass the
+//!   pipeline's stages: redaction (of the message, the fields and the breadcrumbs) and, for
+//!   errors, the fingerprint. Their fields
 //!   become attributes, after the fields of the spans they are in (the event's fields win).
 //! - Inside a request handled by the tracepost HTTP layer, events at or above
 //!   [`TracepostTracingLayer::breadcrumb_level`] (DEBUG by default) are also kept as
 //!   breadcrumbs, and every captured event carries the request's trace and request ids.
-//! - Events whose target starts with `tracepost` (the pipeline's own diagnostics) are never
-//!   captured, so tracepost cannot feed back into itself.
+//! - Nothing emitted while tracepost works is captured: not on the pipeline's own threads
+//!   (where sinks and the tasks their clients spawn run), not inside `capture`, not while a
+//!   sink's send is polled ([`tracepost_core::scope::is_internal`]); nor events whose target
+//!   starts with `tracepost` (the pipeline's own diagnostics). tracepost cannot feed back into
+//!   itself, at any level.
+//! - Breadcrumbs are `message key=value …`, logfmt style (values with spaces quoted).
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -35,7 +41,6 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use tracepost_core::fingerprint::fingerprint;
 use tracepost_core::scope::{self, RequestScope, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
 use tracepost_core::{Breadcrumb, ErrorDetail, Event, Kind, Level, Timestamp, TracepostHandle};
 
@@ -83,6 +88,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if scope::is_internal() {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let meta = attrs.metadata();
         if meta.target() == REQUEST_SPAN_TARGET && meta.name() == REQUEST_SPAN_NAME {
@@ -99,6 +107,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if scope::is_internal() {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut fields = FieldVisitor::default();
         values.record(&mut fields);
@@ -110,6 +121,11 @@ where
     }
 
     fn on_event(&self, event: &TracingEvent<'_>, ctx: Context<'_, S>) {
+        // Nothing tracepost emits, or anything emitted while it works (a sink's HTTP client,
+        // its database driver…), is captured: that would feed the pipeline its own output.
+        if scope::is_internal() {
+            return;
+        }
         let meta = event.metadata();
         if meta.target().starts_with("tracepost") {
             return;
@@ -208,12 +224,6 @@ where
                 Some(e) => format!("{message}: {e}"),
                 None => message,
             };
-            out.fingerprint = Some(fingerprint(
-                &error_type,
-                &detail_message,
-                None,
-                Some(meta.target()),
-            ));
             out.error = Some(ErrorDetail {
                 error_type,
                 message: detail_message,
@@ -229,8 +239,16 @@ where
     }
 }
 
+/// A field value as breadcrumb text, logfmt style: strings as they are unless they contain a
+/// space, `=` or `"` (or are empty), then double-quoted, so that the redact stage can tell
+/// where each value ends.
 fn display_value(v: &Value) -> String {
     match v {
+        Value::String(s)
+            if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '=' || c == '"') =>
+        {
+            format!("{s:?}")
+        }
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }

@@ -108,3 +108,49 @@ async fn events_become_tracepost_events_with_span_fields_and_request_context() {
         (vec!["crumb only step=1", "inside the request"], 0)
     );
 }
+
+/// A sink that logs from its send, as an HTTP client or database driver does.
+#[derive(Clone, Default)]
+struct Chatty(Arc<Mutex<Vec<Event>>>);
+
+impl Sink for Chatty {
+    fn name(&self) -> &str {
+        "chatty"
+    }
+    async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
+        tracing::warn!(events = batch.len(), "chatty sink sending");
+        tokio::task::yield_now().await;
+        tracing::error!("chatty sink after a yield");
+        self.0.lock().extend(batch.iter().map(|e| (**e).clone()));
+        Ok(SinkOutcome::default())
+    }
+}
+
+/// With the workers on the caller's runtime (for paused-clock tests), what a sink logs while
+/// its send is polled is still never captured: no feedback loop at any level.
+#[tokio::test]
+async fn a_sink_logging_from_its_send_on_the_current_runtime_is_not_captured() {
+    let sink = Chatty::default();
+    let tp = Tracepost::builder()
+        .worker_runtime(tracepost_core::pipeline::WorkerRuntime::Current)
+        .sink_with(
+            sink.clone(),
+            tracepost_core::SinkOptions::default().batch(tracepost_core::BatchOptions::new(
+                10,
+                1 << 20,
+                Duration::from_millis(10),
+            )),
+        )
+        .build()
+        .unwrap();
+    let _g = tracing::subscriber::set_default(
+        tracing_subscriber::registry()
+            .with(TracepostTracingLayer::new(tp.handle()).min_level(Level::Trace)),
+    );
+    tracing::info!("one");
+    tracing::trace!("two");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tp.shutdown(Duration::from_secs(5)).await;
+    let messages: Vec<String> = sink.0.lock().iter().map(|e| e.message.clone()).collect();
+    assert_eq!(messages, ["one", "two"]);
+}

@@ -382,10 +382,16 @@ impl PostgresSinkBuilder {
     /// the background task. Fails when the server is unreachable — prefer
     /// [`build`](Self::build) in an application, so that its start never waits on the
     /// database.
+    ///
+    /// The connection runs on tracepost's own runtime, so that the pool's connection tasks
+    /// and the background task live there and what the driver logs is never captured.
     pub async fn connect(self) -> Result<PostgresSink, PgError> {
         let sink = self.build()?;
-        sink.ready().await?;
-        Ok(sink)
+        tracepost_core::pipeline::run_internal(async move {
+            let r = sink.ready().await;
+            r.map(|()| sink)
+        })
+        .await
     }
 
     /// Validates the settings and makes the pool (deadpool connects lazily).

@@ -7,7 +7,6 @@ use std::io::Read;
 use bytes::Bytes;
 
 use crate::event::CapturedBody;
-use crate::redact::Redactor;
 
 /// Bytes of one body kept for a snapshot: clones of the chunks (no copy), up to a cap.
 #[derive(Debug, Default)]
@@ -40,14 +39,13 @@ impl BodyCapture {
     /// so a decompression bomb costs at most `limit` bytes of output (plus the decoder's own
     /// window: 32 KiB for gzip/deflate, at most 16 MiB for brotli). A body in an encoding that
     /// cannot be decoded is kept as the marker `[N bytes, content-encoding: X, not kept]`,
-    /// never as raw bytes. Text is redacted with `redactor.body`; other bytes are kept as
-    /// base64.
+    /// never as raw bytes. Text is kept as text (the pipeline's redact stage redacts it by
+    /// content type before any sink sees it); other bytes are kept as base64.
     pub fn to_captured(
         &self,
         content_type: Option<&str>,
         content_encoding: Option<&str>,
         limit: usize,
-        redactor: &Redactor,
     ) -> Option<CapturedBody> {
         if self.total == 0 {
             return None;
@@ -76,7 +74,7 @@ impl BodyCapture {
                 }
             },
         };
-        let (text, text_encoding) = text_or_base64(bytes, truncated, content_type, redactor);
+        let (text, text_encoding) = text_or_base64(bytes, truncated);
         Some(CapturedBody {
             text,
             encoding: text_encoding.to_owned(),
@@ -94,22 +92,19 @@ impl BodyCapture {
     }
 }
 
-/// Redacted text when `bytes` are UTF-8 (a cut that split the last character is forgiven),
+/// Text when `bytes` are UTF-8 (a cut that split the last character is forgiven),
 /// base64 otherwise.
-fn text_or_base64(
-    bytes: Vec<u8>,
-    truncated: bool,
-    content_type: Option<&str>,
-    redactor: &Redactor,
-) -> (String, &'static str) {
+fn text_or_base64(bytes: Vec<u8>, truncated: bool) -> (String, &'static str) {
     match String::from_utf8(bytes) {
-        Ok(s) => (redactor.body(content_type, &s), "utf8"),
+        Ok(s) => (s, "utf8"),
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let bytes = e.into_bytes();
             if truncated && bytes.len() - valid < 4 {
-                let s = String::from_utf8_lossy(&bytes[..valid]);
-                (redactor.body(content_type, &s), "utf8")
+                (
+                    String::from_utf8_lossy(&bytes[..valid]).into_owned(),
+                    "utf8",
+                )
             } else {
                 (base64(&bytes), "base64")
             }
@@ -241,12 +236,7 @@ mod tests {
             ("deflate", raw.finish().unwrap()),
         ] {
             let c = capture(&body, 7, 64 * 1024)
-                .to_captured(
-                    Some("application/json"),
-                    Some(encoding),
-                    64 * 1024,
-                    &Redactor::default(),
-                )
+                .to_captured(Some("application/json"), Some(encoding), 64 * 1024)
                 .unwrap();
             let kept: serde_json::Value = serde_json::from_str(&c.text).unwrap();
             assert_eq!(
@@ -265,9 +255,7 @@ mod tests {
         let limit = 64 * 1024;
         let c = capture(&bomb, 16 * 1024, limit);
         let start = std::time::Instant::now();
-        let kept = c
-            .to_captured(None, Some("gzip"), limit, &Redactor::default())
-            .unwrap();
+        let kept = c.to_captured(None, Some("gzip"), limit).unwrap();
         assert!(kept.truncated);
         assert_eq!(kept.text.len(), limit, "NULs are text: exactly the cap");
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
@@ -277,14 +265,10 @@ mod tests {
     fn unknown_and_broken_encodings_keep_a_marker_never_raw_bytes() {
         let body = b"\x28\xb5\x2f\xfd not really zstd";
         let c = capture(body, 100, 1024);
-        let kept = c
-            .to_captured(None, Some("zstd"), 1024, &Redactor::default())
-            .unwrap();
+        let kept = c.to_captured(None, Some("zstd"), 1024).unwrap();
         assert_eq!(kept.text, "[20 bytes, content-encoding: zstd, not kept]");
         assert_eq!(body.len(), 20);
-        let kept = c
-            .to_captured(None, Some("gzip"), 1024, &Redactor::default())
-            .unwrap();
+        let kept = c.to_captured(None, Some("gzip"), 1024).unwrap();
         assert!(
             kept.text
                 .starts_with("[20 bytes, content-encoding: gzip, not decodable"),
@@ -299,12 +283,7 @@ mod tests {
         let gz = gzip(text.as_bytes());
         let c = capture(&gz, 1000, gz.len() / 2);
         let kept = c
-            .to_captured(
-                Some("text/plain"),
-                Some("gzip"),
-                64 * 1024,
-                &Redactor::none(),
-            )
+            .to_captured(Some("text/plain"), Some("gzip"), 64 * 1024)
             .unwrap();
         assert!(kept.truncated);
         assert!(!kept.text.is_empty() && text.starts_with(&kept.text));

@@ -12,7 +12,6 @@ use super::head::{find_str, Header};
 use super::request::{self, RequestGuard, RequestState};
 use crate::event::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Timestamp};
 use crate::metrics::RequestOutcome;
-use crate::redact::Redactor;
 
 /// A request whose response head is known, until its response body ends. Returned by
 /// [`RequestCapture::respond`](super::RequestCapture::respond).
@@ -216,14 +215,13 @@ fn snapshot(
     details: bool,
 ) -> RequestSnapshot {
     let config = &state.config;
-    let redactor = config.handle.redactor();
     let head = &state.head;
     let request_body = state.request_body.lock();
     let mut snapshot = RequestSnapshot {
         method: head.method().to_owned(),
         route: state.route_label().to_owned(),
         path: head.path().to_owned(),
-        query: head.query().map(|q| redactor.query(q)),
+        query: head.query().map(str::to_owned),
         status: verdict.status,
         duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
         request_bytes: request_body.total(),
@@ -234,38 +232,36 @@ fn snapshot(
     };
     if details {
         let limit = config.body_limit;
-        snapshot.request_headers = redact_headers(head.iter_headers(), redactor);
+        snapshot.request_headers = header_strings(head.iter_headers());
         snapshot.request_body = request_body.to_captured(
             head.get_str("content-type"),
             head.get_str("content-encoding"),
             limit,
-            redactor,
         );
         let res = &ending.headers[..];
-        snapshot.response_headers =
-            redact_headers(res.iter().map(|(k, v)| (&k[..], &v[..])), redactor);
+        snapshot.response_headers = header_strings(res.iter().map(|(k, v)| (&k[..], &v[..])));
         snapshot.response_body = ending.body.as_ref().and_then(|b| {
             b.to_captured(
                 find_str(res, "content-type"),
                 find_str(res, "content-encoding"),
                 limit,
-                redactor,
             )
         });
     }
     snapshot
 }
 
-fn redact_headers<'a>(
+/// Headers as strings, unredacted: the pipeline's redact stage masks them (by name and by
+/// credential-shaped value) before any sink sees the event.
+fn header_strings<'a>(
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    redactor: &Redactor,
 ) -> Vec<(String, String)> {
     headers
         .map(|(k, v)| {
-            let name = String::from_utf8_lossy(k);
-            let value = String::from_utf8_lossy(v);
-            let value = redactor.header_value(&name, &value);
-            (name.into_owned(), value)
+            (
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
         })
         .collect()
 }

@@ -1,7 +1,7 @@
 //! [`Builder`]: the pipeline's settings, validated and started by [`Builder::build`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 
 use super::handle::{flush_windows, Inner, SinkSlot, TracepostHandle};
 use super::lifecycle::{Done, Tracepost};
+use super::runtime::{internal_runtime, WorkerRuntime};
+use super::stages::{Enrich, Redact, Sample, Stages};
 use super::{worker, SinkOptions, SinkStats, Spool, SpoolOptions};
 use crate::event::{Kind, Resource};
 use crate::metrics::{HttpMetrics, MetricsRegistry};
@@ -20,9 +22,13 @@ use crate::sink::Sink;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `build()` spawns the sink workers on the current Tokio runtime.
-    #[error("Tracepost::build() must be called inside a Tokio runtime (e.g. in #[tokio::main])")]
+    /// With [`WorkerRuntime::Current`], `build()` spawns the sink workers on the current Tokio
+    /// runtime, and there is none.
+    #[error("Tracepost::build() with WorkerRuntime::Current must be called inside a Tokio runtime (e.g. in #[tokio::main])")]
     NoRuntime,
+    /// tracepost's own worker runtime could not be started (threads could not be created).
+    #[error("cannot start tracepost's worker runtime: {0}")]
+    Runtime(std::io::Error),
     /// Two sinks share a name, which would merge their metrics.
     #[error("two sinks are named {0:?}; sink names label metrics and must be unique")]
     DuplicateSink(String),
@@ -62,6 +68,7 @@ pub struct Builder {
     max_routes: usize,
     data_dir: Option<PathBuf>,
     app_metrics: MetricsRegistry,
+    worker_runtime: WorkerRuntime,
 }
 
 impl std::fmt::Debug for Builder {
@@ -94,7 +101,15 @@ impl Builder {
             max_routes: 1000,
             data_dir: None,
             app_metrics: MetricsRegistry::default(),
+            worker_runtime: WorkerRuntime::default(),
         }
+    }
+
+    /// Where the sink workers run (default: tracepost's own runtime, whose logs are never
+    /// captured; see [`WorkerRuntime`]).
+    pub fn worker_runtime(mut self, runtime: WorkerRuntime) -> Self {
+        self.worker_runtime = runtime;
+        self
     }
 
     /// A directory for tracepost's own data: each sink gets a disk spool under
@@ -227,7 +242,8 @@ impl Builder {
         self
     }
 
-    /// The redaction rules used by the middleware (default: [`Redactor::default`]).
+    /// The redaction rules of the redact stage, applied to every event (default:
+    /// [`Redactor::default`]).
     pub fn redactor(mut self, redactor: Redactor) -> Self {
         self.redactor = redactor;
         self
@@ -262,9 +278,17 @@ impl Builder {
         self
     }
 
-    /// Validates the settings and starts one worker per sink on the current Tokio runtime.
+    /// Validates the settings and starts one worker per sink, on tracepost's own runtime (or
+    /// the current one, see [`Builder::worker_runtime`]).
     pub fn build(self) -> Result<Tracepost, BuildError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let own = match self.worker_runtime {
+            WorkerRuntime::Current => None,
+            _ => Some(internal_runtime().map_err(BuildError::Runtime)?),
+        };
+        let runtime = match &own {
+            Some(rt) => rt.clone(),
+            None => tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?,
+        };
         for (i, (name, _)) in self.sinks.iter().enumerate() {
             if self.sinks[..i].iter().any(|(n, _)| n == name) {
                 return Err(BuildError::DuplicateSink(name.clone()));
@@ -298,15 +322,16 @@ impl Builder {
             slots.push(slot);
         }
         let inner = Arc::new(Inner {
-            resource: self.resource,
             sinks: slots,
             closing: closing_tx,
             closed: AtomicBool::new(false),
             http: Arc::new(HttpMetrics::new(self.max_routes, self.metric_window)),
-            redactor: self.redactor,
-            sampling: self.sampling,
-            sampled_out: AtomicU64::new(0),
             app_metrics: self.app_metrics,
+            stages: Stages::new(
+                Enrich::new(self.resource),
+                Redact::new(self.redactor),
+                Sample::new(self.sampling),
+            ),
         });
         let handle = TracepostHandle { inner };
         let window_task = tokio::spawn(flush_windows(handle.clone()));
@@ -316,6 +341,7 @@ impl Builder {
             window_task: Some(window_task),
             done,
             shut: false,
+            runtime: own,
         })
     }
 }

@@ -1,5 +1,5 @@
-//! [`TracepostHandle`]: how events enter the pipeline (enrich → fingerprint → sample →
-//! one queue per sink), plus health and `/metrics` rendering.
+//! [`TracepostHandle`]: how events enter the pipeline (the stages enrich → redact →
+//! fingerprint → sample, then one queue per sink), plus health and `/metrics` rendering.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 
 use super::health::{HealthReport, SinkHealth};
+use super::stages::{Stages, Verdict};
 use super::{DropReason, Health, SinkCounts, SinkOptions, SinkStats};
 use crate::event::{Event, Kind, Level, Resource};
-use crate::fingerprint::fingerprint;
 use crate::metrics::{HttpMetrics, MetricsRegistry};
 use crate::redact::Redactor;
+use crate::scope;
 
 pub(super) struct SinkSlot {
     pub(super) tx: mpsc::Sender<Arc<Event>>,
@@ -23,14 +24,11 @@ pub(super) struct SinkSlot {
 }
 
 pub(super) struct Inner {
-    pub(super) resource: Resource,
     pub(super) sinks: Vec<SinkSlot>,
     pub(super) closing: watch::Sender<Option<tokio::time::Instant>>,
     pub(super) closed: AtomicBool,
     pub(super) http: Arc<HttpMetrics>,
-    pub(super) redactor: Redactor,
-    pub(super) sampling: Vec<(Kind, f64)>,
-    pub(super) sampled_out: AtomicU64,
+    pub(super) stages: Stages,
     /// The application's own metrics, written after tracepost's.
     pub(super) app_metrics: MetricsRegistry,
 }
@@ -45,51 +43,20 @@ pub struct TracepostHandle {
 impl std::fmt::Debug for TracepostHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TracepostHandle")
-            .field("service", &self.inner.resource.service)
+            .field("service", &self.resource().service)
             .finish_non_exhaustive()
     }
 }
 
 impl TracepostHandle {
-    /// Enriches the event with the resource fields, fingerprints errors, samples, and enqueues
-    /// it for every sink that accepts its kind and level. Never waits.
+    /// Runs the event through the [stages](super::stages) — enrich → redact → fingerprint →
+    /// sample — and enqueues it for every sink that accepts its kind and level. Never waits.
+    /// Whatever is logged while this runs is not captured again (see [`scope::is_internal`]).
     pub fn capture(&self, mut event: Event) {
+        let _internal = scope::enter_internal();
         let inner = &*self.inner;
-        if let Some((_, rate)) = inner.sampling.iter().find(|(k, _)| *k == event.kind) {
-            if *rate < 1.0 && rand::random::<f64>() >= *rate {
-                inner.sampled_out.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
-        if event.resource.service.is_empty() {
-            event.resource.service.clone_from(&inner.resource.service);
-        }
-        if event.resource.environment.is_none() {
-            event
-                .resource
-                .environment
-                .clone_from(&inner.resource.environment);
-        }
-        if event.resource.release.is_none() {
-            event.resource.release.clone_from(&inner.resource.release);
-        }
-        if event.resource.host.is_none() {
-            event.resource.host.clone_from(&inner.resource.host);
-        }
-        if event.kind == Kind::Error && event.fingerprint.is_none() {
-            let (ty, msg, bt) = match &event.error {
-                Some(e) => (
-                    e.error_type.as_str(),
-                    e.message.as_str(),
-                    e.backtrace.as_deref(),
-                ),
-                None => ("error", event.message.as_str(), None),
-            };
-            let route = event
-                .request
-                .as_ref()
-                .map(|r| format!("{} {}", r.method, r.route));
-            event.fingerprint = Some(fingerprint(ty, msg, bt, route.as_deref()));
+        if inner.stages.run(&mut event) == Verdict::Drop {
+            return;
         }
         let event = Arc::new(event);
         let closed = inner.closed.load(Ordering::Relaxed);
@@ -119,7 +86,7 @@ impl TracepostHandle {
 
     /// The resource fields put on every event.
     pub fn resource(&self) -> &Resource {
-        &self.inner.resource
+        self.inner.stages.enrich().resource()
     }
 
     /// The HTTP metrics registry the middleware records into.
@@ -127,9 +94,14 @@ impl TracepostHandle {
         &self.inner.http
     }
 
-    /// The redaction rules.
+    /// The processing stages every captured event passes.
+    pub fn stages(&self) -> &Stages {
+        &self.inner.stages
+    }
+
+    /// The redaction rules (the redact stage's).
     pub fn redactor(&self) -> &Redactor {
-        &self.inner.redactor
+        self.inner.stages.redact().redactor()
     }
 
     /// Each sink's name and counters.

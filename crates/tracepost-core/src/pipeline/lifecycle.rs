@@ -50,6 +50,8 @@ pub struct Tracepost {
     pub(super) window_task: Option<JoinHandle<()>>,
     pub(super) done: Arc<Done>,
     pub(super) shut: bool,
+    /// tracepost's own runtime, where the workers run (none with `WorkerRuntime::Current`).
+    pub(super) runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Tracepost {
@@ -96,6 +98,9 @@ impl Tracepost {
         // The last, partial metric windows go out before the queues close.
         self.handle.flush_windows_now(SystemTime::now());
         self.handle.inner.closed.store(true, Ordering::SeqCst);
+        // The deadline is on the workers' clock: the own runtime's, which is not paused when
+        // the caller's is.
+        let _clock = self.runtime.as_ref().map(|r| r.enter());
         let _ = self
             .handle
             .inner
@@ -111,13 +116,21 @@ impl Tracepost {
         self.begin_close(deadline);
         let workers = std::mem::take(&mut self.workers);
         let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
-        let completed = tokio::time::timeout(deadline, async {
-            for w in workers {
-                let _ = w.await;
-            }
-        })
-        .await
-        .is_ok();
+        let wait = async move {
+            tokio::time::timeout(deadline, async {
+                for w in workers {
+                    let _ = w.await;
+                }
+            })
+            .await
+            .is_ok()
+        };
+        // The deadline is timed on the workers' runtime: a caller with a paused clock must
+        // not see it pass at once while the workers are busy elsewhere.
+        let completed = match &self.runtime {
+            Some(rt) => rt.spawn(wait).await.unwrap_or(false),
+            None => wait.await,
+        };
         if !completed {
             for a in aborts {
                 a.abort();

@@ -1,7 +1,6 @@
 //! The pipeline's `/metrics` exposition: the HTTP metrics, the pipeline's self-metrics, each
 //! sink's registry and the application's own registry, in the negotiated format.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -56,7 +55,7 @@ fn encode_own(inner: &Arc<Inner>, e: &mut DescriptorEncoder<'_>) -> Result<(), s
         None,
         MetricType::Counter,
     )?
-    .encode_counter::<NoLabelSet, _, u64>(&inner.sampled_out.load(Ordering::Relaxed), None)
+    .encode_counter::<NoLabelSet, _, u64>(&inner.stages.sample().sampled_out(), None)
 }
 
 impl super::Tracepost {

@@ -1,4 +1,5 @@
-//! The delivery pipeline: enrich → fingerprint → sample → one bounded queue and worker per sink.
+//! The delivery pipeline: the [stages] enrich → redact → fingerprint → sample, then one bounded
+//! queue and worker per sink.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tracepost_core::BuildError> {
@@ -18,7 +19,9 @@ mod health;
 mod lifecycle;
 mod metrics;
 mod options;
+mod runtime;
 mod spool;
+pub mod stages;
 mod stats;
 mod worker;
 
@@ -27,5 +30,6 @@ pub use handle::TracepostHandle;
 pub use health::{HealthReport, SinkHealth};
 pub use lifecycle::{ShutdownReport, Tracepost};
 pub use options::{BatchOptions, RetryOptions, SinkOptions};
+pub use runtime::{internal_runtime, run_internal, WorkerRuntime, WORKER_THREADS};
 pub use spool::{FsyncPolicy, PushOutcome, Spool, SpoolFullPolicy, SpoolOptions};
 pub use stats::{DropReason, Health, SinkCounts, SinkStats};

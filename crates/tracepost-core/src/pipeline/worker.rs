@@ -290,7 +290,9 @@ impl<S: Sink> Delivery<S> {
         if let Some(stop) = *self.closing.borrow() {
             limit = limit.min(stop);
         }
-        let send = AssertUnwindSafe(self.sink.send(batch.clone())).catch_unwind();
+        // Internal while polled: what the sink logs is never captured (see `scope`).
+        let send =
+            AssertUnwindSafe(crate::scope::internal(self.sink.send(batch.clone()))).catch_unwind();
         match tokio::time::timeout_at(limit, send).await {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => {
