@@ -235,6 +235,20 @@ fn masks_secret_query_keys_only() {
     assert_eq!(r.query("api%5Fkey=1"), "api%5Fkey=[REDACTED]");
     let once = r.query("page=2&token=abc");
     assert_eq!(r.query(&once), once);
+    // Every encoding form decoding admits: an escape as the key's last three characters,
+    // lowercase escapes, `+` for a space-free key, and escapes that are not UTF-8.
+    for (query, want) in [
+        ("passwor%64=hunter2", "passwor%64=[REDACTED]"),
+        (
+            "%70%61%73%73%77%6f%72%64=hunter2",
+            "%70%61%73%73%77%6f%72%64=[REDACTED]",
+        ),
+        ("api%5fkey=1&q=%ff", "api%5fkey=[REDACTED]&q=%ff"),
+        ("%ff%fe=1&token=2", "%ff%fe=1&token=[REDACTED]"),
+        ("q=a+b&x=%", "q=a+b&x=%"),
+    ] {
+        assert_eq!(r.query(query), want, "{query}");
+    }
 }
 
 #[test]
