@@ -18,8 +18,11 @@ use crate::event::{CapturedBody, Event, RequestSnapshot};
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// The default longest string scanned for credential shapes: 256 KiB.
-pub const DEFAULT_MAX_SCAN_BYTES: usize = 256 * 1024;
+/// The default longest string scanned for credential shapes: 8 MiB. The rules run on the
+/// `regex` crate, whose matching is linear in the input (no backtracking), so this bounds the
+/// work per string rather than guarding against a pathological pattern; it is large enough
+/// that ordinary large events (a 1 MiB log message) are kept byte-exact.
+pub const DEFAULT_MAX_SCAN_BYTES: usize = 8 * 1024 * 1024;
 
 /// A rule that finds a credential by its shape in free text (a `Bearer …` token, a JWT, an AWS
 /// access key…). Built-in rules are listed by [`Redactor::rule_names`]; add your own with
