@@ -269,7 +269,9 @@ fn store_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// A per-event error that is the event's fault: the event alone is rejected.
+/// A per-event error that is the event's fault (bigger than SQLite's 1 GB value limit, a
+/// constraint): the event alone is rejected (`too_big`, `invalid_data`); SQLite rolls back
+/// only that statement, so the rest of the batch is written.
 fn is_data_error(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -521,7 +523,11 @@ impl Inner {
                     Ok(false) => counts.1 += 1,
                     Err(e) if is_data_error(&e) => outcome.rejected.push(Rejection {
                         id: event.id,
-                        reason: "too_big".into(),
+                        reason: if e.sqlite_error_code() == Some(ErrorCode::TooBig) {
+                            "too_big".into()
+                        } else {
+                            "invalid_data".into()
+                        },
                         detail: format!("sqlite: {e}"),
                     }),
                     Err(e) => return Err(e),
