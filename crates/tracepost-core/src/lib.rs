@@ -13,6 +13,7 @@ pub mod redact;
 pub mod scope;
 pub mod sink;
 pub mod sinks;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace_context;

@@ -2,9 +2,9 @@
 
 pub use tracepost_core::{
     capture, event, fingerprint, in_current_request, metrics, pipeline, redact, scope, sink, spawn,
-    trace_context, Batch, BatchOptions, Breadcrumb, BuildError, Builder, CapturedBody, DropReason,
-    ErrorDetail, Event, FsyncPolicy, Health, HealthReport, Kind, Level, MetricWindow, Redactor,
-    Rejection, RequestSnapshot, Resource, RetryOptions, ShutdownReport, Sink, SinkCounts,
+    store, trace_context, Batch, BatchOptions, Breadcrumb, BuildError, Builder, CapturedBody,
+    DropReason, ErrorDetail, Event, FsyncPolicy, Health, HealthReport, Kind, Level, MetricWindow,
+    Redactor, Rejection, RequestSnapshot, Resource, RetryOptions, ShutdownReport, Sink, SinkCounts,
     SinkError, SinkErrorClass, SinkErrorKind, SinkHealth, SinkOptions, SinkOutcome,
     SpoolFullPolicy, SpoolOptions, Timestamp, Tracepost, TracepostHandle,
 };
@@ -13,8 +13,9 @@ pub use tracepost_core::{
 /// application's own metrics with these types (see `Tracepost::metrics_registry`).
 pub use tracepost_core::prometheus_client;
 
-/// The sinks. The embedded ones ([`Console`](sinks::Console), [`JsonlFile`](sinks::JsonlFile))
-/// need no external service; the others come with their features.
+/// The sinks. The embedded ones ([`Console`](sinks::Console), [`JsonlFile`](sinks::JsonlFile),
+/// and `sqlite` with its feature) need no external service; the others come with their
+/// features.
 pub mod sinks {
     pub use tracepost_core::sinks::*;
 
@@ -22,6 +23,13 @@ pub mod sinks {
     #[cfg(feature = "postgres")]
     pub mod postgres {
         pub use tracepost_postgres::*;
+    }
+
+    /// The embedded SQLite sink and store (feature `sqlite`): see the `tracepost-sqlite`
+    /// crate.
+    #[cfg(feature = "sqlite")]
+    pub mod sqlite {
+        pub use tracepost_sqlite::*;
     }
 
     /// The Grafana Loki sink (feature `loki`): see the `tracepost-loki` crate.

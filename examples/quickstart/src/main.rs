@@ -1,8 +1,9 @@
 //! Run: `cargo run -p quickstart` then, in another terminal, `curl -i localhost:3000/panic`.
 //!
 //! An axum app with tracepost on the embedded sinks: every error, panic and slow request is
-//! printed to the console and appended to `./tracepost-data/events-*.ndjson`, and the
-//! Prometheus metrics are served at `/metrics`.
+//! printed to the console, appended to `./tracepost-data/events-*.ndjson` and stored,
+//! queryable, in `./tracepost-data/tracepost.sqlite3`; the Prometheus metrics are served at
+//! `/metrics`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .service("quickstart")
         .sink(tracepost::sinks::Console::default())
         .sink(tracepost::sinks::JsonlFile::new(data_dir()))
+        .sink(tracepost::sinks::sqlite::SqliteSink::new(data_dir())) // opened on first use
         .data_dir(data_dir()); // a disk spool per sink, for what cannot be delivered at once
 
     // The external sinks join when their service is configured (as in docker-compose.yml).
@@ -69,7 +71,7 @@ fn print_banner(addr: SocketAddr) {
     println!(
         "\ntracepost quickstart listening on http://{addr}\n\
          try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n  curl http://{addr}/health\n\
-         events: printed below (stderr) and appended to {}/events-*.ndjson\n",
+         events: printed below (stderr) and appended to {0}/events-*.ndjson, stored in {0}/tracepost.sqlite3\n",
         data_dir()
     );
 }

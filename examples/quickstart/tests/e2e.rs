@@ -1,5 +1,5 @@
 //! The README's first command, end to end: start the quickstart binary, `curl /panic`, and
-//! find the error in the console and in the NDJSON file within 2 s.
+//! find the error in the console, in the NDJSON file and in the SQLite store within 2 s.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -89,6 +89,31 @@ fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
         "about to look up the cart"
     );
 
+    // The same panic in the SQLite store, found by a query (another process reading the
+    // file the app writes: WAL mode).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = tracepost::sinks::sqlite::SqliteSink::new(data.path())
+        .store()
+        .clone();
+    let filter = tracepost::store::EventFilter::new()
+        .kind(tracepost::Kind::Error)
+        .message_contains("CART MUST BE LOADED");
+    let stored = loop {
+        let page = rt.block_on(store.events(&filter, 10, None));
+        match page {
+            Ok(p) if !p.events.is_empty() => break p.events,
+            _ if sent.elapsed() > Duration::from_secs(2) => {
+                panic!("the SQLite store holds no panic within 2 s: {page:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert_eq!(stored[0].id.to_string(), event["id"].as_str().unwrap());
+    assert_eq!(stored[0].error.as_ref().unwrap().error_type, "panic");
+
     let console = loop {
         let text = stderr.lock().unwrap().clone();
         if text.contains("breadcrumbs:") || sent.elapsed() > Duration::from_secs(2) {
@@ -114,7 +139,9 @@ fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
     );
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(
-        health.contains(r#""status":"up""#) && health.contains(r#""name":"jsonl""#),
+        health.contains(r#""status":"up""#)
+            && health.contains(r#""name":"jsonl""#)
+            && health.contains(r#""name":"sqlite""#),
         "{health}"
     );
 

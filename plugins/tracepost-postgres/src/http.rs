@@ -79,6 +79,18 @@ impl From<PgError> for ApiError {
     }
 }
 
+impl From<tracepost_core::store::StoreError> for ApiError {
+    fn from(e: tracepost_core::store::StoreError) -> Self {
+        use tracepost_core::store::StoreError;
+        let status = match &e {
+            StoreError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }

@@ -66,8 +66,11 @@ pub use keys::{ApiKey, Project};
 pub use limits::{
     OutOfRange, TimeRange, DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, ORIGINAL_TIMESTAMP_ATTRIBUTE,
 };
-pub use query::{Cursor, EventFilter, EventPage, HistogramBucket, Issue, IssueStatus};
 pub use store::{IngestStats, PgStore, RetentionReport, WriteReport};
+/// The query types, shared with every store ([`tracepost_core::store`]).
+pub use tracepost_core::store::{
+    Cursor, EventFilter, EventPage, HistogramBucket, Issue, IssueStatus, Store, StoreError,
+};
 
 /// The default schema holding the tables.
 pub const DEFAULT_SCHEMA: &str = "tracepost";

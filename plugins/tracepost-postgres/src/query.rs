@@ -1,11 +1,15 @@
-//! Reading events back: filters, keyset pagination, an activity histogram, top issues.
+//! Reading events back: filters, keyset pagination, an activity histogram, top issues — the
+//! shared query API of [`tracepost_core::store`], implemented on PostgreSQL.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde_json::{Map, Value};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
+use tracepost_core::store::{
+    fill_histogram, width_micros, Cursor, EventFilter, EventPage, HistogramBucket, Issue,
+    IssueStatus, Store, StoreError,
+};
 use tracepost_core::{
     Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
     Timestamp,
@@ -15,224 +19,6 @@ use uuid::Uuid;
 use crate::error::PgError;
 use crate::store::PgStore;
 use crate::types::{Json, PgTs};
-
-/// Which events to return. All conditions must hold; empty fields don't filter.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
-pub struct EventFilter {
-    /// Any of these kinds.
-    pub kinds: Vec<Kind>,
-    /// Any of these levels.
-    pub levels: Vec<Level>,
-    /// This service.
-    pub service: Option<String>,
-    /// At or after this time.
-    pub since: Option<Timestamp>,
-    /// Before this time.
-    pub until: Option<Timestamp>,
-    /// The message contains this text (case-insensitive).
-    pub message_contains: Option<String>,
-    /// The attributes contain these keys with these values (JSONB containment, `@>`).
-    pub attributes: Map<String, Value>,
-    /// This error fingerprint.
-    pub fingerprint: Option<String>,
-    /// This trace id.
-    pub trace_id: Option<String>,
-    /// This user id (not indexed on `events`: combine it with a time range).
-    pub user_id: Option<String>,
-    /// This request id.
-    pub request_id: Option<String>,
-}
-
-impl EventFilter {
-    /// No conditions: every event.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a kind to match.
-    pub fn kind(mut self, kind: Kind) -> Self {
-        self.kinds.push(kind);
-        self
-    }
-
-    /// Adds a level to match.
-    pub fn level(mut self, level: Level) -> Self {
-        self.levels.push(level);
-        self
-    }
-
-    /// Matches `level` and every more severe level.
-    pub fn min_level(mut self, level: Level) -> Self {
-        self.levels = [
-            Level::Trace,
-            Level::Debug,
-            Level::Info,
-            Level::Warn,
-            Level::Error,
-        ]
-        .into_iter()
-        .filter(|l| *l >= level)
-        .collect();
-        self
-    }
-
-    /// Only this service.
-    pub fn service(mut self, service: impl Into<String>) -> Self {
-        self.service = Some(service.into());
-        self
-    }
-
-    /// At or after `t`.
-    pub fn since(mut self, t: Timestamp) -> Self {
-        self.since = Some(t);
-        self
-    }
-
-    /// Before `t`.
-    pub fn until(mut self, t: Timestamp) -> Self {
-        self.until = Some(t);
-        self
-    }
-
-    /// Message contains `text`, ignoring case.
-    pub fn message_contains(mut self, text: impl Into<String>) -> Self {
-        self.message_contains = Some(text.into());
-        self
-    }
-
-    /// Attribute `key` equals `value`.
-    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.attributes.insert(key.into(), value.into());
-        self
-    }
-
-    /// Only this fingerprint.
-    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
-        self.fingerprint = Some(fingerprint.into());
-        self
-    }
-
-    /// Only this trace.
-    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
-        self.trace_id = Some(trace_id.into());
-        self
-    }
-
-    /// Only this user.
-    pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
-        self.user_id = Some(user_id.into());
-        self
-    }
-
-    /// Only this request.
-    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
-        self.request_id = Some(request_id.into());
-        self
-    }
-}
-
-/// Where a page ended: pass it back to get the next (older) page. Its text form
-/// (`Display`/`FromStr`) is opaque and URL-safe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    ts: PgTs,
-    id: Uuid,
-}
-
-impl fmt::Display for Cursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}_{}", self.ts.0, self.id.simple())
-    }
-}
-
-impl FromStr for Cursor {
-    type Err = PgError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || PgError::Config(format!("invalid cursor {s:?}"));
-        let (ts, id) = s.split_once('_').ok_or_else(bad)?;
-        Ok(Cursor {
-            ts: PgTs(ts.parse().map_err(|_| bad())?),
-            id: Uuid::parse_str(id).map_err(|_| bad())?,
-        })
-    }
-}
-
-/// One page of events, newest first.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct EventPage {
-    /// The events.
-    pub events: Vec<Event>,
-    /// The cursor for the next page, when there are more events.
-    pub next: Option<Cursor>,
-}
-
-/// One bar of the activity histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HistogramBucket {
-    /// The bucket's start (buckets are aligned to multiples of the width since 2000-01-01).
-    pub start: Timestamp,
-    /// Events in `[start, start + width)`.
-    pub count: u64,
-}
-
-/// An issue's triage state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IssueStatus {
-    /// Open (the default; a resolved issue that happens again is unresolved again).
-    Unresolved,
-    /// Marked fixed.
-    Resolved,
-    /// Muted.
-    Ignored,
-}
-
-impl IssueStatus {
-    /// The value in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IssueStatus::Unresolved => "unresolved",
-            IssueStatus::Resolved => "resolved",
-            IssueStatus::Ignored => "ignored",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "resolved" => IssueStatus::Resolved,
-            "ignored" => IssueStatus::Ignored,
-            _ => IssueStatus::Unresolved,
-        }
-    }
-}
-
-/// Errors grouped by fingerprint.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Issue {
-    /// The grouping key.
-    pub fingerprint: String,
-    /// The service of the latest event.
-    pub service: String,
-    /// The error type of the latest event.
-    pub error_type: Option<String>,
-    /// The message of the latest event.
-    pub title: String,
-    /// The first event's time.
-    pub first_seen: Timestamp,
-    /// The latest event's time.
-    pub last_seen: Timestamp,
-    /// Events with this fingerprint, all time (as kept by the sink).
-    pub count: u64,
-    /// Events with this fingerprint in the queried window (equals `count` without one).
-    pub recent: u64,
-    /// The latest event's id.
-    pub last_event_id: Uuid,
-    /// Triage state.
-    pub status: IssueStatus,
-}
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
@@ -289,6 +75,7 @@ fn where_clause(f: &EventFilter, params: &mut Params) -> Result<Vec<String>, PgE
         ("trace_id", &f.trace_id),
         ("user_id", &f.user_id),
         ("request_id", &f.request_id),
+        ("session_id", &f.session_id),
     ] {
         if let Some(v) = v {
             w.push(format!("e.{col} = {}", push(params, v.clone())));
@@ -399,18 +186,18 @@ fn event_from_row(row: &Row) -> Result<Event, PgError> {
 
 fn issue_from_row(row: &Row) -> Issue {
     let count = row.get::<_, i64>(6) as u64;
-    Issue {
-        fingerprint: row.get(0),
-        service: row.get(1),
-        error_type: row.get(2),
-        title: row.get(3),
-        first_seen: row.get::<_, PgTs>(4).join(0),
-        last_seen: row.get::<_, PgTs>(5).join(0),
+    Issue::new(
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get::<_, PgTs>(4).join(0),
+        row.get::<_, PgTs>(5).join(0),
         count,
-        recent: row.get::<_, Option<i64>>(9).map_or(count, |n| n as u64),
-        last_event_id: row.get(7),
-        status: IssueStatus::parse(row.get(8)),
-    }
+        row.get::<_, Option<i64>>(9).map_or(count, |n| n as u64),
+        row.get(7),
+        IssueStatus::parse(row.get(8)),
+    )
 }
 
 impl PgStore {
@@ -427,8 +214,8 @@ impl PgStore {
         let mut params = Params::new();
         let mut w = where_clause(filter, &mut params)?;
         if let Some(c) = after {
-            let ts = push(&mut params, c.ts);
-            let id = push(&mut params, c.id);
+            let ts = push(&mut params, PgTs::from_unix_micros(c.unix_micros()));
+            let id = push(&mut params, c.id());
             w.push(format!("(e.timestamp, e.id) < ({ts}, {id})"));
         }
         let sql = format!(
@@ -444,15 +231,9 @@ impl PgStore {
         let mut next = None;
         for row in rows.iter().take(limit) {
             events.push(event_from_row(row)?);
-            next = Some(Cursor {
-                ts: row.get(1),
-                id: row.get(0),
-            });
+            next = Some(Cursor::new(row.get::<_, PgTs>(1).unix_micros(), row.get(0)));
         }
-        Ok(EventPage {
-            events,
-            next: if more { next } else { None },
-        })
+        Ok(EventPage::new(events, if more { next } else { None }))
     }
 
     /// One event by id. Ids are UUIDv7 (their first 48 bits are the event's time in ms), so
@@ -489,7 +270,7 @@ impl PgStore {
         filter: &EventFilter,
         width: std::time::Duration,
     ) -> Result<Vec<HistogramBucket>, PgError> {
-        let width_us = i64::try_from(width.as_micros()).unwrap_or(i64::MAX).max(1);
+        let width_us = width_micros(width);
         let mut params = Params::new();
         let w = where_clause(filter, &mut params)?;
         let secs = push(&mut params, width_us as f64 / 1e6);
@@ -502,46 +283,23 @@ impl PgStore {
         );
         let client = self.client().await?;
         let rows = client.query(&sql, &refs(&params)).await?;
-        let found: Vec<(PgTs, u64)> = rows
+        let found: Vec<(i64, u64)> = rows
             .iter()
-            .map(|r| (r.get::<_, PgTs>(0), r.get::<_, i64>(1) as u64))
+            .map(|r| (r.get::<_, PgTs>(0).unix_micros(), r.get::<_, i64>(1) as u64))
             .collect();
-        let (Some(since), Some(until)) = (filter.since, filter.until) else {
-            return Ok(found
+        match (filter.since, filter.until) {
+            (Some(since), Some(until)) => fill_histogram(
+                found,
+                PgTs::split(since).0.unix_micros(),
+                PgTs::split(until).0.unix_micros(),
+                width_us,
+            )
+            .map_err(|e| PgError::Config(e.to_string())),
+            _ => Ok(found
                 .into_iter()
-                .map(|(b, count)| HistogramBucket {
-                    start: b.join(0),
-                    count,
-                })
-                .collect());
-        };
-        let first = PgTs::split(since).0 .0.div_euclid(width_us) * width_us;
-        let end = PgTs::split(until).0 .0;
-        let mut out = Vec::new();
-        let mut found = found.into_iter().peekable();
-        let mut b = first;
-        while b < end {
-            let mut count = 0;
-            while let Some((t, n)) = found.peek() {
-                if t.0 <= b {
-                    if t.0 == b {
-                        count += n;
-                    }
-                    found.next();
-                } else {
-                    break;
-                }
-            }
-            out.push(HistogramBucket {
-                start: PgTs(b).join(0),
-                count,
-            });
-            b += width_us;
-            if out.len() > 100_000 {
-                return Err(PgError::Config("histogram: too many buckets".into()));
-            }
+                .map(|(b, n)| HistogramBucket::new(PgTs::from_unix_micros(b).join(0), n))
+                .collect()),
         }
-        Ok(out)
     }
 
     /// The issues with the most events: since `since` (counted from the events table) or,
@@ -635,19 +393,67 @@ fn where_sql(w: &[String]) -> String {
     }
 }
 
+impl From<PgError> for StoreError {
+    fn from(e: PgError) -> Self {
+        match &e {
+            PgError::Config(_) => StoreError::InvalidQuery(e.to_string()),
+            e if e.is_temporary() => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+/// The shared query API ([`tracepost_core::store::Store`]) on PostgreSQL: the same answers
+/// as the SQLite store for the same events (checked by `tracepost-sqlite`'s query suite).
+impl Store for PgStore {
+    fn events<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> BoxFuture<'a, Result<EventPage, StoreError>> {
+        async move { Ok(PgStore::events(self, filter, limit, after).await?) }.boxed()
+    }
+
+    fn event(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Event>, StoreError>> {
+        async move { Ok(PgStore::event(self, id).await?) }.boxed()
+    }
+
+    fn histogram<'a>(
+        &'a self,
+        filter: &'a EventFilter,
+        width: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Vec<HistogramBucket>, StoreError>> {
+        async move { Ok(PgStore::histogram(self, filter, width).await?) }.boxed()
+    }
+
+    fn top_issues(
+        &self,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Issue>, StoreError>> {
+        async move { Ok(PgStore::top_issues(self, since, limit).await?) }.boxed()
+    }
+
+    fn issue<'a>(
+        &'a self,
+        fingerprint: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Issue>, StoreError>> {
+        async move { Ok(PgStore::issue(self, fingerprint).await?) }.boxed()
+    }
+
+    fn set_issue_status<'a>(
+        &'a self,
+        fingerprint: &'a str,
+        status: IssueStatus,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        async move { Ok(PgStore::set_issue_status(self, fingerprint, status).await?) }.boxed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursor_text_round_trip() {
-        let c = Cursor {
-            ts: PgTs(123_456),
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
-        assert!("nope".parse::<Cursor>().is_err());
-    }
 
     #[test]
     fn like_is_escaped() {

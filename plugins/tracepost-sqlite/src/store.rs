@@ -1,0 +1,1020 @@
+//! [`SqliteStore`]: the database file, its schema, the write path, retention and queries.
+//!
+//! One writer connection (behind a mutex, used from `spawn_blocking`) and a small pool of
+//! reader connections; WAL mode lets readers run while the writer writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use serde_json::Value;
+use tracepost_core::store::{
+    bucket_start, fill_histogram, micros_to_ts, ts_to_micros, width_micros, Cursor, EventFilter,
+    EventPage, HistogramBucket, Issue, IssueStatus, StoreError,
+};
+use tracepost_core::{
+    Batch, Event, Kind, Rejection, SinkError, SinkErrorKind, SinkOutcome, Timestamp,
+};
+use uuid::Uuid;
+
+use crate::limits::{OutOfRange, TimeRange, Window, ORIGINAL_TIMESTAMP_ATTRIBUTE};
+
+/// The database file's name under the sink's directory.
+pub const DB_FILE: &str = "tracepost.sqlite3";
+
+/// The schema, applied on every open (idempotent). `PRAGMA user_version` records it.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id BLOB PRIMARY KEY,
+    ts_us INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    level TEXT NOT NULL,
+    service TEXT NOT NULL,
+    environment TEXT,
+    release TEXT,
+    host TEXT,
+    trace_id TEXT,
+    span_id TEXT,
+    request_id TEXT,
+    session_id TEXT,
+    user_id TEXT,
+    message TEXT NOT NULL,
+    fingerprint TEXT,
+    error_type TEXT,
+    attributes TEXT NOT NULL DEFAULT '{}',
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us, id);
+CREATE INDEX IF NOT EXISTS events_service_ts ON events (service, ts_us);
+CREATE INDEX IF NOT EXISTS events_fingerprint_ts ON events (fingerprint, ts_us) WHERE fingerprint IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_trace ON events (trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_request ON events (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_session ON events (session_id) WHERE session_id IS NOT NULL;
+
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
+    message, content='events', content_rowid='rowid', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS events_fts_insert AFTER INSERT ON events BEGIN
+    INSERT INTO events_fts (rowid, message) VALUES (new.rowid, new.message);
+END;
+CREATE TRIGGER IF NOT EXISTS events_fts_delete AFTER DELETE ON events BEGIN
+    INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
+END;
+
+CREATE TABLE IF NOT EXISTS request_snapshots (
+    event_id BLOB PRIMARY KEY,
+    ts_us INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    user_id TEXT,
+    method TEXT NOT NULL,
+    route TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    duration_ms REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS request_snapshots_ts ON request_snapshots (ts_us);
+CREATE INDEX IF NOT EXISTS request_snapshots_route ON request_snapshots (route, ts_us);
+
+CREATE TABLE IF NOT EXISTS metric_windows (
+    event_id BLOB PRIMARY KEY,
+    ts_us INTEGER NOT NULL,
+    start_us INTEGER NOT NULL,
+    seconds INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    method TEXT NOT NULL,
+    route TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    p50_ms REAL NOT NULL,
+    p95_ms REAL NOT NULL,
+    p99_ms REAL NOT NULL,
+    max_ms REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metric_windows_ts ON metric_windows (ts_us);
+
+CREATE TABLE IF NOT EXISTS issues (
+    fingerprint TEXT PRIMARY KEY,
+    service TEXT NOT NULL,
+    error_type TEXT,
+    title TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    last_event_id BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'unresolved',
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS issues_count ON issues (count DESC, last_seen DESC);
+PRAGMA user_version = 1;
+";
+
+/// Counters since the store was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IngestStats {
+    /// Batches written.
+    pub batches: u64,
+    /// Events stored.
+    pub inserted: u64,
+    /// Events whose id was already stored (redeliveries, absorbed).
+    pub duplicates: u64,
+    /// Events stored under the time they were received ([`OutOfRange::Restamp`]).
+    pub restamped: u64,
+    /// Events rejected as too old.
+    pub too_old: u64,
+    /// Events rejected as too far in the future.
+    pub too_far_in_future: u64,
+}
+
+/// What one retention run deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetentionReport {
+    /// Events deleted (with their request snapshots and metric windows).
+    pub deleted_events: u64,
+    /// Issues whose last event is older than the limit, deleted.
+    pub deleted_issues: u64,
+}
+
+/// The store behind [`SqliteSink`](crate::SqliteSink): write, query, retain. Cheap to clone
+/// (clones share the connections). Opening is lazy: the file is created on first use.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    window: Window,
+    retention: Option<Duration>,
+    writer: Mutex<Option<Writer>>,
+    readers: Mutex<Vec<Connection>>,
+    stats: Stats,
+}
+
+#[derive(Default)]
+struct Stats {
+    batches: AtomicU64,
+    inserted: AtomicU64,
+    duplicates: AtomicU64,
+    restamped: AtomicU64,
+    too_old: AtomicU64,
+    too_far_in_future: AtomicU64,
+}
+
+/// The writer connection and the identity of the file it opened, to notice the file being
+/// deleted or replaced under it (writes to an unlinked file would be lost silently).
+struct Writer {
+    conn: Connection,
+    identity: Option<FileId>,
+}
+
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("retention", &self.inner.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_us() -> i64 {
+    ts_to_micros(Timestamp::now())
+}
+
+/// Opens (creating the directory, the file and the schema if needed) a connection in WAL
+/// mode with a 5 s busy timeout.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            // A missing directory is created; a file in its place makes the open fail below.
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// Classifies a SQLite error for the pipeline.
+pub(crate) fn sink_error(e: rusqlite::Error) -> SinkError {
+    let message = format!("sqlite: {e}");
+    let Some(code) = e.sqlite_error_code() else {
+        return SinkError::temporary(message)
+            .with_kind(SinkErrorKind::Other)
+            .with_source(e);
+    };
+    let err = match code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+            SinkError::temporary(message).with_kind(SinkErrorKind::Unavailable)
+        }
+        ErrorCode::DiskFull => SinkError::temporary(message)
+            .with_kind(SinkErrorKind::Io)
+            .with_retry_after(Duration::from_secs(10)),
+        ErrorCode::CannotOpen | ErrorCode::SystemIoFailure => {
+            SinkError::temporary(message).with_kind(SinkErrorKind::Io)
+        }
+        ErrorCode::ReadOnly
+        | ErrorCode::PermissionDenied
+        | ErrorCode::AuthorizationForStatementDenied => {
+            SinkError::refused(message).with_kind(SinkErrorKind::PermissionDenied)
+        }
+        ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+            SinkError::refused(message).with_kind(SinkErrorKind::Other)
+        }
+        ErrorCode::TooBig => {
+            SinkError::permanent(message).with_kind(SinkErrorKind::PayloadTooLarge)
+        }
+        _ => SinkError::temporary(message).with_kind(SinkErrorKind::Other),
+    };
+    err.with_source(e)
+}
+
+fn store_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::CannotOpen | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(format!("sqlite: {e}"))
+        }
+        _ => StoreError::Other(format!("sqlite: {e}")),
+    }
+}
+
+/// A per-event error that is the event's fault (bigger than SQLite's 1 GB value limit, a
+/// constraint): the event alone is rejected (`too_big`, `invalid_data`); SQLite rolls back
+/// only that statement, so the rest of the batch is written.
+fn is_data_error(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::TooBig | ErrorCode::ConstraintViolation)
+    )
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(f).await
+}
+
+fn opt(s: &Option<String>) -> Sql {
+    s.clone().map_or(Sql::Null, Sql::Text)
+}
+
+impl SqliteStore {
+    /// A store for the database at `path` (the file; its directory is created on first
+    /// use). No I/O happens here.
+    pub fn new(path: impl Into<PathBuf>, range: TimeRange, retention: Option<Duration>) -> Self {
+        SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.into(),
+                window: range.resolve(retention),
+                retention,
+                writer: Mutex::new(None),
+                readers: Mutex::new(Vec::new()),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The retention, if any.
+    pub fn retention(&self) -> Option<Duration> {
+        self.inner.retention
+    }
+
+    /// Counters since the store was created.
+    pub fn stats(&self) -> IngestStats {
+        let s = &self.inner.stats;
+        IngestStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            inserted: s.inserted.load(Ordering::Relaxed),
+            duplicates: s.duplicates.load(Ordering::Relaxed),
+            restamped: s.restamped.load(Ordering::Relaxed),
+            too_old: s.too_old.load(Ordering::Relaxed),
+            too_far_in_future: s.too_far_in_future.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes a batch (on a blocking thread): idempotent on the event id; events outside the
+    /// accepted time range are rejected (`too_old`, `too_far_in_future`) or restamped.
+    pub async fn write(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.write(&batch))
+            .await
+            .map_err(|e| SinkError::temporary(format!("sqlite writer: {e}")))?
+    }
+
+    /// Deletes events (and their snapshots and windows) older than the retention, and issues
+    /// not seen since. Does nothing without a retention.
+    pub async fn retain(&self) -> Result<RetentionReport, StoreError> {
+        let Some(retention) = self.inner.retention else {
+            return Ok(RetentionReport::default());
+        };
+        let cutoff = now_us() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX / 4);
+        self.delete_before(cutoff).await
+    }
+
+    /// Deletes events older than `cutoff_us` (Unix microseconds), in chunks of 10 000 rows so
+    /// that writers are never held up for long, and the issues not seen since.
+    pub async fn delete_before(&self, cutoff_us: i64) -> Result<RetentionReport, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.delete_before(cutoff_us))
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let conn = match lock(&inner.readers).pop() {
+                Some(c) => c,
+                None => open(&inner.path).map_err(store_error)?,
+            };
+            let out = f(&conn);
+            let mut idle = lock(&inner.readers);
+            if idle.len() < 4 {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+
+    /// Events matching `filter`, newest first (see [`Store::events`](tracepost_core::store::Store::events)).
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<EventPage, StoreError> {
+        let filter = filter.clone();
+        self.read(move |c| query_events(c, &filter, limit, after))
+            .await
+    }
+
+    /// One event by id.
+    pub async fn event(&self, id: Uuid) -> Result<Option<Event>, StoreError> {
+        self.read(move |c| {
+            let sql = format!("SELECT {EVENT_SELECT} FROM {EVENT_FROM} WHERE e.id = ?1");
+            let mut stmt = c.prepare_cached(&sql).map_err(store_error)?;
+            let row = stmt
+                .query_row([id.as_bytes().to_vec()], read_row)
+                .optional()
+                .map_err(store_error)?;
+            row.map(decode).transpose()
+        })
+        .await
+    }
+
+    /// Counts per bucket of `width` (see [`Store::histogram`](tracepost_core::store::Store::histogram)).
+    pub async fn histogram(
+        &self,
+        filter: &EventFilter,
+        width: Duration,
+    ) -> Result<Vec<HistogramBucket>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |c| query_histogram(c, &filter, width)).await
+    }
+
+    /// The issues with the most events, since `since` or all time.
+    pub async fn top_issues(
+        &self,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<Issue>, StoreError> {
+        self.read(move |c| query_top_issues(c, since, limit)).await
+    }
+
+    /// One issue by fingerprint.
+    pub async fn issue(&self, fingerprint: &str) -> Result<Option<Issue>, StoreError> {
+        let fingerprint = fingerprint.to_owned();
+        self.read(move |c| {
+            let sql = format!("SELECT {ISSUE_COLS}, NULL FROM issues i WHERE i.fingerprint = ?1");
+            c.query_row(&sql, [fingerprint], issue_from_row)
+                .optional()
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    /// Sets an issue's status; false when there is no such issue.
+    pub async fn set_issue_status(
+        &self,
+        fingerprint: &str,
+        status: IssueStatus,
+    ) -> Result<bool, StoreError> {
+        let fingerprint = fingerprint.to_owned();
+        let inner = self.inner.clone();
+        blocking(move || {
+            inner
+                .with_writer(|c| {
+                    c.execute(
+                        "UPDATE issues SET status = ?2, updated_at = ?3 WHERE fingerprint = ?1",
+                        params![fingerprint, status.as_str(), now_us()],
+                    )
+                })
+                .map(|n| n > 0)
+                .map_err(store_error)
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+}
+
+impl Inner {
+    /// Runs `f` on the writer connection, (re)opening it when it is missing or its file was
+    /// deleted or replaced.
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let mut w = lock(&self.writer);
+        let current = file_id(&self.path);
+        if let Some(old) = w.as_ref() {
+            if current.is_none() || current != old.identity {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    "the SQLite file was deleted or replaced; reopening"
+                );
+                *w = None;
+                lock(&self.readers).clear();
+            }
+        }
+        if w.is_none() {
+            let conn = open(&self.path)?;
+            *w = Some(Writer {
+                conn,
+                identity: file_id(&self.path),
+            });
+        }
+        let writer = w.as_mut().expect("opened above");
+        f(&mut writer.conn)
+    }
+
+    fn write(&self, batch: &Batch) -> Result<SinkOutcome, SinkError> {
+        let now = now_us();
+        let mut outcome = SinkOutcome::default();
+        let mut counts = (0u64, 0u64, 0u64); // inserted, duplicates, restamped
+        let result = self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            for event in batch {
+                let ts_us = ts_to_micros(event.timestamp);
+                let mut restamp = None;
+                if let Err(reason) = self.window.check(ts_us, now) {
+                    match self.window.outside {
+                        OutOfRange::Reject => {
+                            outcome.rejected.push(Rejection {
+                                id: event.id,
+                                reason: reason.into(),
+                                detail: format!(
+                                    "timestamp {} is outside the accepted range",
+                                    event.timestamp
+                                ),
+                            });
+                            continue;
+                        }
+                        _ => restamp = Some(Timestamp::now()),
+                    }
+                }
+                match insert(&tx, event, restamp, now) {
+                    Ok(true) => {
+                        counts.0 += 1;
+                        if restamp.is_some() {
+                            counts.2 += 1;
+                        }
+                    }
+                    Ok(false) => counts.1 += 1,
+                    Err(e) if is_data_error(&e) => outcome.rejected.push(Rejection {
+                        id: event.id,
+                        reason: if e.sqlite_error_code() == Some(ErrorCode::TooBig) {
+                            "too_big".into()
+                        } else {
+                            "invalid_data".into()
+                        },
+                        detail: format!("sqlite: {e}"),
+                    }),
+                    Err(e) => return Err(e),
+                }
+            }
+            tx.commit()
+        });
+        result.map_err(sink_error)?;
+        let s = &self.stats;
+        s.batches.fetch_add(1, Ordering::Relaxed);
+        s.inserted.fetch_add(counts.0, Ordering::Relaxed);
+        s.duplicates.fetch_add(counts.1, Ordering::Relaxed);
+        s.restamped.fetch_add(counts.2, Ordering::Relaxed);
+        for r in &outcome.rejected {
+            match r.reason.as_ref() {
+                "too_old" => s.too_old.fetch_add(1, Ordering::Relaxed),
+                "too_far_in_future" => s.too_far_in_future.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+        Ok(outcome)
+    }
+
+    fn delete_before(&self, cutoff_us: i64) -> Result<RetentionReport, StoreError> {
+        let mut report = RetentionReport::default();
+        loop {
+            let n = self
+                .with_writer(|c| {
+                    let tx = c.transaction()?;
+                    let ids = "SELECT id FROM events WHERE ts_us < ?1 ORDER BY ts_us LIMIT 10000";
+                    tx.execute(
+                        &format!("DELETE FROM request_snapshots WHERE event_id IN ({ids})"),
+                        [cutoff_us],
+                    )?;
+                    tx.execute(
+                        &format!("DELETE FROM metric_windows WHERE event_id IN ({ids})"),
+                        [cutoff_us],
+                    )?;
+                    let n = tx.execute(
+                        &format!("DELETE FROM events WHERE id IN ({ids})"),
+                        [cutoff_us],
+                    )?;
+                    tx.commit()?;
+                    Ok(n)
+                })
+                .map_err(store_error)?;
+            report.deleted_events += n as u64;
+            if n < 10_000 {
+                break;
+            }
+        }
+        report.deleted_issues = self
+            .with_writer(|c| c.execute("DELETE FROM issues WHERE last_seen < ?1", [cutoff_us]))
+            .map_err(store_error)? as u64;
+        Ok(report)
+    }
+}
+
+/// Inserts one event; `Ok(false)` when its id is already stored.
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    event: &Event,
+    restamp: Option<Timestamp>,
+    now_us: i64,
+) -> rusqlite::Result<bool> {
+    let mut stored;
+    let e: &Event = match restamp {
+        Some(t) => {
+            stored = event.clone();
+            stored.attributes.insert(
+                ORIGINAL_TIMESTAMP_ATTRIBUTE.into(),
+                Value::String(event.timestamp.to_string()),
+            );
+            stored.timestamp = t;
+            &stored
+        }
+        None => event,
+    };
+    let ts_us = ts_to_micros(e.timestamp);
+    let ts_ns = (e.timestamp.unix_nanos() % 1000) as i64;
+    // The message, the request and the metric window live in their own columns and tables.
+    let mut rest = e.clone();
+    rest.message = String::new();
+    rest.request = None;
+    rest.metric = None;
+    let data = serde_json::to_string(&rest)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+    let attributes = serde_json::to_string(&e.attributes)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+    let id = e.id.as_bytes().to_vec();
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (id, ts_us, ts_ns, kind, level, service, environment,
+                release, host, trace_id, span_id, request_id, session_id, user_id, message,
+                fingerprint, error_type, attributes, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19)",
+        )?
+        .execute(params![
+            id,
+            ts_us,
+            ts_ns,
+            e.kind.as_str(),
+            e.level.as_str(),
+            e.resource.service,
+            e.resource.environment,
+            e.resource.release,
+            e.resource.host,
+            e.trace_id,
+            e.span_id,
+            e.request_id,
+            e.session_id,
+            e.user_id,
+            e.message,
+            e.fingerprint,
+            e.error.as_ref().map(|x| x.error_type.as_str()),
+            attributes,
+            data,
+        ])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if let Some(r) = &e.request {
+        let data = serde_json::to_string(r)
+            .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO request_snapshots (event_id, ts_us, service, user_id, method,
+                route, path, status, duration_ms, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            id,
+            ts_us,
+            e.resource.service,
+            e.user_id,
+            r.method,
+            r.route,
+            r.path,
+            r.status,
+            r.duration_ms,
+            data
+        ])?;
+    }
+    if let Some(m) = &e.metric {
+        let data = serde_json::to_string(m)
+            .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO metric_windows (event_id, ts_us, start_us, seconds, service,
+                method, route, count, errors, p50_ms, p95_ms, p99_ms, max_ms, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            id,
+            ts_us,
+            ts_to_micros(m.start),
+            m.seconds,
+            e.resource.service,
+            m.method,
+            m.route,
+            i64::try_from(m.count).unwrap_or(i64::MAX),
+            i64::try_from(m.errors).unwrap_or(i64::MAX),
+            m.p50_ms,
+            m.p95_ms,
+            m.p99_ms,
+            m.max_ms,
+            data
+        ])?;
+    }
+    if let (Kind::Error, Some(fp)) = (e.kind, &e.fingerprint) {
+        // As the Postgres sink's fold: the latest event (by time, then id) names the issue;
+        // a resolved issue that happens again is unresolved again.
+        tx.prepare_cached(
+            "INSERT INTO issues (fingerprint, service, error_type, title, first_seen, last_seen,
+                count, last_event_id, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7)
+             ON CONFLICT (fingerprint) DO UPDATE SET
+                count = count + 1,
+                first_seen = min(first_seen, excluded.first_seen),
+                last_event_id = CASE WHEN (excluded.last_seen, excluded.last_event_id)
+                    >= (last_seen, last_event_id) THEN excluded.last_event_id ELSE last_event_id END,
+                title = CASE WHEN (excluded.last_seen, excluded.last_event_id)
+                    >= (last_seen, last_event_id) THEN excluded.title ELSE title END,
+                error_type = CASE WHEN (excluded.last_seen, excluded.last_event_id)
+                    >= (last_seen, last_event_id) THEN excluded.error_type ELSE error_type END,
+                service = CASE WHEN (excluded.last_seen, excluded.last_event_id)
+                    >= (last_seen, last_event_id) THEN excluded.service ELSE service END,
+                last_seen = max(last_seen, excluded.last_seen),
+                status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
+                updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            fp,
+            e.resource.service,
+            e.error.as_ref().map(|x| x.error_type.as_str()),
+            e.message,
+            ts_us,
+            id,
+            now_us
+        ])?;
+    }
+    Ok(true)
+}
+
+const EVENT_SELECT: &str = "e.id, e.ts_us, e.message, e.data, r.data, m.data";
+const EVENT_FROM: &str = "events e
+    LEFT JOIN request_snapshots r ON r.event_id = e.id
+    LEFT JOIN metric_windows m ON m.event_id = e.id";
+
+type RawRow = (Vec<u8>, i64, String, String, Option<String>, Option<String>);
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn decode(row: RawRow) -> Result<Event, StoreError> {
+    let (_, _, message, data, request, metric) = row;
+    let bad = |e: serde_json::Error| StoreError::Other(format!("stored JSON: {e}"));
+    let mut e: Event = serde_json::from_str(&data).map_err(bad)?;
+    e.message = message;
+    e.request = request
+        .map(|r| serde_json::from_str(&r))
+        .transpose()
+        .map_err(bad)?;
+    e.metric = metric
+        .map(|m| serde_json::from_str(&m))
+        .transpose()
+        .map_err(bad)?;
+    Ok(e)
+}
+
+/// SQL conditions (on `events e`) and their parameters for a filter.
+fn where_clause(f: &EventFilter, p: &mut Vec<Sql>) -> Result<Vec<String>, StoreError> {
+    fn push(p: &mut Vec<Sql>, v: Sql) -> String {
+        p.push(v);
+        format!("?{}", p.len())
+    }
+    let mut w = Vec::new();
+    if !f.kinds.is_empty() {
+        let list: Vec<String> = f
+            .kinds
+            .iter()
+            .map(|k| push(p, Sql::Text(k.as_str().into())))
+            .collect();
+        w.push(format!("e.kind IN ({})", list.join(", ")));
+    }
+    if !f.levels.is_empty() {
+        let list: Vec<String> = f
+            .levels
+            .iter()
+            .map(|l| push(p, Sql::Text(l.as_str().into())))
+            .collect();
+        w.push(format!("e.level IN ({})", list.join(", ")));
+    }
+    if let Some(s) = &f.service {
+        w.push(format!("e.service = {}", push(p, Sql::Text(s.clone()))));
+    }
+    if let Some(t) = f.since {
+        w.push(format!(
+            "e.ts_us >= {}",
+            push(p, Sql::Integer(ts_to_micros(t)))
+        ));
+    }
+    if let Some(t) = f.until {
+        w.push(format!(
+            "e.ts_us < {}",
+            push(p, Sql::Integer(ts_to_micros(t)))
+        ));
+    }
+    if let Some(text) = &f.message_contains {
+        if text.chars().count() >= 3 {
+            // The trigram index finds substrings, ignoring case: a phrase of the text's
+            // trigrams.
+            let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+            w.push(format!(
+                "e.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {})",
+                push(p, Sql::Text(phrase))
+            ));
+        } else if !text.is_empty() {
+            // Too short for trigrams: a scan (LIKE ignores ASCII case only).
+            let mut pattern = String::from("%");
+            for c in text.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            w.push(format!(
+                "e.message LIKE {} ESCAPE '\\'",
+                push(p, Sql::Text(pattern))
+            ));
+        }
+    }
+    for (key, value) in &f.attributes {
+        let k = push(p, Sql::Text(key.clone()));
+        let cond = match value {
+            Value::Null => "j.type = 'null'".to_owned(),
+            Value::Bool(true) => "j.type = 'true'".to_owned(),
+            Value::Bool(false) => "j.type = 'false'".to_owned(),
+            Value::Number(n) => {
+                let v = match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) => Sql::Integer(i),
+                    (None, Some(x)) => Sql::Real(x),
+                    _ => {
+                        return Err(StoreError::InvalidQuery(format!(
+                            "attribute {key:?}: number out of range"
+                        )))
+                    }
+                };
+                format!("j.type IN ('integer', 'real') AND j.value = {}", push(p, v))
+            }
+            Value::String(s) => format!(
+                "j.type = 'text' AND j.value = {}",
+                push(p, Sql::Text(s.clone()))
+            ),
+            Value::Array(_) | Value::Object(_) => {
+                let kind = if value.is_array() { "array" } else { "object" };
+                format!(
+                    "j.type = '{kind}' AND j.value = json({})",
+                    push(p, Sql::Text(value.to_string()))
+                )
+            }
+        };
+        w.push(format!(
+            "EXISTS (SELECT 1 FROM json_each(e.attributes) j WHERE j.key = {k} AND {cond})"
+        ));
+    }
+    for (col, v) in [
+        ("fingerprint", &f.fingerprint),
+        ("trace_id", &f.trace_id),
+        ("user_id", &f.user_id),
+        ("request_id", &f.request_id),
+        ("session_id", &f.session_id),
+    ] {
+        if v.is_some() {
+            w.push(format!("e.{col} = {}", push(p, opt(v))));
+        }
+    }
+    Ok(w)
+}
+
+fn where_sql(w: &[String]) -> String {
+    if w.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", w.join(" AND "))
+    }
+}
+
+fn query_events(
+    c: &Connection,
+    filter: &EventFilter,
+    limit: usize,
+    after: Option<Cursor>,
+) -> Result<EventPage, StoreError> {
+    let limit = limit.clamp(1, 10_000);
+    let mut p = Vec::new();
+    let mut w = where_clause(filter, &mut p)?;
+    if let Some(cur) = after {
+        p.push(Sql::Integer(cur.unix_micros()));
+        p.push(Sql::Blob(cur.id().as_bytes().to_vec()));
+        w.push(format!(
+            "(e.ts_us, e.id) < (?{}, ?{})",
+            p.len() - 1,
+            p.len()
+        ));
+    }
+    let sql = format!(
+        "SELECT {EVENT_SELECT} FROM {EVENT_FROM} {} ORDER BY e.ts_us DESC, e.id DESC LIMIT {}",
+        where_sql(&w),
+        limit + 1
+    );
+    let mut stmt = c.prepare(&sql).map_err(store_error)?;
+    let rows: Vec<RawRow> = stmt
+        .query_map(rusqlite::params_from_iter(p), read_row)
+        .map_err(store_error)?
+        .collect::<Result<_, _>>()
+        .map_err(store_error)?;
+    let more = rows.len() > limit;
+    let mut events = Vec::with_capacity(rows.len().min(limit));
+    let mut next = None;
+    for row in rows.into_iter().take(limit) {
+        let id = Uuid::from_slice(&row.0).map_err(|e| StoreError::Other(e.to_string()))?;
+        next = Some(Cursor::new(row.1, id));
+        events.push(decode(row)?);
+    }
+    Ok(EventPage::new(events, if more { next } else { None }))
+}
+
+fn query_histogram(
+    c: &Connection,
+    filter: &EventFilter,
+    width: Duration,
+) -> Result<Vec<HistogramBucket>, StoreError> {
+    let w_us = width_micros(width);
+    let mut p = Vec::new();
+    let w = where_clause(filter, &mut p)?;
+    let epoch = tracepost_core::store::HISTOGRAM_EPOCH_MICROS;
+    // Floor division (SQLite's `/` truncates toward zero).
+    let sql = format!(
+        "SELECT b, count(*) FROM (
+            SELECT {epoch} + ((e.ts_us - {epoch}) - (((e.ts_us - {epoch}) % {w_us}) + {w_us}) % {w_us}) AS b
+            FROM events e {}) GROUP BY b ORDER BY b",
+        where_sql(&w)
+    );
+    let mut stmt = c.prepare(&sql).map_err(store_error)?;
+    let found: Vec<(i64, u64)> = stmt
+        .query_map(rusqlite::params_from_iter(p), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+        })
+        .map_err(store_error)?
+        .collect::<Result<_, _>>()
+        .map_err(store_error)?;
+    debug_assert!(found.iter().all(|(b, _)| bucket_start(*b, w_us) == *b));
+    match (filter.since, filter.until) {
+        (Some(since), Some(until)) => {
+            fill_histogram(found, ts_to_micros(since), ts_to_micros(until), w_us)
+        }
+        _ => Ok(found
+            .into_iter()
+            .map(|(b, n)| HistogramBucket::new(micros_to_ts(b), n))
+            .collect()),
+    }
+}
+
+const ISSUE_COLS: &str = "i.fingerprint, i.service, i.error_type, i.title, i.first_seen, \
+    i.last_seen, i.count, i.last_event_id, i.status";
+
+fn issue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issue> {
+    let count = r.get::<_, i64>(6)? as u64;
+    let id: Vec<u8> = r.get(7)?;
+    Ok(Issue::new(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        micros_to_ts(r.get(4)?),
+        micros_to_ts(r.get(5)?),
+        count,
+        r.get::<_, Option<i64>>(9)?.map_or(count, |n| n as u64),
+        Uuid::from_slice(&id).unwrap_or_default(),
+        IssueStatus::parse(&r.get::<_, String>(8)?),
+    ))
+}
+
+fn query_top_issues(
+    c: &Connection,
+    since: Option<Timestamp>,
+    limit: usize,
+) -> Result<Vec<Issue>, StoreError> {
+    let limit = limit.clamp(1, 10_000) as i64;
+    let rows = match since {
+        Some(t) => {
+            let sql = format!(
+                "SELECT {ISSUE_COLS}, w.n FROM (
+                    SELECT fingerprint, count(*) AS n FROM events
+                    WHERE kind = 'error' AND fingerprint IS NOT NULL AND ts_us >= ?1
+                    GROUP BY fingerprint) w
+                 JOIN issues i ON i.fingerprint = w.fingerprint
+                 ORDER BY w.n DESC, i.last_seen DESC, i.fingerprint LIMIT ?2"
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(store_error)?;
+            let rows = stmt
+                .query_map(params![ts_to_micros(t), limit], issue_from_row)
+                .map_err(store_error)?
+                .collect::<Result<Vec<_>, _>>();
+            rows
+        }
+        None => {
+            let sql = format!(
+                "SELECT {ISSUE_COLS}, NULL FROM issues i
+                 ORDER BY i.count DESC, i.last_seen DESC, i.fingerprint LIMIT ?1"
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(store_error)?;
+            let rows = stmt
+                .query_map([limit], issue_from_row)
+                .map_err(store_error)?
+                .collect::<Result<Vec<_>, _>>();
+            rows
+        }
+    };
+    rows.map_err(store_error)
+}
