@@ -182,21 +182,62 @@ async fn the_receiver_answers_in_lokis_words() {
         max_line_size: Some(4096),
         reject_old_max_age: Some(Duration::from_secs(3600)),
     });
-    let sink = LokiSink::with_config(
-        LokiConfig::new(rx.url()).limits(tracepost_loki::Limits::default().max_push_bytes(1 << 20)),
-    )
-    .unwrap();
-    let mut big = sample_event(0, now_ns());
-    big.resource.service = "quickstart".into();
-    big.resource.environment = None;
-    big.message = "m".repeat(20_000);
-    let _ = tracepost_core::Sink::send(&sink, vec![std::sync::Arc::new(big)]).await;
-    let batch: Vec<_> = (1..40)
-        .map(|i| std::sync::Arc::new(padded(i, 3000)))
+    let sink = LokiSink::new(rx.url()).unwrap();
+    let event = |i: u64, message: String| {
+        let mut e = sample_event(i, now_ns());
+        e.resource.service = "quickstart".into();
+        e.resource.environment = None;
+        e.message = message;
+        std::sync::Arc::new(e)
+    };
+    let send = |batch| tracepost_core::Sink::send(&sink, batch);
+
+    // One entry, too long for Loki (not for the sink): refused alone.
+    let long = event(0, "m".repeat(21_000));
+    let _ = send(vec![long]).await;
+    let line_len = rx.requests()[0].push.as_ref().unwrap()[0].entries[0]
+        .line
+        .len();
+    assert_eq!(
+        rx.requests()[0].answer,
+        format!("Max entry size '4096' bytes exceeded for stream '{{kind=\"error\", level=\"error\", service=\"quickstart\", service_name=\"quickstart\"}}' while adding an entry with length '{line_len}' bytes\n")
+    );
+
+    // Too old (index 3: a log line at info level).
+    let mut old = (*event(3, "old".into())).clone();
+    let ts = now_ns() - 7200 * 1_000_000_000;
+    old.timestamp = tracepost_core::Timestamp::from_unix_nanos(ts);
+    let _ = send(vec![std::sync::Arc::new(old)]).await;
+    let answer = rx.requests()[1].answer.clone();
+    let want = format!(
+        "entry for stream '{{kind=\"log\", level=\"info\", service=\"quickstart\"}}' has timestamp too old: {}, oldest acceptable timestamp is: ",
+        receiver::rfc3339(ts)
+    );
+    assert!(answer.starts_with(&want), "{answer}");
+
+    // More bytes than the burst in one push: 429, the body.
+    let batch: Vec<_> = (4..12).map(|i| event(i, "x".repeat(3000))).collect();
+    let _ = send(batch).await;
+    let refused = rx.requests().into_iter().find(|r| r.status == 429).unwrap();
+    let entries: Vec<_> = refused
+        .push
+        .as_ref()
+        .unwrap()
+        .iter()
+        .flat_map(|s| &s.entries)
         .collect();
-    let _ = tracepost_core::Sink::send(&sink, batch).await;
-    let requests = rx.requests();
-    assert_eq!(requests[0].status, 400);
-    assert_eq!(requests[1].status, 429);
-    let _ = &requests;
+    let bytes: usize = entries
+        .iter()
+        .map(|e| {
+            e.line.len()
+                + e.metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(
+        refused.answer,
+        format!("Ingestion rate limit exceeded for user fake (limit: 10485 bytes/sec) while attempting to ingest '{}' lines totaling '{bytes}' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased\n", entries.len())
+    );
 }

@@ -60,6 +60,8 @@ pub struct Request {
     pub byte_exact: bool,
     /// The body size on the wire.
     pub body_len: usize,
+    /// The body of the answer (empty for 204).
+    pub answer: String,
 }
 
 /// The per-tenant limits of a real Loki, applied by the receiver the way Loki's distributor
@@ -248,6 +250,7 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             .then_some(*message),
         _ => None,
     };
+    let mut answer = String::new();
     let (status, response) = match (&reply, &push) {
         (Reply::Hang, _) => (0, None),
         (Reply::Status(code, retry_after, text), _) => {
@@ -267,6 +270,7 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         ),
         (Reply::Accept, Ok(streams)) if shared.limits.lock().unwrap().is_some() => {
             let (status, body) = as_loki(&shared, streams);
+            answer = body.clone();
             let r = if status == 204 {
                 StatusCode::NO_CONTENT.into_response()
             } else {
@@ -295,6 +299,7 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         push,
         byte_exact,
         body_len: body.len(),
+        answer,
     });
     match response {
         Some(r) => r,
