@@ -166,6 +166,17 @@ impl Encoder {
                 });
                 continue;
             }
+            let (line, cut) = line::render(event, self.line_format, max_line_bytes);
+            if cut && !self.limits.truncate_lines {
+                out.rejected.push(Rejection {
+                    id: event.id,
+                    reason: Cow::Borrowed("line_too_long"),
+                    detail: format!(
+                        "line longer than {max_line_bytes} bytes and limits.truncate_lines is off"
+                    ),
+                });
+                continue;
+            }
             let key = StreamKey::of(event);
             let stream = match streams.iter().position(|s| s.key == key) {
                 Some(i) => &mut streams[i],
@@ -183,7 +194,6 @@ impl Encoder {
                     streams.last_mut().expect("just pushed")
                 }
             };
-            let (line, cut) = line::render(event, self.line_format, max_line_bytes);
             out.truncated += usize::from(cut);
             let metadata = if self.metadata {
                 self.metadata_of(event, &mut out.values_cut)

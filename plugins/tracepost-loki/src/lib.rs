@@ -63,7 +63,9 @@ use tracepost_core::{
 };
 use uuid::Uuid;
 
-pub use crate::config::{Auth, ConfigError, Limits, LineFormat, LokiConfig, PushEncoding};
+pub use crate::config::{
+    Auth, ConfigError, Limits, LineFormat, LokiConfig, PushEncoding, LIMITS_ENV,
+};
 pub use crate::encode::{Encoded, Encoder, Push};
 pub use crate::http::{parse_retry_after, rejection_reason};
 pub use crate::labels::{valid_label_name, METADATA_NAMES, RESERVED_LABELS};

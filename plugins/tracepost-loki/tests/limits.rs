@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use receiver::{sample_event, LokiLimits, Receiver};
 use tracepost_core::{BatchOptions, DropReason, RetryOptions, SinkOptions, Tracepost};
-use tracepost_loki::{LokiConfig, LokiSink, TRUNCATED_KEY};
+use tracepost_loki::{Limits, LokiConfig, LokiSink, TRUNCATED_KEY};
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -240,4 +240,35 @@ async fn the_receiver_answers_in_lokis_words() {
         refused.answer,
         format!("Ingestion rate limit exceeded for user fake (limit: 10485 bytes/sec) while attempting to ingest '{}' lines totaling '{bytes}' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased\n", entries.len())
     );
+}
+
+/// Validation before sending: with `truncate_lines` off, a line over the limit is refused by
+/// the sink (counted as `line_too_long`), never sent; with it on (the default) it is shortened
+/// with a marker.
+#[tokio::test]
+async fn long_lines_are_shortened_or_refused_before_sending() {
+    let rx = Receiver::start().await;
+    let batch = || {
+        let mut long = sample_event(1, now_ns());
+        long.message = "l".repeat(5000);
+        vec![
+            std::sync::Arc::new(sample_event(0, now_ns())),
+            std::sync::Arc::new(long),
+        ]
+    };
+    let strict = Limits::default().max_line_bytes(2048).truncate_lines(false);
+    let sink = LokiSink::with_config(LokiConfig::new(rx.url()).limits(strict)).unwrap();
+    let outcome = tracepost_core::Sink::send(&sink, batch()).await.unwrap();
+    assert_eq!(outcome.rejected.len(), 1);
+    assert_eq!(outcome.rejected[0].reason, "line_too_long");
+    assert_eq!(sink.stats().rejected_for("line_too_long"), 1);
+    assert_eq!(rx.accepted_count(), 1);
+
+    let lenient = Limits::default().max_line_bytes(2048);
+    let sink = LokiSink::with_config(LokiConfig::new(rx.url()).limits(lenient)).unwrap();
+    let outcome = tracepost_core::Sink::send(&sink, batch()).await.unwrap();
+    assert!(outcome.rejected.is_empty());
+    assert_eq!(rx.accepted_count(), 3);
+    let (_, last) = rx.accepted().pop().unwrap();
+    assert!(last.line.len() <= 2048 && last.line.contains(TRUNCATED_KEY));
 }
