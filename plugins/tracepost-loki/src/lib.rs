@@ -24,13 +24,20 @@
 //! * **Limits** ([`Limits`]) are enforced before sending: long lines are shortened with a
 //!   visible `tracepost_truncated` marker, label and metadata values are cut, entries are sorted
 //!   by time within each stream, batches are split into pushes of at most 1 MiB, and events
-//!   Loki would refuse for their timestamp are rejected up front.
+//!   Loki would refuse for their timestamp are rejected up front. Set them to your Loki's
+//!   limits in code, a configuration file or the environment ([`Limits::from_env`]).
+//! * **Rate limits**: the request size adapts (core's `http_sink::RequestSizer`): a 429 or 413
+//!   halves it, down to one entry, accepted pushes grow it back slowly, and the rate Loki names
+//!   in its 429 (`limit: 10485 bytes/sec`) caps and paces the pushes. Entries already stored
+//!   are never sent again, within an attempt or when the pipeline retries the batch.
 //! * **Failures**: 408, 429, 5xx, timeouts and connection errors are temporary (the pipeline
 //!   retries, honouring `Retry-After`); 401, 403, 404, 405 and 410 mean the credentials, tenant
 //!   or URL are wrong — the push is *refused* whole, so the pipeline keeps the events (spool or
-//!   memory), reports the sink `down` and retries slowly until Loki accepts; other 4xx are
-//!   permanent, so the pipeline splits the batch until the offending entries are isolated,
-//!   and only those are dropped, counted by reason.
+//!   memory), reports the sink `down` and retries slowly until Loki accepts. A 400 naming the
+//!   refused entries (Loki's validation messages) means Loki stored the others: those count as
+//!   delivered, the named ones are dropped, counted by reason, nothing is sent again. Other
+//!   4xx are permanent, so the pipeline splits the batch until the offending entries are
+//!   isolated, and only those are dropped, counted by reason.
 //! * **HTTP**: core's shared HTTP sink client (`tracepost_core::http_sink`, reqwest): the
 //!   proxy from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`, HTTPS with the `rustls` feature.
 //! * **Configuration files**: [`LokiConfig`] deserializes with serde (unknown fields refused).
@@ -303,14 +310,19 @@ impl LokiSink {
                             stats.partial_pushes.fetch_add(1, Ordering::Relaxed);
                             let refused: HashSet<Uuid> =
                                 partial.refused.iter().map(|r| r.id).collect();
+                            let mut carried = Vec::with_capacity(partial.refused.len());
                             for r in partial.refused {
                                 stats.rejected(r.reason, 1);
-                                attempt.rejected.push(Rejection {
+                                carried.push(Rejection {
                                     id: r.id,
                                     reason: Cow::Borrowed(r.reason),
                                     detail: format!("HTTP {}: {}", f.status, truncate(&r.message)),
                                 });
                             }
+                            // Remembered at once: a send cut short (its timeout) and retried
+                            // does not send them again either.
+                            self.remember(&carried, attempt);
+                            attempt.rejected.extend(carried);
                             let stored: Vec<Uuid> = push
                                 .ids
                                 .iter()
@@ -397,6 +409,14 @@ impl LokiSink {
             carry.insert(*id, None);
         }
         attempt.remembered.extend_from_slice(ids);
+    }
+
+    fn remember(&self, rejected: &[Rejection], attempt: &mut Attempt) {
+        let mut carry = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        for r in rejected {
+            carry.insert(r.id, Some(r.clone()));
+            attempt.remembered.push(r.id);
+        }
     }
 
     fn remember_rejected(&self, attempt: &mut Attempt) {

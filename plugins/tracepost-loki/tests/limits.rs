@@ -7,7 +7,7 @@ mod receiver;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use receiver::{sample_event, LokiLimits, Receiver};
+use receiver::{sample_event, LokiLimits, Receiver, Reply};
 use tracepost_core::{BatchOptions, DropReason, RetryOptions, SinkOptions, Tracepost};
 use tracepost_loki::{Limits, LokiConfig, LokiSink, TRUNCATED_KEY};
 
@@ -271,4 +271,43 @@ async fn long_lines_are_shortened_or_refused_before_sending() {
     assert_eq!(rx.accepted_count(), 3);
     let (_, last) = rx.accepted().pop().unwrap();
     assert!(last.line.len() <= 2048 && last.line.contains(TRUNCATED_KEY));
+}
+
+/// A batch sent as several pushes, the second refused with a `Retry-After`: the pipeline
+/// retries the batch after the wait, and the entries of the first push, already stored, are
+/// not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_batch_skips_what_was_already_stored() {
+    let rx = Receiver::start().await;
+    rx.script([
+        Reply::Accept,
+        Reply::Status(429, Some("1"), "Ingestion rate limit exceeded"),
+    ]);
+    let sink = LokiSink::with_config(
+        LokiConfig::new(rx.url()).limits(Limits::default().max_push_bytes(8192)),
+    )
+    .unwrap();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(sink, options(1 << 20))
+        .build()
+        .unwrap();
+    for i in 0..60 {
+        tp.handle().capture(padded(i, 600));
+    }
+    assert!(rx.wait_for(60, Duration::from_secs(10)).await);
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    let requests = rx.requests();
+    assert!(requests.len() >= 3, "{} requests", requests.len());
+    assert_eq!((requests[0].status, requests[1].status), (204, 429));
+    let ids: Vec<String> = rx
+        .accepted()
+        .iter()
+        .map(|(_, e)| line_id(&e.line))
+        .collect();
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(ids.len(), 60, "each entry stored once");
+    assert_eq!(unique.len(), 60);
+    assert_eq!(report.sinks[0].1.sent, 60);
+    assert_eq!(report.sinks[0].1.retried, 1);
 }
