@@ -241,6 +241,180 @@ pub fn transport_error(e: &reqwest::Error) -> SinkError {
     SinkError::new(class, kind, message)
 }
 
+/// Adaptive request sizing for HTTP sinks: how many bytes the next request may carry, learned
+/// from the destination's answers (additive increase, multiplicative decrease).
+///
+/// * A `429` or `413` for a request of `n` bytes halves the size to `min(current, n) / 2`,
+///   down to one entry (the sink always sends at least one entry, so a size of 1 byte means
+///   "one entry per request").
+/// * Each accepted request grows the size by `max / 32` (at least 1 KiB) — after a refusal
+///   by 1/32 of the refused size (at least 256 bytes) — up to `max` or the learned cap.
+/// * When the destination names its limit (Loki: `limit: 10485 bytes/sec`), pass it to
+///   [`learn_rate`](Self::learn_rate): requests are capped at 90 % of it and paced by a local
+///   token bucket at that rate ([`delay_before`](Self::delay_before)), so the destination's own
+///   limiter rarely refuses. A learned limit is forgotten after [`FORGET_AFTER`] without a
+///   refusal (the destination's limit may have been raised).
+///
+/// The sizing lives here, not in the pipeline's batching: a batch is the unit the pipeline
+/// retries, spools and acknowledges; how many HTTP requests it takes is a transport concern of
+/// each destination (each has its own limits), and only the sink sees the 429 and its body.
+///
+/// ```
+/// use tracepost_core::http_sink::RequestSizer;
+///
+/// let sizer = RequestSizer::new(120_000);
+/// assert_eq!(sizer.request_bytes(), 120_000);
+/// sizer.on_refused(120_000);
+/// assert_eq!(sizer.request_bytes(), 60_000);
+/// sizer.learn_rate(10_485);
+/// assert_eq!(sizer.request_bytes(), 9_436); // below the named limit
+/// sizer.on_success(9_000);
+/// assert!(sizer.request_bytes() <= 9_436);
+/// ```
+#[derive(Debug)]
+pub struct RequestSizer {
+    max: usize,
+    step: usize,
+    state: std::sync::Mutex<SizerState>,
+}
+
+/// How long a learned limit is kept without a new refusal (10 minutes).
+pub const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Debug)]
+struct SizerState {
+    current: usize,
+    /// The size of the last refused request: growth after a refusal is in steps of 1/32 of
+    /// it, so the size climbs back towards the limit slowly.
+    refused: Option<usize>,
+    /// The learned rate (bytes per second) and when it was last confirmed.
+    rate: Option<(f64, std::time::Instant)>,
+    /// The local token bucket mirroring the destination's (bytes; negative is debt).
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+impl SizerState {
+    fn cap(&self, max: usize) -> usize {
+        match self.rate {
+            Some((rate, _)) => ((rate * 0.9) as usize).clamp(1, max),
+            None => max,
+        }
+    }
+
+    fn forget_stale(&mut self, now: std::time::Instant) {
+        if self
+            .rate
+            .is_some_and(|(_, at)| now.duration_since(at) > FORGET_AFTER)
+        {
+            self.rate = None;
+        }
+    }
+}
+
+impl RequestSizer {
+    /// A sizer starting at (and never above) `max_bytes` per request.
+    pub fn new(max_bytes: usize) -> Self {
+        let max = max_bytes.max(1);
+        RequestSizer {
+            max,
+            step: (max / 32).max(1024),
+            state: std::sync::Mutex::new(SizerState {
+                current: max,
+                refused: None,
+                rate: None,
+                tokens: 0.0,
+                refilled: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SizerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most bytes the next request should carry (at least 1: one entry).
+    pub fn request_bytes(&self) -> usize {
+        let mut s = self.state();
+        s.forget_stale(std::time::Instant::now());
+        s.current.min(s.cap(self.max)).max(1)
+    }
+
+    /// The rate the destination named, in bytes per second, if one was learned.
+    pub fn learned_rate(&self) -> Option<u64> {
+        let mut s = self.state();
+        s.forget_stale(std::time::Instant::now());
+        s.rate.map(|(r, _)| r as u64)
+    }
+
+    /// A request of `bytes` was accepted: grow the size additively.
+    pub fn on_success(&self, bytes: usize) {
+        let _ = bytes;
+        let mut s = self.state();
+        let cap = s.cap(self.max);
+        let step = s.refused.map_or(self.step, |r| (r / 32).max(256));
+        s.current = s.current.saturating_add(step).min(cap);
+    }
+
+    /// A request of `bytes` was refused for its size or rate (429, 413): halve the size.
+    pub fn on_refused(&self, bytes: usize) {
+        let mut s = self.state();
+        s.current = (s.current.min(bytes.max(1)) / 2).max(1);
+        s.refused = Some(bytes.max(1));
+        if let Some((_, at)) = &mut s.rate {
+            *at = std::time::Instant::now();
+        }
+    }
+
+    /// The destination named its limit: `bytes_per_sec`. Requests are capped below it and
+    /// paced at it from now on (its bucket is assumed empty).
+    pub fn learn_rate(&self, bytes_per_sec: u64) {
+        let now = std::time::Instant::now();
+        let mut s = self.state();
+        s.rate = Some(((bytes_per_sec.max(1)) as f64, now));
+        s.tokens = 0.0;
+        s.refilled = now;
+        let cap = s.cap(self.max);
+        s.current = s.current.min(cap);
+    }
+
+    /// How long to wait before sending a request of `bytes`, so that the requests stay within
+    /// the learned rate (zero when none is known). Reserves the bytes: call once per request.
+    pub fn delay_before(&self, bytes: usize) -> Duration {
+        let now = std::time::Instant::now();
+        let mut s = self.state();
+        s.forget_stale(now);
+        let Some((rate, _)) = s.rate else {
+            return Duration::ZERO;
+        };
+        let burst = s.cap(self.max) as f64;
+        let elapsed = now.duration_since(s.refilled).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * rate).min(burst);
+        s.refilled = now;
+        s.tokens -= (bytes as f64).min(burst);
+        if s.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-s.tokens / rate)
+        }
+    }
+}
+
+/// Finds a rate limit a server named in a refusal: the number before `bytes/sec`,
+/// `bytes/s` or `bytes per second` (Loki: `… (limit: 10485 bytes/sec) while attempting …`).
+pub fn named_rate_limit(body: &str) -> Option<u64> {
+    for unit in [" bytes/sec", " bytes/s", " bytes per second"] {
+        if let Some(at) = body.find(unit) {
+            let head = &body[..at];
+            let digits = head.bytes().rev().take_while(u8::is_ascii_digit).count();
+            if digits > 0 {
+                return head[head.len() - digits..].parse().ok();
+            }
+        }
+    }
+    None
+}
+
 /// An error and its causes, `: `-separated, on one line.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
@@ -297,6 +471,45 @@ mod tests {
             assert!(!e.contains('\n') && e.starts_with(bad), "{bad}: {e}");
         }
         assert_eq!(parse_url("https://loki.example").is_ok(), HTTPS);
+    }
+
+    #[test]
+    fn sizer_halves_on_refusal_grows_additively_and_respects_a_named_limit() {
+        let s = RequestSizer::new(120_000);
+        s.on_refused(120_000);
+        s.on_refused(120_000);
+        assert_eq!(s.request_bytes(), 30_000);
+        s.on_success(30_000);
+        // After a refusal the size grows by 1/32 of the refused size.
+        assert_eq!(s.request_bytes(), 30_000 + 120_000 / 32);
+        for _ in 0..40 {
+            s.on_refused(s.request_bytes());
+        }
+        assert_eq!(s.request_bytes(), 1, "down to one entry");
+        for _ in 0..500 {
+            s.on_success(1);
+        }
+        assert_eq!(s.request_bytes(), 120_000, "never above the maximum");
+        s.learn_rate(10_485);
+        assert_eq!(s.request_bytes(), 9_436);
+        assert_eq!(s.learned_rate(), Some(10_485));
+        // The local bucket starts empty: 9 436 bytes wait ~0.9 s, then the next as long.
+        let d = s.delay_before(9_436);
+        assert!(
+            d > Duration::from_millis(850) && d < Duration::from_millis(950),
+            "{d:?}"
+        );
+        let d = s.delay_before(9_436);
+        assert!(d > Duration::from_millis(1750), "{d:?}");
+    }
+
+    #[test]
+    fn rate_limits_named_in_bodies() {
+        let loki = "Ingestion rate limit exceeded for user fake (limit: 10485 bytes/sec) while attempting to ingest '30' lines totaling '124188' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased";
+        assert_eq!(named_rate_limit(loki), Some(10_485));
+        assert_eq!(named_rate_limit("limit 2048 bytes per second"), Some(2048));
+        assert_eq!(named_rate_limit("slow down"), None);
+        assert_eq!(named_rate_limit("x bytes/sec"), None);
     }
 
     #[tokio::test]

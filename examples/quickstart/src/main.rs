@@ -29,9 +29,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.sink(tracepost::sinks::postgres::PostgresSink::new(&url)?);
     }
     if let Ok(url) = std::env::var("LOKI_URL") {
-        builder = builder.sink(tracepost::sinks::loki::LokiSink::with_config(
-            tracepost::sinks::loki::LokiConfig::new(url),
-        )?);
+        use tracepost::sinks::loki::{Limits, LokiConfig, LokiSink};
+        // LOKI_MAX_LINE_BYTES, LOKI_MAX_AGE, …: the Loki's per-tenant limits, so that the
+        // sink shortens or holds back what that Loki would refuse.
+        let config = LokiConfig::new(url).limits(Limits::default().from_env()?);
+        builder = builder.sink(LokiSink::with_config(config)?);
     }
     let tp = builder.build()?;
     tracing_subscriber::registry()

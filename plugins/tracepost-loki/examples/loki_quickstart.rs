@@ -3,12 +3,14 @@
 //! ```text
 //! docker compose up -d loki grafana     # or any Loki ≥ 2.9 on :3100
 //! LOKI_URL=http://localhost:3100 cargo run -p tracepost-loki --example loki_quickstart
+//! # match a Loki with smaller per-tenant limits:
+//! LOKI_MAX_LINE_BYTES=4096 LOKI_MAX_AGE=1h cargo run -p tracepost-loki --example loki_quickstart
 //! ```
 
 use std::time::Duration;
 
 use tracepost_core::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Tracepost};
-use tracepost_loki::{LokiConfig, LokiSink};
+use tracepost_loki::{Limits, LokiConfig, LokiSink};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,7 +22,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // .tenant("team-a")                      // X-Scope-OrgID, for multi-tenant Loki
             // .basic_auth("123456", "glc_…")         // Grafana Cloud: instance id + token
             .static_label("cluster", "eu-1") // constant labels only
-            .timeout(Duration::from_secs(10)),
+            .timeout(Duration::from_secs(10))
+            // LOKI_MAX_LINE_BYTES, LOKI_MAX_AGE, …: your Loki's limits (Limits::from_env)
+            .limits(Limits::default().from_env()?),
     )?;
     let tp = Tracepost::builder()
         .service("shop-api")

@@ -75,8 +75,13 @@ impl fmt::Debug for Auth {
 #[non_exhaustive]
 pub struct Limits {
     /// Longest line in bytes; longer lines are shortened with a visible marker
-    /// (`tracepost_truncated`). Loki: `max_line_size`, default 256 KB.
+    /// (`tracepost_truncated`), or refused when [`truncate_lines`](Self::truncate_lines) is
+    /// off. Loki: `max_line_size`, default 256 KB. When Loki refuses a line for its size
+    /// (400 `Max entry size …`), the sink learns Loki's limit and shortens later lines to it.
     pub max_line_bytes: usize,
+    /// Shorten longer lines with a marker (default, like Loki's `max_line_size_truncate`);
+    /// off: reject them before sending (reason `line_too_long`).
+    pub truncate_lines: bool,
     /// Most labels per stream, static labels included. Loki: `max_label_names_per_series`,
     /// default 15 (30 before 3.0).
     pub max_labels: usize,
@@ -100,10 +105,24 @@ pub struct Limits {
     pub max_future: Option<Duration>,
 }
 
+/// The environment variables [`Limits::from_env`] reads, with the field each sets.
+pub const LIMITS_ENV: [(&str, &str); 9] = [
+    ("LOKI_MAX_LINE_BYTES", "max_line_bytes"),
+    ("LOKI_TRUNCATE_LINES", "truncate_lines"),
+    ("LOKI_MAX_LABELS", "max_labels"),
+    ("LOKI_MAX_LABEL_NAME_BYTES", "max_label_name_bytes"),
+    ("LOKI_MAX_LABEL_VALUE_BYTES", "max_label_value_bytes"),
+    ("LOKI_MAX_METADATA_VALUE_BYTES", "max_metadata_value_bytes"),
+    ("LOKI_MAX_PUSH_BYTES", "max_push_bytes"),
+    ("LOKI_MAX_AGE", "max_age"),
+    ("LOKI_MAX_FUTURE", "max_future"),
+];
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_line_bytes: 256 * 1024,
+            truncate_lines: true,
             max_labels: 15,
             max_label_name_bytes: 1024,
             max_label_value_bytes: 2048,
@@ -150,6 +169,96 @@ impl Limits {
     pub fn max_push_bytes(mut self, n: usize) -> Self {
         self.max_push_bytes = n.max(4096);
         self
+    }
+
+    /// Sets [`Limits::truncate_lines`].
+    pub fn truncate_lines(mut self, on: bool) -> Self {
+        self.truncate_lines = on;
+        self
+    }
+
+    /// These limits, overridden by the environment variables in [`LIMITS_ENV`] that are set
+    /// (`LOKI_MAX_LINE_BYTES=4096`, `LOKI_MAX_AGE=1h`, `LOKI_MAX_AGE=none`, …): to match a
+    /// Loki's per-tenant limits without rebuilding. A malformed value is an error naming the
+    /// variable.
+    ///
+    /// ```
+    /// use tracepost_loki::Limits;
+    ///
+    /// let vars = [("LOKI_MAX_LINE_BYTES", "4096"), ("LOKI_MAX_AGE", "1h")];
+    /// let get = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+    /// let limits = Limits::default().overridden_by(get).unwrap();
+    /// assert_eq!(limits.max_line_bytes, 4096);
+    /// assert_eq!(limits.max_age, Some(std::time::Duration::from_secs(3600)));
+    /// ```
+    pub fn from_env(self) -> Result<Self, ConfigError> {
+        self.overridden_by(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), with the variables from `get`.
+    pub fn overridden_by(
+        mut self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let bytes = |name: &str| -> Result<Option<usize>, ConfigError> {
+            get(name)
+                .map(|v| {
+                    v.trim().parse::<usize>().map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "{name}: expected a number of bytes, got {v:?}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let duration = |name: &str| -> Result<Option<Option<Duration>>, ConfigError> {
+            get(name)
+                .map(|v| match v.trim() {
+                    "none" | "" => Ok(None),
+                    t => humantime::parse_duration(t).map(Some).map_err(|e| {
+                        ConfigError::Invalid(format!(
+                            "{name}: expected a duration (\"1h\", \"7days\") or \"none\", got {v:?}: {e}"
+                        ))
+                    }),
+                })
+                .transpose()
+        };
+        if let Some(n) = bytes("LOKI_MAX_LINE_BYTES")? {
+            self = self.max_line_bytes(n);
+        }
+        if let Some(v) = get("LOKI_TRUNCATE_LINES") {
+            self.truncate_lines = match v.trim() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "LOKI_TRUNCATE_LINES: expected true or false, got {v:?}"
+                    )))
+                }
+            };
+        }
+        if let Some(n) = bytes("LOKI_MAX_LABELS")? {
+            self = self.max_labels(n);
+        }
+        if let Some(n) = bytes("LOKI_MAX_LABEL_NAME_BYTES")? {
+            self = self.max_label_name_bytes(n);
+        }
+        if let Some(n) = bytes("LOKI_MAX_LABEL_VALUE_BYTES")? {
+            self = self.max_label_value_bytes(n);
+        }
+        if let Some(n) = bytes("LOKI_MAX_METADATA_VALUE_BYTES")? {
+            self = self.max_metadata_value_bytes(n);
+        }
+        if let Some(n) = bytes("LOKI_MAX_PUSH_BYTES")? {
+            self = self.max_push_bytes(n);
+        }
+        if let Some(d) = duration("LOKI_MAX_AGE")? {
+            self.max_age = d;
+        }
+        if let Some(d) = duration("LOKI_MAX_FUTURE")? {
+            self.max_future = d;
+        }
+        Ok(self)
     }
 
     /// Sets [`Limits::max_age`].
@@ -564,6 +673,44 @@ mod tests {
         assert!(s.contains("12345") && s.contains("visible"), "{s}");
         let b = format!("{:?}", LokiConfig::new("x").bearer_token("tok-abc"));
         assert!(!b.contains("tok-abc"), "{b}");
+    }
+
+    #[test]
+    fn limits_from_the_environment() {
+        let vars = [
+            ("LOKI_MAX_LINE_BYTES", "4096"),
+            ("LOKI_TRUNCATE_LINES", "false"),
+            ("LOKI_MAX_AGE", "none"),
+            ("LOKI_MAX_FUTURE", "5m"),
+            ("LOKI_MAX_PUSH_BYTES", "65536"),
+        ];
+        let get = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let l = Limits::default().overridden_by(get).unwrap();
+        assert_eq!(l.max_line_bytes, 4096);
+        assert!(!l.truncate_lines);
+        assert_eq!(l.max_age, None);
+        assert_eq!(l.max_future, Some(Duration::from_secs(300)));
+        assert_eq!(l.max_push_bytes, 65536);
+        assert_eq!(l.max_labels, Limits::default().max_labels);
+        for (name, bad) in [
+            ("LOKI_MAX_LINE_BYTES", "4k"),
+            ("LOKI_MAX_AGE", "soon"),
+            ("LOKI_TRUNCATE_LINES", "maybe"),
+        ] {
+            let e = Limits::default()
+                .overridden_by(|n| (n == name).then(|| bad.to_owned()))
+                .unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        // Every variable is read.
+        for (name, _) in LIMITS_ENV {
+            let e = Limits::default().overridden_by(|n| (n == name).then(|| "x".to_owned()));
+            assert!(e.is_err(), "{name}");
+        }
     }
 
     #[test]

@@ -41,6 +41,28 @@ pub struct Push {
     pub ids: Vec<Uuid>,
     /// The uncompressed size (lines + metadata), as Loki's rate limiter counts it.
     pub raw_bytes: usize,
+    /// Each stream's labels and entries, to match Loki's 400 messages against.
+    pub(crate) streams: Vec<PushedStream>,
+}
+
+/// A stream in a push, as Loki's messages name it.
+#[derive(Debug, Clone)]
+pub(crate) struct PushedStream {
+    /// The labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+    pub entries: Vec<PushedEntry>,
+}
+
+/// An entry in a push, with what Loki's validation looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PushedEntry {
+    pub id: Uuid,
+    pub ts: u64,
+    /// `len(line)` in bytes (Loki's `max_line_size` check).
+    pub line_bytes: usize,
+    /// Structured metadata: names + values in bytes, and how many pairs.
+    pub metadata_bytes: usize,
+    pub metadata_pairs: usize,
 }
 
 /// The result of encoding one batch.
@@ -92,6 +114,26 @@ impl Encoder {
 
     /// Encodes `batch` as of `now` (for the timestamp limits).
     pub fn encode(&self, batch: &[Arc<Event>], now: SystemTime) -> Encoded {
+        self.encode_sized(
+            batch,
+            now,
+            self.limits.max_push_bytes,
+            self.limits.max_line_bytes,
+        )
+    }
+
+    /// Encodes `batch` into pushes of at most `max_push_bytes` (a push holds at least one
+    /// entry) with lines of at most `max_line_bytes`: the sink's adaptive sizes, at most the
+    /// configured limits.
+    pub fn encode_sized(
+        &self,
+        batch: &[Arc<Event>],
+        now: SystemTime,
+        max_push_bytes: usize,
+        max_line_bytes: usize,
+    ) -> Encoded {
+        let max_push_bytes = max_push_bytes.clamp(1, self.limits.max_push_bytes);
+        let max_line_bytes = max_line_bytes.clamp(256, self.limits.max_line_bytes);
         let mut out = Encoded::default();
         let now_ns = now
             .duration_since(UNIX_EPOCH)
@@ -124,6 +166,17 @@ impl Encoder {
                 });
                 continue;
             }
+            let (line, cut) = line::render(event, self.line_format, max_line_bytes);
+            if cut && !self.limits.truncate_lines {
+                out.rejected.push(Rejection {
+                    id: event.id,
+                    reason: Cow::Borrowed("line_too_long"),
+                    detail: format!(
+                        "line longer than {max_line_bytes} bytes and limits.truncate_lines is off"
+                    ),
+                });
+                continue;
+            }
             let key = StreamKey::of(event);
             let stream = match streams.iter().position(|s| s.key == key) {
                 Some(i) => &mut streams[i],
@@ -141,7 +194,6 @@ impl Encoder {
                     streams.last_mut().expect("just pushed")
                 }
             };
-            let (line, cut) = line::render(event, self.line_format, self.limits.max_line_bytes);
             out.truncated += usize::from(cut);
             let metadata = if self.metadata {
                 self.metadata_of(event, &mut out.values_cut)
@@ -180,7 +232,7 @@ impl Encoder {
             for entry in stream.entries {
                 let mut same_stream = current.last().is_some_and(|(i, _)| *i == si);
                 let mut add = entry.size + if same_stream { 0 } else { stream_overhead };
-                if !current.is_empty() && current_size + add > self.limits.max_push_bytes {
+                if !current.is_empty() && current_size + add > max_push_bytes {
                     let full = std::mem::take(&mut current);
                     out.pushes.push(self.finish(full, &labels, current_size));
                     current_size = 0;
@@ -205,7 +257,10 @@ impl Encoder {
             .request
             .as_ref()
             .map(|r| r.route.as_str())
-            .or(e.metric.as_ref().map(|m| m.route.as_str()));
+            .or(e.metric.as_ref().map(|m| m.route.as_str()))
+            // Events logged inside a request (tracing layer, tasks spawned by it) carry the
+            // request's route as the `http.route` attribute.
+            .or(e.attributes.get("http.route").and_then(|v| v.as_str()));
         let fields: [(&str, Option<&str>); 7] = [
             ("trace_id", e.trace_id.as_deref()),
             ("span_id", e.span_id.as_deref()),
@@ -240,6 +295,30 @@ impl Encoder {
             .iter()
             .flat_map(|(_, es)| es.iter().map(|e| e.id))
             .collect();
+        let pushed = streams
+            .iter()
+            .map(|(si, es)| PushedStream {
+                labels: labels[*si]
+                    .1
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                entries: es
+                    .iter()
+                    .map(|e| PushedEntry {
+                        id: e.id,
+                        ts: e.ts,
+                        line_bytes: e.line.len(),
+                        metadata_bytes: e
+                            .metadata
+                            .iter()
+                            .map(|m| m.name.len() + m.value.len())
+                            .sum(),
+                        metadata_pairs: e.metadata.len(),
+                    })
+                    .collect(),
+            })
+            .collect();
         match self.encoding {
             PushEncoding::Protobuf => {
                 let request = proto::PushRequest {
@@ -269,6 +348,7 @@ impl Encoder {
                     content_encoding: None,
                     ids,
                     raw_bytes,
+                    streams: pushed,
                 }
             }
             PushEncoding::Json { gzip } => {
@@ -293,6 +373,7 @@ impl Encoder {
                     content_encoding,
                     ids,
                     raw_bytes,
+                    streams: pushed,
                 }
             }
         }

@@ -106,8 +106,10 @@ async fn a_429_with_retry_after_delays_the_retry_by_that_long() {
     }
     assert!(rx.wait_for(10, Duration::from_secs(5)).await);
     let requests = rx.requests();
-    assert_eq!(requests.len(), 2);
-    assert_eq!((requests[0].status, requests[1].status), (429, 204));
+    // The retry is sent in smaller requests (the 429 halved the request size).
+    assert!(requests.len() >= 2);
+    assert_eq!(requests[0].status, 429);
+    assert!(requests[1..].iter().all(|r| r.status == 204));
     let waited = requests[1].at - requests[0].at;
     // The pipeline's own backoff here is ≤ 10 ms; only Retry-After explains a 1 s wait.
     assert!(
@@ -194,11 +196,6 @@ async fn status_classification() {
             .collect::<Vec<_>>()
     };
 
-    rx.script([Reply::Status(429, Some("3"), "slow down")]);
-    let e = sink.send(batch()).await.unwrap_err();
-    assert!(e.is_temporary());
-    assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
-
     rx.script([Reply::Status(408, None, "")]);
     assert!(sink.send(batch()).await.unwrap_err().is_temporary());
 
@@ -240,6 +237,12 @@ async fn status_classification() {
             "{e}"
         );
     }
+    // Last: a 429 also halves the next requests (see tests/limits.rs).
+    rx.script([Reply::Status(429, Some("3"), "slow down")]);
+    let e = sink.send(batch()).await.unwrap_err();
+    assert!(e.is_temporary());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+
     assert_eq!(
         sink.stats().snapshot().rejected.len(),
         1,

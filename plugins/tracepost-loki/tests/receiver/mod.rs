@@ -60,9 +60,48 @@ pub struct Request {
     pub byte_exact: bool,
     /// The body size on the wire.
     pub body_len: usize,
+    /// The body of the answer (empty for 204).
+    pub answer: String,
+}
+
+/// The per-tenant limits of a real Loki, applied by the receiver the way Loki's distributor
+/// applies them: each entry validated (too long, too old: refused, the others stored, 400
+/// naming the refused ones in Loki's words), then the valid entries' bytes (line + structured
+/// metadata) checked against the tenant's rate limiter (a token bucket of `rate` bytes/s
+/// holding up to `burst`, full at start; a push larger than the burst is always refused), a
+/// 429 storing nothing when it has not enough tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct LokiLimits {
+    /// `ingestion_rate_mb`, in bytes per second.
+    pub rate: f64,
+    /// `ingestion_burst_size_mb`, in bytes.
+    pub burst: f64,
+    /// `max_line_size` (with `max_line_size_truncate: false`), in bytes.
+    pub max_line_size: Option<usize>,
+    /// `reject_old_samples_max_age`.
+    pub reject_old_max_age: Option<Duration>,
+}
+
+impl LokiLimits {
+    /// No rate limit and no entry limits.
+    pub fn none() -> Self {
+        LokiLimits {
+            rate: f64::INFINITY,
+            burst: f64::INFINITY,
+            max_line_size: None,
+            reject_old_max_age: None,
+        }
+    }
+}
+
+/// Go's `rate.Limiter`, as Loki's tenant limiter uses it (`AllowN`).
+struct Bucket {
+    tokens: f64,
+    last: Instant,
 }
 
 struct Shared {
+    limits: Mutex<Option<(LokiLimits, Bucket)>>,
     script: Mutex<VecDeque<Reply>>,
     /// Answers every request this way until cleared (after the script).
     standing: Mutex<Option<Reply>>,
@@ -105,6 +144,7 @@ impl Receiver {
 
     async fn start_with(fast: bool) -> Self {
         let shared = Arc::new(Shared {
+            limits: Mutex::new(None),
             script: Mutex::new(VecDeque::new()),
             standing: Mutex::new(None),
             poison: Mutex::new(None),
@@ -145,6 +185,18 @@ impl Receiver {
     /// its entries are kept (stricter than Loki, which keeps the valid ones).
     pub fn reject_lines_containing(&self, needle: &str, message: &'static str) {
         *self.shared.poison.lock().unwrap() = Some((needle.to_owned(), message));
+    }
+
+    /// From now on, apply these limits the way Loki does (see [`LokiLimits`]); the rate
+    /// limiter starts full.
+    pub fn limits(&self, limits: LokiLimits) {
+        *self.shared.limits.lock().unwrap() = Some((
+            limits,
+            Bucket {
+                tokens: limits.burst,
+                last: Instant::now(),
+            },
+        ));
     }
 
     /// Every request so far.
@@ -198,6 +250,7 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             .then_some(*message),
         _ => None,
     };
+    let mut answer = String::new();
     let (status, response) = match (&reply, &push) {
         (Reply::Hang, _) => (0, None),
         (Reply::Status(code, retry_after, text), _) => {
@@ -215,6 +268,16 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             400,
             Some((StatusCode::BAD_REQUEST, poisoned.unwrap()).into_response()),
         ),
+        (Reply::Accept, Ok(streams)) if shared.limits.lock().unwrap().is_some() => {
+            let (status, body) = as_loki(&shared, streams);
+            answer = body.clone();
+            let r = if status == 204 {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                (StatusCode::from_u16(status).unwrap(), body).into_response()
+            };
+            (status, Some(r))
+        }
         (Reply::Accept, Ok(streams)) => {
             let mut accepted = shared.accepted.lock().unwrap();
             let n: usize = streams.iter().map(|s| s.entries.len()).sum();
@@ -236,6 +299,7 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         push,
         byte_exact,
         body_len: body.len(),
+        answer,
     });
     match response {
         Some(r) => r,
@@ -244,6 +308,123 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             StatusCode::NO_CONTENT.into_response()
         }
     }
+}
+
+/// What Loki's distributor does with a push under [`LokiLimits`]: validate each entry, check
+/// the valid entries against the tenant's rate limiter, store them, and answer 204, 400 (the
+/// refused entries, in Loki's words, grouped like Loki's `util.GroupedErrors`) or 429.
+fn as_loki(shared: &Shared, streams: &[Stream]) -> (u16, String) {
+    let mut guard = shared.limits.lock().unwrap();
+    let (limits, bucket) = guard.as_mut().unwrap();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let oldest = limits
+        .reject_old_max_age
+        .map(|age| now_ns.saturating_sub(age.as_nanos() as u64));
+    let mut errors: Vec<String> = Vec::new();
+    let mut valid: Vec<(String, Entry)> = Vec::new();
+    let mut bytes = 0usize;
+    for s in streams {
+        for e in &s.entries {
+            if let Some(max) = limits.max_line_size.filter(|m| e.line.len() > *m) {
+                errors.push(format!(
+                    "Max entry size '{max}' bytes exceeded for stream '{}' while adding an entry with length '{}' bytes",
+                    with_service_name(&s.labels),
+                    e.line.len()
+                ));
+                continue;
+            }
+            if let Some(oldest) = oldest.filter(|o| e.ts_ns < *o) {
+                errors.push(format!(
+                    "entry for stream '{}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                    s.labels,
+                    rfc3339(e.ts_ns),
+                    rfc3339(oldest)
+                ));
+                continue;
+            }
+            bytes += e.line.len()
+                + e.metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>();
+            valid.push((s.labels.clone(), e.clone()));
+        }
+    }
+    if !valid.is_empty() {
+        // rate.Limiter.AllowN(now, bytes)
+        let now = Instant::now();
+        let tokens = (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * limits.rate)
+            .min(limits.burst);
+        if bytes as f64 > limits.burst || tokens < bytes as f64 {
+            return (
+                429,
+                format!(
+                    "Ingestion rate limit exceeded for user fake (limit: {} bytes/sec) while attempting to ingest '{}' lines totaling '{}' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased\n",
+                    limits.rate as u64,
+                    valid.len(),
+                    bytes
+                ),
+            );
+        }
+        bucket.tokens = tokens - bytes as f64;
+        bucket.last = now;
+        shared
+            .accepted_n
+            .fetch_add(valid.len(), std::sync::atomic::Ordering::SeqCst);
+        shared.accepted.lock().unwrap().extend(valid);
+    }
+    if errors.is_empty() {
+        return (204, String::new());
+    }
+    // util.GroupedErrors: identical messages counted; the bare message when there is one.
+    let mut grouped: Vec<(String, usize)> = Vec::new();
+    for e in errors {
+        match grouped.iter_mut().find(|(m, _)| *m == e) {
+            Some((_, n)) => *n += 1,
+            None => grouped.push((e, 1)),
+        }
+    }
+    let unique = grouped.len();
+    let body: Vec<String> = grouped
+        .into_iter()
+        .map(|(m, n)| {
+            if unique > 1 || n > 1 {
+                format!("{n} errors like: {m}")
+            } else {
+                m
+            }
+        })
+        .collect();
+    (400, format!("{}\n", body.join("; ")))
+}
+
+/// Loki adds `service_name` (from `service`) to streams without one, as in its messages.
+fn with_service_name(labels: &str) -> String {
+    if labels.contains("service_name=") {
+        return labels.to_owned();
+    }
+    let Some(at) = labels.find("service=\"") else {
+        return labels.to_owned();
+    };
+    let value_start = at + "service=\"".len();
+    let Some(len) = labels[value_start..].find('"') else {
+        return labels.to_owned();
+    };
+    let value = &labels[value_start..value_start + len];
+    let end = value_start + len + 1;
+    format!(
+        "{}, service_name=\"{value}\"{}",
+        &labels[..end],
+        &labels[end..]
+    )
+}
+
+/// Go's `time.Format(time.RFC3339)` of a UTC time: to the second.
+pub fn rfc3339(ns: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 
 fn fast_path(shared: &Shared, body: &[u8]) -> Response {
