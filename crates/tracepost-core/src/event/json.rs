@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{Breadcrumb, CapturedBody, ErrorDetail, Event, RequestSnapshot};
+use super::{Breadcrumb, CapturedBody, ErrorDetail, Event, RequestSnapshot, Timestamp};
 
 /// Appends `event` as one JSON object (no newline) to `out`; byte-identical to
 /// `serde_json::to_writer`.
@@ -23,7 +23,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) -> serde_json::Result<()> {
     let mut id = uuid::Uuid::encode_buffer();
     out.extend_from_slice(e.id.hyphenated().encode_lower(&mut id).as_bytes());
     out.extend_from_slice(b"\",\"timestamp\":");
-    serde(out, &e.timestamp)?;
+    timestamp(out, e.timestamp);
     out.extend_from_slice(b",\"kind\":");
     serde(out, &e.kind)?;
     out.extend_from_slice(b",\"level\":");
@@ -142,13 +142,23 @@ fn body(out: &mut Vec<u8>, b: &CapturedBody) {
 
 fn breadcrumb(out: &mut Vec<u8>, b: &Breadcrumb) -> serde_json::Result<()> {
     out.extend_from_slice(b"{\"timestamp\":");
-    serde(out, &b.timestamp)?;
+    timestamp(out, b.timestamp);
     out.extend_from_slice(b",\"level\":");
     serde(out, &b.level)?;
     field_str(out, "target", &b.target);
     field_str(out, "message", &b.message);
     out.push(b'}');
     Ok(())
+}
+
+/// A timestamp as its `Display` (RFC 3339, ns) writes it, quoted: ASCII digits and
+/// punctuation only, so nothing to escape.
+fn timestamp(out: &mut Vec<u8>, t: Timestamp) {
+    use std::io::Write as _;
+    out.push(b'"');
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "{t}");
+    out.push(b'"');
 }
 
 fn serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> serde_json::Result<()> {
@@ -223,7 +233,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::event::{Kind, Level, MetricWindow, Timestamp};
+    use crate::event::{Kind, Level, MetricWindow};
 
     fn same(e: &Event) {
         let mut ours = Vec::new();
