@@ -15,7 +15,8 @@ pin_server=(); pin_wrk=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin_server=(taskset -c 0); pin_wrk=(taskset -c 1); fi
 
 declare -A results cpu
-port=3190
+# A random base port: a fixed one collided with another run on a shared machine.
+port=$((23000 + RANDOM % 20000))
 for round in $(seq 1 "$rounds"); do
   for mode in bare tracepost tracepost-http-only tower-http; do
     port=$((port + 1))

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub mod json;
+
 /// The version of the JSON schema written by this crate, in every event as `schema`.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -539,6 +539,11 @@ impl Redactor {
     pub fn body(&self, content_type: Option<&str>, text: &str) -> String {
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
         if ct.contains("json") {
+            if self.json_needs_nothing(text) {
+                // Nothing in the document can be masked: keep it as sent (no parse, no
+                // re-serialization, key order and spacing intact).
+                return text.to_owned();
+            }
             match serde_json::from_str::<Value>(text) {
                 Ok(mut v) => {
                     self.json(&mut v);
@@ -628,6 +633,19 @@ impl Redactor {
         if let Some(r) = &mut e.request {
             self.request(r);
         }
+    }
+
+    /// True when no key and no string of the JSON (or JSON-ish) `text` can be masked, decided
+    /// on the raw text: it has no escape (so every key and string is a plain substring of it),
+    /// no key pattern and no rule anchor anywhere, every rule has anchors, and it is within the
+    /// scan limit (so no string would be cut). Whatever the document's structure, the tree walk
+    /// would then change nothing, so the body is kept byte for byte.
+    fn json_needs_nothing(&self, text: &str) -> bool {
+        text.len() <= self.max_scan
+            && self.unanchored == 0
+            && memchr::memchr(b'\\', text.as_bytes()).is_none()
+            && !self.keys.as_ref().is_some_and(|k| k.is_match(text))
+            && !self.anchors.as_ref().is_some_and(|a| a.is_match(text))
     }
 
     /// Masks `"key": value` pairs in JSON-ish text whose key is secret (for invalid JSON).

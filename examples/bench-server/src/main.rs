@@ -6,6 +6,8 @@
 //!   events going to the NDJSON sink in a temporary directory;
 //! - `tracepost-http-only`: the HTTP layer without the tracing layer (no request span, no
 //!   breadcrumbs), to tell the two costs apart;
+//! - `access-log`: `tracepost` with `SnapshotPolicy::default().sample_rate(1.0)`, so every
+//!   request becomes a `request` event with its snapshot in the NDJSON file (issue 18's mode);
 //! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with a tracing registry (the peer
 //!   most axum apps already use), for comparison.
 
@@ -40,19 +42,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_graceful_shutdown(shutdown)
                 .await?
         }
-        "tracepost" | "tracepost-http-only" => {
+        "tracepost" | "tracepost-http-only" | "access-log" => {
             let dir = std::env::temp_dir().join(format!("tracepost-bench-{}", std::process::id()));
             let tp = tracepost::Tracepost::builder()
                 .service("bench")
                 .sink(tracepost::sinks::JsonlFile::new(&dir))
                 .build()?;
             // `tracepost-http-only`: no tracing layer, so no breadcrumb routing.
-            if mode == "tracepost" {
+            if mode != "tracepost-http-only" {
                 tracing_subscriber::registry()
                     .with(tp.tracing_layer())
                     .init();
             }
-            let app = routes().merge(tp.metrics_router()).layer(tp.layer());
+            let layer = if mode == "access-log" {
+                tp.layer()
+                    .snapshot_policy(tracepost::tower::SnapshotPolicy::default().sample_rate(1.0))
+            } else {
+                tp.layer()
+            };
+            let app = routes().merge(tp.metrics_router()).layer(layer);
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await?;
@@ -67,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
         }
         other => {
-            return Err(format!("unknown mode {other:?}: bare | tracepost | tower-http").into())
+            return Err(format!("unknown mode {other:?}: bare | tracepost | tracepost-http-only | access-log | tower-http").into())
         }
     }
     Ok(())

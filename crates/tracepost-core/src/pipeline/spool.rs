@@ -241,8 +241,18 @@ impl Spool {
     /// Appends a batch. When the spool is full, applies the full policy and reports how many
     /// events it dropped.
     pub fn push(&mut self, batch: &[Arc<Event>]) -> io::Result<PushOutcome> {
-        let payload = serde_json::to_vec(&batch.iter().map(|e| &**e).collect::<Vec<_>>())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // A JSON array of the events, each written by the event writer (the same bytes as
+        // `serde_json` would write).
+        let mut payload = Vec::with_capacity(batch.len() * 512 + 2);
+        payload.push(b'[');
+        for (i, e) in batch.iter().enumerate() {
+            if i > 0 {
+                payload.push(b',');
+            }
+            crate::event::json::write_event(&mut payload, e)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+        payload.push(b']');
         let rec_len = HEADER + payload.len() as u64;
         let mut outcome = PushOutcome::default();
         while self.bytes() + rec_len > self.options.max_bytes && !self.segments.is_empty() {

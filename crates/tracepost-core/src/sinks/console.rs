@@ -165,7 +165,7 @@ impl Sink for Console {
             match self.format {
                 ConsoleFormat::Text => out.extend_from_slice(Console::format(e).as_bytes()),
                 ConsoleFormat::Json => {
-                    serde_json::to_writer(&mut out, &**e)
+                    crate::event::json::write_event(&mut out, e)
                         .map_err(|err| SinkError::permanent(format!("event {}: {err}", e.id)))?;
                     out.push(b'\n');
                 }

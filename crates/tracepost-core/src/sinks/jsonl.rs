@@ -116,7 +116,7 @@ impl Sink for JsonlFile {
     async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
         let mut buf = Vec::with_capacity(batch.len() * 512);
         for e in &batch {
-            serde_json::to_writer(&mut buf, &**e)
+            crate::event::json::write_event(&mut buf, e)
                 .map_err(|err| SinkError::permanent(err.to_string()))?;
             buf.push(b'\n');
         }
