@@ -32,6 +32,8 @@ pub enum Behaviour {
     /// Reads the JSON body, logs a line with secrets in fields and text, answers 500 with the
     /// body echoed (so the snapshot keeps both bodies).
     Login,
+    /// A WebSocket upgrade whose session echoes text messages.
+    WebSocket,
     /// Sleeps [`HANG`] (the client goes away first).
     Hang,
 }
@@ -47,6 +49,7 @@ pub const ROUTES: &[(&str, &str, Behaviour)] = &[
     ("GET", "/sse", Behaviour::Sse),
     ("POST", "/login", Behaviour::Login),
     ("GET", "/hang", Behaviour::Hang),
+    ("GET", "/ws", Behaviour::WebSocket),
 ];
 
 /// How long `/hang` sleeps: actix-web does not cancel a handler whose HTTP/1 client went away
@@ -194,6 +197,18 @@ impl App for Axum {
                         login(&body),
                     )
                 }),
+                Behaviour::WebSocket => get(|ws: axum::extract::ws::WebSocketUpgrade| async move {
+                    use axum::extract::ws::Message;
+                    ws.on_upgrade(|mut socket| async move {
+                        while let Some(Ok(msg)) = socket.recv().await {
+                            if let Message::Text(t) = msg {
+                                if socket.send(Message::Text(t)).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    })
+                }),
                 Behaviour::Hang => get(|| async {
                     tokio::time::sleep(HANG).await;
                     "late"
@@ -294,6 +309,22 @@ impl App for Actix {
                                     .content_type("application/json")
                                     .body(login(&body))
                             }),
+                            Behaviour::WebSocket => route.to(
+                                |req: actix_web::HttpRequest, body: web::Payload| async move {
+                                    let (response, mut session, mut stream) =
+                                        actix_ws::handle(&req, body)?;
+                                    actix_web::rt::spawn(async move {
+                                        while let Some(Ok(msg)) = stream.recv().await {
+                                            if let actix_ws::Message::Text(t) = msg {
+                                                if session.text(t).await.is_err() {
+                                                    break;
+                                                }
+                                            }
+                                        }
+                                    });
+                                    Ok::<_, actix_web::Error>(response)
+                                },
+                            ),
                             Behaviour::Hang => route.to(|| async {
                                 tokio::time::sleep(HANG).await;
                                 "late"

@@ -14,8 +14,6 @@
 //!   baseline (on actix when the handler ends);
 //! - actix-web logs a cut response body at ERROR through `tracing`: with the tracing layer
 //!   installed that log is an event of its own (left out of the comparison).
-//!
-//! Not covered yet: a WebSocket upgrade passing through untouched.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -561,3 +559,59 @@ async fn scanner(run: Run) -> Vec<String> {
     series
 }
 on_both!(three_thousand_unmatched_paths_make_one_series, scanner);
+
+async fn websocket(run: Run) -> Vec<String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, response) = tokio_tungstenite::connect_async(format!("ws://{}/ws", run.addr))
+        .await
+        .unwrap_or_else(|e| panic!("{}: the upgrade fails: {e}", run.name));
+    assert_eq!(response.status(), 101, "{}", run.name);
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "{}",
+        run.name
+    );
+    for i in 0..3 {
+        let text = format!("hello {i}");
+        ws.send(Message::text(text.clone())).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("{}: no echo", run.name))
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, Message::text(text), "{}", run.name);
+    }
+    ws.close(None).await.unwrap();
+    drop(ws);
+    // The upgraded connection is the application's: the request itself was a 101.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let series = request_series(&run.metrics().await);
+        let ws: Vec<String> = series.into_iter().filter(|s| s.contains("/ws")).collect();
+        if !ws.is_empty() {
+            assert_eq!(
+                ws,
+                [
+                    r#"{http_request_method="GET",http_response_status_code="101",http_route="/ws"} 1"#
+                ],
+                "{}",
+                run.name
+            );
+            let name = run.name;
+            let events = run.events().await;
+            assert!(
+                events.iter().all(|e| e["kind"] != "error"),
+                "{name}: {events:#?}"
+            );
+            return ws;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: /ws never recorded",
+            run.name
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+on_both!(a_websocket_upgrade_passes_through_untouched, websocket);
