@@ -38,14 +38,24 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// (`web::ReqData<TraceInfo>`).
 ///
 /// ```
-/// use actix_web::{web, App};
+/// use actix_web::{test, web, App};
 /// use tracepost_actix::TracepostMiddleware;
 ///
+/// # actix_web::rt::System::new().block_on(async {
 /// let tp = tracepost_core::Tracepost::builder().service("shop").build().unwrap();
-/// let app = App::new()
-///     .wrap(TracepostMiddleware::new(tp.handle()))
-///     .route("/users/{id}", web::get().to(|| async { "ann" }));
-/// # drop(app);
+/// let app = test::init_service(
+///     App::new()
+///         .wrap(TracepostMiddleware::new(tp.handle()))
+///         .route("/users/{id}", web::get().to(|| async { "ann" })),
+/// )
+/// .await;
+/// let req = test::TestRequest::get().uri("/users/7").to_request();
+/// let res = test::call_service(&app, req).await;
+/// assert!(res.headers().contains_key("x-request-id"));
+/// drop(res);
+/// let metrics = tp.handle().render_metrics();
+/// assert!(metrics.contains(r#"http_route="/users/{id}""#));
+/// # });
 /// ```
 #[derive(Clone)]
 pub struct TracepostMiddleware {
@@ -221,20 +231,25 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _enter = this.span.as_ref().map(|s| s.enter());
-        let Some(capture) = this.capture.as_ref() else {
+        // Held on the stack while the handler is polled: when a panic is not caught
+        // (`catch_panics(false)`), it unwinds through this frame and the capture records the
+        // request as failed (500) while unwinding, rather than as aborted when the executor
+        // drops this future later.
+        let Some(capture) = this.capture.take() else {
             panic!("ResponseFuture polled after completion");
         };
-        let _current = capture.enter();
+        let current = capture.enter();
         let inner = this.inner;
         let polled = if capture.catch_panics() {
             panic::catching(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
         } else {
             Ok(inner.poll(cx))
         };
+        drop(current);
         if let Ok(Poll::Pending) = polled {
+            *this.capture = Some(capture);
             return Poll::Pending;
         }
-        let capture = this.capture.take().expect("checked above");
         let request_id = this.request_id.take();
         match polled {
             Ok(Poll::Pending) => unreachable!("returned above"),
