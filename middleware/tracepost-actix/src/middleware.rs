@@ -274,9 +274,15 @@ where
                 Poll::Ready(Ok(res.map_body(|_, body| ResponseBody::new(body, response))))
             }
             Ok(Poll::Ready(Err(e))) => {
-                // An inner middleware failed without a response; actix renders the error.
+                // An inner middleware answered with an error instead of a response (an auth
+                // middleware's 401, a failure); actix renders it. Reported like a handler's
+                // error: a failure only when its status is one.
                 let status = e.as_response_error().status_code().as_u16();
-                let mut response = capture.respond(status, Some(Failure::Service(e.to_string())));
+                let failure = this
+                    .config
+                    .is_failure_status(status)
+                    .then(|| Failure::Service(e.to_string()));
+                let mut response = capture.respond(status, failure);
                 response.set_body_len(Some(0));
                 response.finish(BodyEnd::Complete);
                 Poll::Ready(Err(e))

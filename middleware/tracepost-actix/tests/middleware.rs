@@ -87,19 +87,32 @@ fn handler_errors_with_a_failing_status_are_reported_with_their_message_and_4xx_
 }
 
 #[test]
-fn an_inner_middleware_failing_without_a_response_is_recorded_and_actix_renders_it() {
+fn an_inner_middleware_error_is_recorded_with_its_status_and_reported_only_if_a_failure() {
     run(async {
         let (tp, sink) = pipeline();
         let app = actix_test::init_service(
             App::new()
                 // Inner (applied first): fails before any handler runs.
-                .wrap_fn(|_req, _srv| async {
-                    Err::<ServiceResponse, _>(error::ErrorServiceUnavailable("maintenance"))
+                .wrap_fn(|req, _srv| async move {
+                    Err::<ServiceResponse, _>(if req.path() == "/x" {
+                        error::ErrorServiceUnavailable("maintenance")
+                    } else {
+                        error::ErrorUnauthorized("no token")
+                    })
                 })
                 .wrap(TracepostMiddleware::new(tp.handle()))
-                .route("/x", web::get().to(|| async { "x" })),
+                .route("/x", web::get().to(|| async { "x" }))
+                .route("/private", web::get().to(|| async { "secret" })),
         )
         .await;
+        // An auth middleware's 401 is the client's failure, not the server's.
+        let Err(denied) = app
+            .call(actix_test::TestRequest::get().uri("/private").to_request())
+            .await
+        else {
+            panic!("the inner middleware's error is passed on");
+        };
+        assert_eq!(denied.as_response_error().status_code(), 401);
         let Err(err) = app
             .call(actix_test::TestRequest::get().uri("/x").to_request())
             .await
@@ -109,8 +122,11 @@ fn an_inner_middleware_failing_without_a_response_is_recorded_and_actix_renders_
         assert_eq!(err.as_response_error().status_code(), 503);
         let metrics = tp.handle().render_metrics();
         assert!(metrics.contains(r#"http_response_status_code="503",http_route="/x"} 1"#));
+        assert!(metrics.contains(r#"http_response_status_code="401",http_route="/private"} 1"#));
         let events = events(tp, &sink).await;
-        let e = events.iter().find(|e| e.request.is_some()).unwrap();
+        let failed: Vec<&Event> = events.iter().filter(|e| e.request.is_some()).collect();
+        assert_eq!(failed.len(), 1, "{failed:#?}");
+        let e = failed[0];
         assert_eq!(error_type(e), Some("service_error"));
         assert_eq!(e.error.as_ref().unwrap().message, "maintenance");
     });
