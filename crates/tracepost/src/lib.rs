@@ -45,15 +45,24 @@ pub mod tower {
     pub use tracepost_tower::*;
 }
 
+/// The actix-web middleware (feature `actix`).
+#[cfg(feature = "actix")]
+pub mod actix {
+    pub use tracepost_actix::*;
+}
+
 /// The tracing-subscriber layer (feature `tracing`).
 #[cfg(feature = "tracing")]
 pub mod tracing {
     pub use tracepost_tracing::*;
 }
 
-/// `use tracepost::prelude::*;` adds `layer()`, `tracing_layer()` and `metrics_router()` to
-/// [`Tracepost`] and [`TracepostHandle`].
+/// `use tracepost::prelude::*;` adds `layer()`, `tracing_layer()`, `metrics_router()` and (feature
+/// `actix`) `actix()`, `actix_metrics()` and `actix_health()` to [`Tracepost`] and
+/// [`TracepostHandle`].
 pub mod prelude {
+    #[cfg(feature = "actix")]
+    pub use crate::TracepostActixExt as _;
     #[cfg(any(feature = "axum", feature = "tower"))]
     pub use crate::TracepostLayerExt as _;
     #[cfg(feature = "tracing")]
@@ -118,3 +127,27 @@ pub trait TracepostTracingExt: AsHandle {
 
 #[cfg(feature = "tracing")]
 impl<T: AsHandle> TracepostTracingExt for T {}
+
+/// Adds the actix-web middleware and the `/metrics` and `/health` resources to [`Tracepost`].
+#[cfg(feature = "actix")]
+pub trait TracepostActixExt: AsHandle {
+    /// The actix-web middleware with default settings, for `App::wrap` (see
+    /// [`actix::TracepostMiddleware`]).
+    fn actix(&self) -> tracepost_actix::TracepostMiddleware {
+        tracepost_actix::TracepostMiddleware::new(self.as_handle())
+    }
+
+    /// A resource serving `GET /metrics` (OpenMetrics or the Prometheus text format as the
+    /// scraper asks), for `App::service`.
+    fn actix_metrics(&self) -> tracepost_actix::Resource {
+        tracepost_actix::metrics_service(self.as_handle())
+    }
+
+    /// A resource serving `GET /health`: each sink's state as JSON; 503 while one is down.
+    fn actix_health(&self) -> tracepost_actix::Resource {
+        tracepost_actix::health_service(self.as_handle())
+    }
+}
+
+#[cfg(feature = "actix")]
+impl<T: AsHandle> TracepostActixExt for T {}

@@ -149,6 +149,13 @@ impl CaptureConfig {
         self.body_limit
     }
 
+    /// Whether a response with `status` is a failure under
+    /// [`classify_status`](Self::classify_status) (adapters ask it to decide whether a
+    /// framework's error attached to a response is reported as a failure).
+    pub fn is_failure_status(&self, status: u16) -> bool {
+        self.classify.is_failure(status)
+    }
+
     /// The snapshot policy.
     pub fn policy(&self) -> &SnapshotPolicy {
         &self.policy
