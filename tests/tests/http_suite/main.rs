@@ -467,7 +467,6 @@ async fn redaction_of_logs(run: Run) -> Vec<String> {
 /// its text: redacting those is the pipeline's redaction stage for every event (issue 8 §1),
 /// not the HTTP capture's.
 #[tokio::test]
-#[ignore = "needs the pipeline's redaction stage for every event (issue 8 §1), not yet merged"]
 async fn planted_secrets_in_logs_are_redacted() {
     let axum = redaction_of_logs(start::<Axum>()).await;
     let actix = redaction_of_logs(start::<Actix>()).await;
