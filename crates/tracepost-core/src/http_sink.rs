@@ -104,6 +104,22 @@ pub fn client(options: &HttpClientOptions) -> Result<reqwest::Client, reqwest::E
 /// Checks a URL for an HTTP sink: `http://` or `https://` (the latter only with
 /// [`HTTPS`]), with a host. The error is one readable line.
 pub fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    parse_url_unmasked(url).map_err(|e| e.replace(url, &mask_userinfo(url)))
+}
+
+/// `url` with the user-info part (`user:token@`) of its authority masked, for messages.
+fn mask_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://[REDACTED]@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+fn parse_url_unmasked(url: &str) -> Result<reqwest::Url, String> {
     // The URL standard repairs `http:/host` and `http:///host` into `http://host/`: too
     // lenient for a setting, where such a URL is a typo.
     match url.split_once("://") {
@@ -226,9 +242,13 @@ pub async fn check(
 
 /// A transport error as a [`SinkError`]: timeouts are temporary (`timeout`), connection
 /// failures temporary (`unavailable`), a request that cannot be built permanent; the
-/// message is the error with its causes on one line.
+/// message is the error with its causes on one line, with the password of a URL carrying
+/// credentials (`https://user:token@host/…`, reqwest prints the URL) masked.
 pub fn transport_error(e: &reqwest::Error) -> SinkError {
-    let message = error_chain(e);
+    let mut message = error_chain(e);
+    if let Some(password) = e.url().and_then(|u| u.password()).filter(|p| !p.is_empty()) {
+        message = message.replace(password, "[REDACTED]");
+    }
     let (class, kind) = if e.is_timeout() {
         (SinkErrorClass::Temporary, SinkErrorKind::Timeout)
     } else if e.is_builder() {
@@ -524,5 +544,32 @@ mod tests {
         assert!(e.is_temporary(), "{e}");
         assert_eq!(e.kind(), SinkErrorKind::Unavailable, "{e}");
         assert!(!e.message().contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn a_transport_error_never_prints_the_urls_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://inst:glc_s3cr3t_token@127.0.0.1:{port}/loki/api/v1/push");
+        let e = reqwest::Client::new().post(&url).send().await.unwrap_err();
+        let err = transport_error(&e);
+        assert!(!err.message().contains("glc_s3cr3t_token"), "{err}");
+        assert!(!err.to_string().contains("glc_s3cr3t_token"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_url_error_never_prints_its_credentials() {
+        for bad in [
+            "ftp://inst:glc_s3cr3t@host/x",
+            "http://inst:glc_s3cr3t@/x",
+            "http://inst:glc_s3cr3t@host:99999/x",
+        ] {
+            let e = parse_url(bad).unwrap_err();
+            assert!(!e.contains("glc_s3cr3t"), "{e}");
+            assert!(e.contains("[REDACTED]@"), "{e}");
+        }
     }
 }

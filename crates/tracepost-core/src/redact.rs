@@ -565,10 +565,20 @@ impl Redactor {
 
     /// Redacts a captured body in place (see [`Redactor::body`]). A multipart body kept as
     /// base64 (because a file part is binary) is decoded, redacted by part, and kept as text.
+    /// A body of a textual type (JSON, form, `text/*`, XML) kept as base64 because it is not
+    /// valid UTF-8 is decoded, its invalid bytes replaced by U+FFFD, redacted, and kept as
+    /// text: base64 would carry its secrets past the rules.
     pub fn captured_body(&self, body: &mut CapturedBody) {
         let ct = body.content_type.as_deref();
         match body.encoding.as_str() {
             "utf8" => body.text = self.body(ct, &body.text),
+            "base64" if ct.is_some_and(is_textual) => {
+                body.text = match base64::engine::general_purpose::STANDARD.decode(&body.text) {
+                    Ok(bytes) => self.body(ct, &String::from_utf8_lossy(&bytes)),
+                    Err(_) => "[body not decodable: not kept]".to_owned(),
+                };
+                body.encoding = "utf8".to_owned();
+            }
             "base64" if ct.is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/")) => {
                 let decoded = base64::engine::general_purpose::STANDARD.decode(&body.text);
                 body.text = match (decoded, ct.and_then(boundary)) {
@@ -872,6 +882,16 @@ fn percent_decode_lossy(s: &str) -> String {
         .next()
         .map(|(key, _)| key.into_owned())
         .unwrap_or_default()
+}
+
+/// Whether a body of this content type is text that the rules read (JSON, forms, `text/*`,
+/// XML): such a body is redacted even when it is not valid UTF-8.
+fn is_textual(content_type: &str) -> bool {
+    let ct = content_type.trim_start().to_ascii_lowercase();
+    ct.starts_with("text/")
+        || ct.starts_with("application/x-www-form-urlencoded")
+        || ct.contains("json")
+        || ct.contains("xml")
 }
 
 #[cfg(test)]

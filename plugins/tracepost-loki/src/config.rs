@@ -346,10 +346,10 @@ impl fmt::Debug for LokiConfig {
             .headers
             .iter()
             .map(|(k, v)| {
-                let sensitive = matches!(
-                    k.to_ascii_lowercase().as_str(),
-                    "authorization" | "proxy-authorization" | "cookie" | "x-api-key"
-                );
+                let name = k.to_ascii_lowercase();
+                let sensitive = ["auth", "cookie", "token", "key", "secret", "password"]
+                    .iter()
+                    .any(|word| name.contains(word));
                 (
                     k.as_str(),
                     if sensitive { "<redacted>" } else { v.as_str() },
@@ -357,7 +357,7 @@ impl fmt::Debug for LokiConfig {
             })
             .collect();
         f.debug_struct("LokiConfig")
-            .field("url", &self.url)
+            .field("url", &display_url(&self.url))
             .field("name", &self.name)
             .field("encoding", &self.encoding)
             .field("line_format", &self.line_format)
@@ -641,6 +641,23 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// `url` with the credentials of its userinfo masked (`https://user:***@host/…`, or `***@`
+/// when the userinfo is a bare token), for error messages and `Debug`: a Grafana Cloud URL
+/// often carries its access token there, and errors reach `/health`.
+pub(crate) fn display_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let masked = match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_owned(),
+            };
+            return format!("{scheme}://{masked}@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,5 +750,33 @@ mod tests {
             .static_label("cluster", "eu-1")
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn userinfo_credentials_are_masked_in_debug_and_messages() {
+        for (url, shown) in [
+            (
+                "https://123:glc_SECRET@logs.example/loki/api/v1/push",
+                "https://123:***@logs.example/loki/api/v1/push",
+            ),
+            ("http://glc_SECRET@loki:3100", "http://***@loki:3100"),
+            ("http://loki:3100/a@b", "http://loki:3100/a@b"),
+            ("http://loki:3100", "http://loki:3100"),
+        ] {
+            assert_eq!(display_url(url), shown);
+            let debug = format!("{:?}", LokiConfig::new(url));
+            assert!(!debug.contains("glc_SECRET"), "{debug}");
+        }
+        let mut c = LokiConfig::new("http://loki:3100");
+        c.headers = vec![
+            ("X-Auth-Token".into(), "hdr_SECRET".into()),
+            ("X-Grafana-Api-Key".into(), "hdr_SECRET".into()),
+            ("X-Scope-OrgID".into(), "tenant-1".into()),
+        ];
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("hdr_SECRET") && debug.contains("tenant-1"),
+            "{debug}"
+        );
     }
 }

@@ -385,7 +385,7 @@ impl LokiSink {
             format!(
                 "Loki refused the push ({}); check the URL {}, the tenant and the credentials",
                 e.message(),
-                self.config.push_url()
+                config::display_url(&self.config.push_url())
             ),
         )
     }

@@ -401,3 +401,53 @@ fn redacts_every_part_of_an_event() {
     r.event(&mut e);
     assert_eq!(e, before, "redacting twice changes nothing");
 }
+
+#[test]
+fn masks_textual_bodies_that_are_not_utf8() {
+    // A stray invalid byte made these bodies base64, which carried the secret past the rules.
+    let r = Redactor::default();
+    for (ct, raw) in [
+        (
+            "application/x-www-form-urlencoded",
+            &b"user=bob&password=hunter2\xff\xfe&x=1"[..],
+        ),
+        (
+            "application/json",
+            &b"{\"password\":\"hunter2\",\"x\":\"\xff\"}"[..],
+        ),
+        (
+            "text/plain; charset=latin1",
+            &b"Authorization: Bearer hunter2hunter2 \xe9"[..],
+        ),
+        ("application/xml", &b"<a>Bearer hunter2hunter2</a>\xff"[..]),
+    ] {
+        let mut captured = CapturedBody {
+            text: base64::engine::general_purpose::STANDARD.encode(raw),
+            encoding: "base64".into(),
+            truncated: false,
+            content_type: Some(ct.into()),
+        };
+        r.captured_body(&mut captured);
+        assert_eq!(captured.encoding, "utf8", "{ct}");
+        assert!(
+            !captured.text.contains("hunter2"),
+            "{ct}: {}",
+            captured.text
+        );
+        assert!(
+            captured.text.contains("[REDACTED]"),
+            "{ct}: {}",
+            captured.text
+        );
+    }
+    // Binary types stay base64, byte-exact.
+    let png = base64::engine::general_purpose::STANDARD.encode([0x89, b'P', b'N', b'G', 0xff]);
+    let mut captured = CapturedBody {
+        text: png.clone(),
+        encoding: "base64".into(),
+        truncated: false,
+        content_type: Some("image/png".into()),
+    };
+    r.captured_body(&mut captured);
+    assert_eq!((captured.encoding.as_str(), captured.text), ("base64", png));
+}
