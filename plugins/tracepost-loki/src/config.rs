@@ -97,6 +97,7 @@ pub struct Limits {
     pub max_push_bytes: usize,
     /// Events older than this are rejected by the sink (reason `too_old`) instead of failing
     /// the push. Loki: `reject_old_samples_max_age`, default 1 week. `None`: send everything.
+    /// Zero is refused when the sink is built (it would reject every event).
     #[serde(deserialize_with = "serde_duration::option::deserialize")]
     pub max_age: Option<Duration>,
     /// Events further in the future are rejected (reason `too_new`). Loki:
@@ -104,6 +105,10 @@ pub struct Limits {
     #[serde(deserialize_with = "serde_duration::option::deserialize")]
     pub max_future: Option<Duration>,
 }
+
+/// Why a zero `max_age` is refused: every event is older than "now" when it is encoded.
+const ZERO_MAX_AGE: &str = "limits.max_age must be above zero (a zero age rejects every \
+     event as too old); use none to turn the age check off";
 
 /// The environment variables [`Limits::from_env`] reads, with the field each sets.
 pub const LIMITS_ENV: [(&str, &str); 9] = [
@@ -253,6 +258,11 @@ impl Limits {
             self = self.max_push_bytes(n);
         }
         if let Some(d) = duration("LOKI_MAX_AGE")? {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError::Invalid(format!(
+                    "LOKI_MAX_AGE: {ZERO_MAX_AGE}"
+                )));
+            }
             self.max_age = d;
         }
         if let Some(d) = duration("LOKI_MAX_FUTURE")? {
@@ -261,7 +271,7 @@ impl Limits {
         Ok(self)
     }
 
-    /// Sets [`Limits::max_age`].
+    /// Sets [`Limits::max_age`] (`Some(Duration::ZERO)` is refused when the sink is built).
     pub fn max_age(mut self, age: Option<Duration>) -> Self {
         self.max_age = age;
         self
@@ -513,6 +523,9 @@ impl LokiConfig {
         if self.timeout.is_zero() {
             return Err(ConfigError::Invalid("timeout must be above zero".into()));
         }
+        if self.limits.max_age.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::Invalid(ZERO_MAX_AGE.into()));
+        }
         Ok(())
     }
 }
@@ -723,6 +736,17 @@ mod tests {
                 .unwrap_err();
             assert!(e.to_string().contains(name), "{e}");
         }
+        // A zero age would reject every event as too old: refused, from the environment
+        // and from code or a file alike.
+        for zero in ["0s", "0", "0ms"] {
+            let e = Limits::default()
+                .overridden_by(|n| (n == "LOKI_MAX_AGE").then(|| zero.to_owned()))
+                .unwrap_err();
+            assert!(e.to_string().contains("LOKI_MAX_AGE"), "{e}");
+        }
+        let zero_age =
+            LokiConfig::new("http://l").limits(Limits::default().max_age(Some(Duration::ZERO)));
+        assert!(matches!(zero_age.validate(), Err(ConfigError::Invalid(_))));
         // Every variable is read.
         for (name, _) in LIMITS_ENV {
             let e = Limits::default().overridden_by(|n| (n == name).then(|| "x".to_owned()));

@@ -311,3 +311,35 @@ async fn a_retried_batch_skips_what_was_already_stored() {
     assert_eq!(report.sinks[0].1.sent, 60);
     assert_eq!(report.sinks[0].1.retried, 1);
 }
+
+/// Label values with quotes, backslashes, newlines and non-ASCII text, as Loki quotes them in
+/// its 400 (and with the `service_name` it adds): the sink still finds the one refused entry,
+/// counts it, and treats the other nine as stored.
+#[tokio::test]
+async fn a_partial_400_names_streams_with_escaped_label_values() {
+    for service in ["svc \"q\"", "svc \\b", "svc\nnl", "сервис-日本😀"] {
+        let rx = Receiver::start().await;
+        rx.limits(LokiLimits {
+            max_line_size: Some(4096),
+            ..LokiLimits::none()
+        });
+        let sink = LokiSink::new(rx.url()).unwrap();
+        let batch = (0..10u64)
+            .map(|i| {
+                let mut e = sample_event(i, now_ns());
+                e.resource.service = service.into();
+                if i == 3 {
+                    e.message = "y".repeat(10_000);
+                }
+                std::sync::Arc::new(e)
+            })
+            .collect();
+        let outcome = tracepost_core::Sink::send(&sink, batch)
+            .await
+            .unwrap_or_else(|e| panic!("{service:?}: {e}"));
+        assert_eq!(outcome.rejected.len(), 1, "{service:?}");
+        assert_eq!(outcome.rejected[0].reason, "line_too_long");
+        assert_eq!(rx.accepted_count(), 9, "{service:?}");
+        assert_eq!(rx.requests().len(), 1, "{service:?}: nothing re-sent");
+    }
+}

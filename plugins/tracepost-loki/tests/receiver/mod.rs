@@ -410,7 +410,13 @@ fn with_service_name(labels: &str) -> String {
         return labels.to_owned();
     };
     let value_start = at + "service=\"".len();
-    let Some(len) = labels[value_start..].find('"') else {
+    // The value ends at the first quote not escaped by a backslash.
+    let mut escaped = false;
+    let Some(len) = labels[value_start..].find(|c: char| {
+        let end = c == '"' && !escaped;
+        escaped = c == '\\' && !escaped;
+        end
+    }) else {
         return labels.to_owned();
     };
     let value = &labels[value_start..value_start + len];
