@@ -5,10 +5,12 @@
 //! LOKI_URL=http://localhost:3100 cargo run -p tracepost-loki --example loki_quickstart
 //! ```
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use tracepost_core::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Tracepost};
 use tracepost_loki::{LokiConfig, LokiSink};
+// ANCHOR_END: imports
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

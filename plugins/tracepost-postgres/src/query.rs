@@ -56,14 +56,15 @@ impl EventFilter {
         self
     }
 
-    /// Adds a level to match.
-    pub fn level(mut self, level: Level) -> Self {
-        self.levels.push(level);
+    /// Adds a level to match (a [`Level`] or a `tracing::Level`).
+    pub fn level(mut self, level: impl Into<Level>) -> Self {
+        self.levels.push(level.into());
         self
     }
 
-    /// Matches `level` and every more severe level.
-    pub fn min_level(mut self, level: Level) -> Self {
+    /// Matches `level` and every more severe level (a [`Level`] or a `tracing::Level`).
+    pub fn min_level(mut self, level: impl Into<Level>) -> Self {
+        let level = level.into();
         self.levels = [
             Level::Trace,
             Level::Debug,
