@@ -59,8 +59,14 @@ events = [json.loads(l) for f in sorted(glob.glob("tracepost-data/events-*.ndjso
 event = next(e for e in events if e["kind"] == "error" and e.get("request", {}).get("route") == "/panic")
 bt = event.get("error", {}).get("backtrace")
 if bt:
+    # Keep the application's frame (and its `at file:line` line); elide the rest.
     frames = bt.splitlines()
-    event["error"]["backtrace"] = "\n".join(frames[:4] + ([f"… ({len(frames) - 4} more lines)"] if len(frames) > 4 else []))
-open(f"{out}/event-panic.json", "w").write(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+    app = next((i for i, l in enumerate(frames) if "quickstart::" in l), 0)
+    kept = frames[app:app + 2]
+    event["error"]["backtrace"] = "\n".join([f"… ({app} lines)"] + kept + [f"… ({len(frames) - app - len(kept)} lines)"])
+text = json.dumps(event, indent=2, ensure_ascii=False)
+# Header pairs on one line each: ["name", "value"].
+text = re.sub(r'\[\n\s+("(?:[^"\\]|\\.)*"),\n\s+("(?:[^"\\]|\\.)*")\n\s+\]', r'[\1, \2]', text)
+open(f"{out}/event-panic.json", "w").write(text + "\n")
 print(f"wrote {out}/console-panic.txt ({len(block)} lines) and {out}/event-panic.json")
 PY
