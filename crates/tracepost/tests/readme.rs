@@ -46,6 +46,7 @@ fn readme_and_front_page_show_the_same_snippet() {
     }
 }
 
+/// The README, the front page and the book's "Add tracepost to your app" chapter.
 #[test]
 fn readme_and_front_page_show_the_same_dependency_block() {
     let toml = |md: &str| {
@@ -53,7 +54,12 @@ fn readme_and_front_page_show_the_same_dependency_block() {
         md[start..][..md[start..].find("```").unwrap()].to_string()
     };
     let readme = toml(&read("../../README.md"));
-    assert_eq!(readme, toml(&read("docs.md")));
+    assert_eq!(readme, toml(&read("docs.md")), "docs.md");
+    assert_eq!(
+        readme,
+        toml(&read("../../book/src/your-app.md")),
+        "book/src/your-app.md"
+    );
     let repo = read("../../Cargo.toml");
     let url = repo
         .lines()
