@@ -6,7 +6,8 @@
 # grammar (scripts/logql-check, from the npm registry).
 #
 # The queries themselves are run by examples/quickstart/tests/dashboards.rs (part of
-# `cargo test --workspace`): a real Prometheus scraping the real quickstart, the real Postgres.
+# scripts/test.sh, with the quickstart's postgres and loki features): a real Prometheus scraping
+# the real quickstart, the real Postgres.
 # `scripts/check-deploy.sh --live` runs that test too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,5 +89,5 @@ PY
 (cd scripts/logql-check && npm ci --no-audit --no-fund --loglevel=error)
 node scripts/logql-check/check.mjs
 if [ "${1:-}" = "--live" ]; then
-  cargo test -p quickstart --test dashboards --locked
+  cargo test -p quickstart --features postgres,loki --test dashboards --locked
 fi

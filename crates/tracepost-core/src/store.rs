@@ -73,13 +73,14 @@ impl EventFilter {
     }
 
     /// Adds a level to match.
-    pub fn level(mut self, level: Level) -> Self {
-        self.levels.push(level);
+    pub fn level(mut self, level: impl Into<Level>) -> Self {
+        self.levels.push(level.into());
         self
     }
 
     /// Matches `level` and every more severe level.
-    pub fn min_level(mut self, level: Level) -> Self {
+    pub fn min_level(mut self, level: impl Into<Level>) -> Self {
+        let level = level.into();
         self.levels = [
             Level::Trace,
             Level::Debug,

@@ -1,5 +1,6 @@
 //! The behaviour suite on the embedded sinks, and their serde configurations.
 
+// ANCHOR: imports
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use tracepost_core::sinks::{
 };
 use tracepost_core::testing::suite::{Capabilities, Harness, Stored};
 use tracepost_core::Event;
+// ANCHOR_END: imports
 
 fn stored_from_ndjson(text: &str) -> Vec<Stored> {
     text.lines()

@@ -2,6 +2,7 @@
 //!
 //! A custom sink that counts error events per fingerprint, registered beside the console.
 
+// ANCHOR: imports
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use tracepost::{
     Batch, Event, Kind, Level, Sink, SinkError, SinkErrorKind, SinkOptions, SinkOutcome, Tracepost,
 };
+// ANCHOR_END: imports
 
 // ANCHOR: sink
 /// Counts error events per fingerprint (a stand-in for an alerting backend).

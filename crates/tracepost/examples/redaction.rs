@@ -3,11 +3,13 @@
 //! Redaction rules: add a key pattern, drop one, and add a rule for your own token format.
 //! The pipeline applies them to every event, whatever captured it.
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use tracepost::redact::{Redactor, ValueRule};
 use tracepost::sinks::Console;
 use tracepost::{Event, Kind, Level, Tracepost};
+// ANCHOR_END: imports
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

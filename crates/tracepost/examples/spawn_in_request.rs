@@ -4,12 +4,14 @@
 //! Work a handler hands to another task stays part of its request: its logs become the
 //! request's breadcrumbs, and a panic in it is an error event with the request's ids.
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use axum::routing::post;
 use axum::Router;
 use tracepost::prelude::*;
 use tracing_subscriber::prelude::*;
+// ANCHOR_END: imports
 
 // ANCHOR: handler
 async fn create_order() -> &'static str {

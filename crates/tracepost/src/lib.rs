@@ -1,5 +1,11 @@
 #![doc = include_str!("../docs.md")]
 
+// The README's code blocks, compiled and run as doctests: its integration snippet is the same
+// as the one on this front page (`tests/readme.rs` checks that), and both must compile.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 pub use tracepost_core::{
     capture, event, fingerprint, in_current_request, metrics, pipeline, redact, scope, sink, spawn,
     store, trace_context, Batch, BatchOptions, Breadcrumb, BuildError, Builder, CapturedBody,

@@ -1,5 +1,6 @@
 //! The quickstart's routes on actix-web, in a library so that tests drive the same app.
 
+// ANCHOR: imports
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use actix_web::{web, App, HttpResponse, Responder};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tracepost::prelude::*;
+// ANCHOR_END: imports
 
 // ANCHOR: app
 /// The app: tracepost's middleware, `/metrics`, `/health` and the routes.

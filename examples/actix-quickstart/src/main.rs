@@ -4,12 +4,14 @@
 //! is printed to the console and appended to `./tracepost-data/events-*.ndjson`, and the
 //! Prometheus metrics are served at `/metrics`.
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use actix_web::HttpServer;
 use tracepost::prelude::*;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
+// ANCHOR_END: imports
 
 // ANCHOR: main
 #[actix_web::main]

@@ -1,11 +1,13 @@
 //! tracepost's `/metrics` with the application's own metrics next to tracepost's: the book's
 //! "Scrape metrics with Prometheus" recipes include this file.
 
+// ANCHOR: imports
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+// ANCHOR_END: imports
 
 // ANCHOR: registry
 use tracepost::prometheus_client::metrics::counter::Counter;

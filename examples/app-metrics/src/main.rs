@@ -2,9 +2,11 @@
 //! 'content-type: application/json' localhost:3001/orders`, `curl 'localhost:3001/search?q=s'`
 //! and `curl localhost:3001/metrics`: `shop_*` next to `http_server_*` and `tracepost_*`.
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use tracepost::prelude::*;
+// ANCHOR_END: imports
 
 // ANCHOR: main
 #[tokio::main]

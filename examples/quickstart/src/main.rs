@@ -5,17 +5,19 @@
 //! queryable, in `./tracepost-data/tracepost.sqlite3`; the Prometheus metrics are served at
 //! `/metrics`.
 
+// ANCHOR: imports
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tracepost::prelude::*;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
+// ANCHOR_END: imports
 
 // ANCHOR: main
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = tracepost::Tracepost::builder()
+    let builder = tracepost::Tracepost::builder()
         .service("quickstart")
         .sink(tracepost::sinks::Console::default())
         .sink(tracepost::sinks::JsonlFile::new(data_dir()))
@@ -25,16 +27,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The external sinks join when their service is configured (as in docker-compose.yml).
     // Neither connects here: a database or Loki that is down (or refuses us) leaves the app
     // serving, the sink `down` on /health, and its events in the spool until it is back.
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        builder = builder.sink(tracepost::sinks::postgres::PostgresSink::new(&url)?);
-    }
-    if let Ok(url) = std::env::var("LOKI_URL") {
-        use tracepost::sinks::loki::{Limits, LokiConfig, LokiSink};
-        // LOKI_MAX_LINE_BYTES, LOKI_MAX_AGE, …: the Loki's per-tenant limits, so that the
-        // sink shortens or holds back what that Loki would refuse.
-        let config = LokiConfig::new(url).limits(Limits::default().from_env()?);
-        builder = builder.sink(LokiSink::with_config(config)?);
-    }
+    // Each is behind a cargo feature of the quickstart (`--features postgres,loki`, on in
+    // docker-compose.yml), so that the first build compiles only the embedded sinks.
+    #[cfg(feature = "postgres")]
+    let builder = match std::env::var("DATABASE_URL") {
+        Ok(url) => builder.sink(tracepost::sinks::postgres::PostgresSink::new(&url)?),
+        Err(_) => builder,
+    };
+    #[cfg(feature = "loki")]
+    let builder = match std::env::var("LOKI_URL") {
+        Ok(url) => {
+            use tracepost::sinks::loki::{Limits, LokiConfig, LokiSink};
+            // LOKI_MAX_LINE_BYTES, LOKI_MAX_AGE, …: the Loki's per-tenant limits, so that the
+            // sink shortens or holds back what that Loki would refuse.
+            let config = LokiConfig::new(url).limits(Limits::default().from_env()?);
+            builder.sink(LokiSink::with_config(config)?)
+        }
+        Err(_) => builder,
+    };
+    warn_unbuilt_sinks();
     let tp = builder.build()?;
     tracing_subscriber::registry()
         .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -64,6 +75,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 // ANCHOR_END: main
+
+/// A sink configured in the environment but not compiled in says so, instead of silently
+/// sending nothing there.
+fn warn_unbuilt_sinks() {
+    for (var, feature, on) in [
+        ("DATABASE_URL", "postgres", cfg!(feature = "postgres")),
+        ("LOKI_URL", "loki", cfg!(feature = "loki")),
+    ] {
+        if !on && std::env::var_os(var).is_some() {
+            eprintln!(
+                "quickstart: {var} is set but this build has no {feature} sink; \
+                 run `cargo run -p quickstart --features {feature}`"
+            );
+        }
+    }
+}
 
 fn data_dir() -> String {
     std::env::var("TRACEPOST_DATA").unwrap_or_else(|_| "./tracepost-data".into())

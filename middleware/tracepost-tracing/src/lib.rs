@@ -63,15 +63,17 @@ impl TracepostTracingLayer {
         }
     }
 
-    /// Captures events at or above `level` as tracepost events.
-    pub fn min_level(mut self, level: Level) -> Self {
-        self.min_level = level;
+    /// Captures events at or above `level` as tracepost events. Takes a
+    /// [`tracepost_core::Level`] or a `tracing::Level` (`tracing::Level::WARN`).
+    pub fn min_level(mut self, level: impl Into<Level>) -> Self {
+        self.min_level = level.into();
         self
     }
 
-    /// Keeps events at or above `level` as breadcrumbs of the current request.
-    pub fn breadcrumb_level(mut self, level: Level) -> Self {
-        self.breadcrumb_level = level;
+    /// Keeps events at or above `level` as breadcrumbs of the current request. Takes a
+    /// [`tracepost_core::Level`] or a `tracing::Level`.
+    pub fn breadcrumb_level(mut self, level: impl Into<Level>) -> Self {
+        self.breadcrumb_level = level.into();
         self
     }
 }

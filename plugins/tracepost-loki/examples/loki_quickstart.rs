@@ -7,10 +7,12 @@
 //! LOKI_MAX_LINE_BYTES=4096 LOKI_MAX_AGE=1h cargo run -p tracepost-loki --example loki_quickstart
 //! ```
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use tracepost_core::{ErrorDetail, Event, Kind, Level, RequestSnapshot, Tracepost};
 use tracepost_loki::{Limits, LokiConfig, LokiSink};
+// ANCHOR_END: imports
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

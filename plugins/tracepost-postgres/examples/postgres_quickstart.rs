@@ -5,10 +5,12 @@
 //!     cargo run -p tracepost-postgres --example postgres_quickstart
 //! ```
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use tracepost_core::{ErrorDetail, Event, Kind, Level, Timestamp, Tracepost};
 use tracepost_postgres::{EventFilter, PostgresSink};
+// ANCHOR_END: imports
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -116,7 +116,7 @@ fn filter(p: &FilterParams) -> Result<EventFilter, ApiError> {
     f.kinds = list::<Kind>("kind", &p.kind)?;
     f.levels = list::<Level>("level", &p.level)?;
     if let Some(l) = &p.min_level {
-        f = f.min_level(parse("min_level", l)?);
+        f = f.min_level(parse::<Level>("min_level", l)?);
     }
     f.service.clone_from(&p.service);
     f.since = p

@@ -14,7 +14,7 @@ use common::TestDb;
 use tracepost_core::testing::suite::{self, Capabilities, Harness, Stored};
 use tracepost_core::testing::TcpProxy;
 use tracepost_core::{Event, Health, Tracepost};
-use tracepost_postgres::{PostgresConfig, PostgresSink};
+use tracepost_postgres::PostgresSink;
 use uuid::Uuid;
 
 struct Pg {
@@ -319,6 +319,9 @@ fn config_from_toml_builds_and_typos_name_the_field() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _enter = rt.enter();
     // ANCHOR: config
+    use std::time::Duration;
+    use tracepost_postgres::PostgresConfig;
+
     let c: PostgresConfig = toml::from_str(
         r#"
         url = "postgres://app:hunter2@db.internal:5432/obs"

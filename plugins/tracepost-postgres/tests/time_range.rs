@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tracepost_core::{DropReason, Event, Sink, Tracepost};
-use tracepost_postgres::{IngestMethod, OutOfRange, PostgresSink, TimeRange};
+use tracepost_postgres::{IngestMethod, PostgresSink, TimeRange};
 use uuid::Uuid;
 
 macro_rules! db {
@@ -337,6 +337,9 @@ async fn ten_years_both_ways_are_stored_or_rejected_by_reason() {
 async fn ten_years_both_ways_restamped_keep_their_time() {
     let db = db!("ten_years_restamp");
     // ANCHOR: restamp
+    use std::time::Duration;
+    use tracepost_postgres::{OutOfRange, PostgresSink, TimeRange};
+
     let sink = PostgresSink::builder(&db.url)
         .time_range(
             TimeRange::new()

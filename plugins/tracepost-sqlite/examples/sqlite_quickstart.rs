@@ -3,12 +3,14 @@
 //! `cargo run -p tracepost-sqlite --example sqlite_quickstart [DIR]` (default: a scratch
 //! directory under the system's temp dir).
 
+// ANCHOR: imports
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracepost_core::store::{EventFilter, Store};
 use tracepost_core::{ErrorDetail, Event, Kind, Level, Tracepost};
 use tracepost_sqlite::SqliteSink;
+// ANCHOR_END: imports
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

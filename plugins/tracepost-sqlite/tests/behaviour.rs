@@ -2,6 +2,7 @@
 //! time range, a file deleted under the sink, retention, the config file, startup without
 //! I/O.
 
+// ANCHOR: imports
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use tracepost_core::testing::suite::{self, Capabilities, Harness, Stored};
 use tracepost_core::{Event, Health, Kind, Level, Sink, Timestamp, Tracepost};
 use tracepost_sqlite::{OutOfRange, SqliteConfig, SqliteSink, TimeRange, DB_FILE};
 use uuid::Uuid;
+// ANCHOR_END: imports
 
 // ANCHOR: harness
 /// The sink in a scratch directory. An outage replaces the directory with a plain file (a

@@ -77,9 +77,9 @@ impl SinkOptions {
         self
     }
 
-    /// Only sends events at or above `level`.
-    pub fn min_level(mut self, level: Level) -> Self {
-        self.min_level = level;
+    /// Only sends events at or above `level` (a [`Level`] or a `tracing::Level`).
+    pub fn min_level(mut self, level: impl Into<Level>) -> Self {
+        self.min_level = level.into();
         self
     }
 

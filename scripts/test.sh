@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's second command: installs and starts what the tests need (scripts/setup.sh),
+# then runs every test — the workspace's, and those behind optional features. CI (.ci/run)
+# runs this same script. Extra arguments go to the first `cargo test` (e.g. `--release`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+locked=()
+[ "${CI:-}" = true ] && locked=(--locked)
+
+echo "=== cargo test --workspace"
+cargo test --workspace "${locked[@]}" "$@"
+
+echo "=== the quickstart's tests with its external sinks (features postgres, loki)"
+cargo test -p quickstart --features postgres,loki "${locked[@]}" --test postgres_down --test dashboards
+
+echo "=== the optional features of the Postgres sink (TLS, HTTP query router)"
+cargo test -p tracepost-postgres --all-features "${locked[@]}" --test tls --test http
