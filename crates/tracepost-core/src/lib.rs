@@ -16,6 +16,7 @@ pub mod sinks;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time_range;
 pub mod trace_context;
 
 /// The `prometheus-client` version tracepost's metrics are built on: use this path to register

@@ -4,17 +4,10 @@
 
 use std::time::Duration;
 
-/// How far back events are accepted when neither [`TimeRange::max_age`] nor a retention is
-/// set: 30 days.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
-
-/// How far ahead of the receiving clock events are accepted by default: 10 minutes (Loki's
-/// default `creation_grace_period`).
-pub const DEFAULT_MAX_AHEAD: Duration = Duration::from_secs(600);
-
-/// The attribute that keeps an event's own timestamp when [`OutOfRange::Restamp`] stores it
-/// under the time it was received (RFC 3339 with nanoseconds).
-pub const ORIGINAL_TIMESTAMP_ATTRIBUTE: &str = "tracepost.original_timestamp";
+pub(crate) use tracepost_core::time_range::TimeWindow as Window;
+pub use tracepost_core::time_range::{
+    OutOfRange, TimeRange, DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, ORIGINAL_TIMESTAMP_ATTRIBUTE,
+};
 
 /// Day partitions one write creates at most; the rows of further missing days go to the
 /// default partition and are moved out by the background maintenance.
@@ -42,113 +35,6 @@ pub(crate) const CREATE_BACKOFF: Duration = Duration::from_secs(30);
 /// `lock_timeout` for the sink's DDL (partition creation, retention): a long-running query on
 /// the tables makes the DDL give up instead of queueing everyone else behind it.
 pub(crate) const DDL_LOCK_TIMEOUT: &str = "2s";
-
-/// What happens to an event whose timestamp is outside the accepted [`TimeRange`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OutOfRange {
-    /// Refuse the event: it is returned in
-    /// [`SinkOutcome::rejected`](tracepost_core::SinkOutcome) with the reason `too_old` or
-    /// `too_far_in_future`, and counted by reason in
-    /// [`IngestStats::rejected`](crate::IngestStats) (the default, as Loki does).
-    #[default]
-    Reject,
-    /// Store the event under the time it was received, with its own timestamp kept in the
-    /// attribute [`ORIGINAL_TIMESTAMP_ATTRIBUTE`]; counted in
-    /// [`IngestStats::restamped`](crate::IngestStats).
-    Restamp,
-}
-
-/// The range of event timestamps the store accepts, relative to the clock of the process
-/// writing: from `max_age` ago to `max_ahead` from now. Set it with
-/// [`PostgresSinkBuilder::time_range`](crate::PostgresSinkBuilder::time_range).
-///
-/// Each accepted day gets its own partitions, so the range also bounds how many partitions
-/// the sink can ever create: about `max_age` in days, plus the days ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeRange {
-    max_age: Option<Duration>,
-    max_ahead: Duration,
-    outside: OutOfRange,
-}
-
-impl Default for TimeRange {
-    fn default() -> Self {
-        TimeRange {
-            max_age: None,
-            max_ahead: DEFAULT_MAX_AHEAD,
-            outside: OutOfRange::Reject,
-        }
-    }
-}
-
-impl TimeRange {
-    /// The default: back to the retention (or [`DEFAULT_MAX_AGE`] without one), ahead by
-    /// [`DEFAULT_MAX_AHEAD`], events outside rejected.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Accept events up to this old (Loki: `reject_old_samples_max_age`). Never more than the
-    /// retention: an event older than that would land in a partition retention drops.
-    #[must_use]
-    pub fn max_age(mut self, d: Duration) -> Self {
-        self.max_age = Some(d);
-        self
-    }
-
-    /// Accept events up to this far ahead of the receiving clock (Loki:
-    /// `creation_grace_period`).
-    #[must_use]
-    pub fn max_ahead(mut self, d: Duration) -> Self {
-        self.max_ahead = d;
-        self
-    }
-
-    /// What to do with events outside the range (default [`OutOfRange::Reject`]).
-    #[must_use]
-    pub fn outside(mut self, policy: OutOfRange) -> Self {
-        self.outside = policy;
-        self
-    }
-
-    /// The range in microseconds, given the retention.
-    pub(crate) fn resolve(self, retention: Option<Duration>) -> Window {
-        let back = match (self.max_age, retention) {
-            (Some(a), Some(r)) => a.min(r),
-            (Some(a), None) => a,
-            (None, Some(r)) => r,
-            (None, None) => DEFAULT_MAX_AGE,
-        };
-        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4);
-        Window {
-            back_us: micros(back).min(i64::MAX / 4),
-            ahead_us: micros(self.max_ahead).min(i64::MAX / 4),
-            outside: self.outside,
-        }
-    }
-}
-
-/// A resolved [`TimeRange`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Window {
-    pub back_us: i64,
-    pub ahead_us: i64,
-    pub outside: OutOfRange,
-}
-
-impl Window {
-    /// `Err(reason)` when `ts_us` (Unix microseconds) is outside the range at `now_us`.
-    pub fn check(&self, ts_us: i64, now_us: i64) -> Result<(), &'static str> {
-        if ts_us < now_us.saturating_sub(self.back_us) {
-            Err("too_old")
-        } else if ts_us > now_us.saturating_add(self.ahead_us) {
-            Err("too_far_in_future")
-        } else {
-            Ok(())
-        }
-    }
-}
 
 /// How the write path reacts to a server error beyond its [class](crate::error::class_of),
 /// so that no batch is retried whole, the same way, until the pipeline gives up.
