@@ -26,7 +26,9 @@ fn fast() -> SinkOptions {
         .min_level(Level::Trace)
 }
 
-/// Loki's push endpoint, counting pushes.
+/// Loki's push endpoint, counting pushes. It stands for a remote server, so it runs on its own
+/// thread and runtime with no subscriber: what its sockets log (`mio` registers each accepted
+/// connection at TRACE) is not the application's.
 async fn loki_stand_in() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let pushes = Arc::new(AtomicUsize::new(0));
     let counter = pushes.clone();
@@ -40,7 +42,20 @@ async fn loki_stand_in() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
             }
         }),
     );
-    (support::serve(app).await, pushes)
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _quiet = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (rx.await.unwrap(), pushes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
