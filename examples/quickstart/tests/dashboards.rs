@@ -740,10 +740,21 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
 
     // Phase 1: Loki accepts (but the /checkout lines), so the sink sends and rejects.
     traffic(&app.addr, 6, 3);
-    assert!(
-        loki.accepted_count() > 0,
-        "the Loki sink delivered nothing in phase 1"
-    );
+    // Wait until phase 1's error events, request snapshots included, have reached Loki: the
+    // sink batches and may still be sending when the traffic ends.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !loki
+        .accepted()
+        .iter()
+        .any(|(labels, e)| labels.contains("kind=\"error\"") && e.line.contains("\"request\":"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the Loki sink delivered no error with its request in phase 1 ({} entries)",
+            loki.accepted_count()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Phase 2: Loki answers 503: the sink retries, goes down and spools.
     loki.script((0..100_000).map(|_| receiver::Reply::Status(503, None, "ingester unavailable")));
     traffic(&app.addr, 7, 3);
