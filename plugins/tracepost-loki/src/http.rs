@@ -116,7 +116,9 @@ pub fn rejection_reason(status: u16, body: &str) -> &'static str {
     let b = body.to_ascii_lowercase();
     if status == 413 {
         "too_large"
-    } else if b.contains("too old") || b.contains("too far behind") {
+    } else if b.contains("too far behind") {
+        "too_far_behind"
+    } else if b.contains("too old") {
         "too_old"
     } else if b.contains("too new") || b.contains("too far in the future") {
         "too_new"
@@ -166,6 +168,8 @@ mod tests {
             (400, "Max entry size '262144' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '300000' bytes", "line_too_long"),
             (400, "stream '{a=\"b\"}' has structured metadata too large: '70000' bytes, limit: '65536' bytes", "structured_metadata"),
             (400, "entry has 31 label names; limit 30", "invalid_labels"),
+            (400, "entry with timestamp 2026-10-07 01:35:32.405 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-10-07T01:35:32Z, oldest acceptable timestamp is: 2026-10-07T03:23:59Z',\nuser 'u', total ignored: 1 out of 1 for stream: {a=\"b\"}", "too_far_behind"),
+            (400, "entry with timestamp 2026-10-07 01:35:32.405 +0000 UTC ignored, reason: 'entry out of order',\nuser 'u', total ignored: 1 out of 1 for stream: {a=\"b\"}", "out_of_order"),
             (413, "request entity too large", "too_large"),
             (400, "something else", "bad_request"),
         ];

@@ -539,6 +539,7 @@ impl LokiStats {
             "line_too_long" => "line_too_long",
             "structured_metadata" => "structured_metadata",
             "out_of_order" => "out_of_order",
+            "too_far_behind" => "too_far_behind",
             "invalid_labels" => "invalid_labels",
             _ => "bad_request",
         };

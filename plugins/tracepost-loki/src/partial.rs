@@ -98,6 +98,9 @@ impl Message {
 /// nothing is known about what Loki stored (a malformed request stores nothing), and the
 /// caller falls back to splitting the push.
 pub(crate) fn read(push: &Push, body: &str) -> Option<Partial> {
+    if body.trim_start().starts_with("entry with timestamp ") {
+        return read_ingester(push, body);
+    }
     let messages = parse(body)?;
     let mut out = Partial::default();
     let mut refused: Vec<Refused> = Vec::new();
@@ -132,6 +135,122 @@ pub(crate) fn read(push: &Push, body: &str) -> Option<Partial> {
     }
     out.refused = refused;
     Some(out)
+}
+
+/// How many refused entries an ingester lists before its summary line (Loki's
+/// `max_returned_stream_errors`, 10 by default).
+const INGESTER_LISTED_MAX: usize = 10;
+
+/// Reads an ingester's 400 for one stream, which the distributor passes on word for word
+/// (Loki's `stream.go`, entries refused as out of order):
+///
+/// ```text
+/// entry with timestamp 2026-10-07 01:35:32.405 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-10-07T01:35:32Z, oldest acceptable timestamp is: 2026-10-07T03:23:59Z',
+/// user 'fake', total ignored: 1 out of 1 for stream: {kind="log", service="shop"}
+/// ```
+///
+/// At most [`INGESTER_LISTED_MAX`] entries are listed (timestamps to the nanosecond, Go's
+/// `Time.String`); the summary gives how many were refused in all. The unlisted ones are
+/// found from the cut-off the listed ones name (every entry of that stream older than it
+/// was refused). When the entries found are not as many as Loki counted, `None`: the caller
+/// falls back to splitting the push.
+fn read_ingester(push: &Push, body: &str) -> Option<Partial> {
+    const SEC: u64 = 1_000_000_000;
+    let mut rest = body.trim();
+    let mut listed: Vec<(u64, &'static str)> = Vec::new();
+    let mut cutoff: Option<u64> = None;
+    let mut texts: Vec<&str> = Vec::new();
+    while let Some(after) = rest.strip_prefix("entry with timestamp ") {
+        let (at, after) = after.split_once(" ignored, reason: '")?;
+        let (reason, after) = after.split_once("',\n")?;
+        let at = go_time(at)?;
+        let label = if let Some(r) = reason.strip_prefix("entry too far behind, ") {
+            let (_, oldest) = r.split_once("oldest acceptable timestamp is: ")?;
+            let oldest = rfc3339_ns(oldest)?;
+            cutoff = Some(cutoff.map_or(oldest, |c: u64| c.min(oldest)));
+            "too_far_behind"
+        } else if reason == "entry out of order" {
+            "out_of_order"
+        } else {
+            return None;
+        };
+        texts.push(&rest[..rest.len() - after.len()]);
+        listed.push((at, label));
+        rest = after;
+    }
+    let after = rest.strip_prefix("user '")?;
+    let (_, after) = after.split_once("', total ignored: ")?;
+    let (total, after) = after.split_once(" out of ")?;
+    let total: usize = total.parse().ok()?;
+    let (_, after) = after.split_once(" for stream: ")?;
+    let mut c = Cursor { s: after, pos: 0 };
+    let labels = c.labels()?;
+    if listed.is_empty() || (listed.len() < total && listed.len() < INGESTER_LISTED_MAX) {
+        return None;
+    }
+    let stream = &push.streams[named_stream(&push.streams, &labels)?];
+    let message = |i: usize| texts[i].trim_end().trim_end_matches(',').to_owned();
+    let mut refused: Vec<Refused> = Vec::new();
+    for (i, (at, reason)) in listed.iter().enumerate() {
+        if !stream.entries.iter().any(|e| e.ts == *at) {
+            return None;
+        }
+        for e in stream.entries.iter().filter(|e| e.ts == *at) {
+            if !refused.iter().any(|r| r.id == e.id) {
+                refused.push(Refused {
+                    id: e.id,
+                    reason,
+                    message: message(i),
+                });
+            }
+        }
+    }
+    if let Some(cutoff) = cutoff {
+        // The cut-off is named to the second: older entries were surely refused, those in
+        // its second were if Loki counted more than that.
+        let mut candidates: Vec<_> = stream
+            .entries
+            .iter()
+            .filter(|e| e.ts < cutoff + SEC && !refused.iter().any(|r| r.id == e.id))
+            .collect();
+        candidates.sort_by_key(|e| e.ts);
+        for e in candidates {
+            if refused.len() >= total && e.ts >= cutoff {
+                break;
+            }
+            refused.push(Refused {
+                id: e.id,
+                reason: "too_far_behind",
+                message: message(0),
+            });
+        }
+    }
+    (refused.len() == total).then_some(Partial {
+        refused,
+        max_line_bytes: None,
+    })
+}
+
+/// Go's `Time.String()`: `2026-10-07 01:35:32.405 +0000 UTC` (fraction optional, trailing
+/// zeros cut), as Unix nanoseconds.
+fn go_time(s: &str) -> Option<u64> {
+    let mut parts = s.split(' ');
+    let (date, time, offset) = (parts.next()?, parts.next()?, parts.next()?);
+    let utc = rfc3339_ns(&format!("{date}T{time}Z"))?;
+    let sign: i64 = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = offset.get(1..5)?;
+    let (h, m): (i64, i64) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
+    let shift = sign * (h * 3600 + m * 60) * 1_000_000_000;
+    u64::try_from(utc as i128 - shift as i128).ok()
+}
+
+fn rfc3339_ns(s: &str) -> Option<u64> {
+    let at = humantime::parse_rfc3339_weak(s.trim()).ok()?;
+    Some(at.duration_since(UNIX_EPOCH).ok()?.as_nanos() as u64)
 }
 
 /// The stream of the push whose labels are all among `named` (Loki may add labels such as
@@ -447,5 +566,144 @@ mod tests {
         .unwrap();
         assert_eq!(r.refused.len(), 1);
         assert_eq!(r.refused[0].reason, "invalid_labels");
+    }
+
+    /// Go's `Time.String()` of a UTC time, as Loki's ingester prints it.
+    fn go_string(ns: u64) -> String {
+        let secs = format_rfc3339_seconds(ns);
+        let (date, time) = secs.trim_end_matches('Z').split_once('T').unwrap();
+        let frac = ns % 1_000_000_000;
+        let frac = if frac == 0 {
+            String::new()
+        } else {
+            format!(".{frac:09}").trim_end_matches('0').to_owned()
+        };
+        format!("{date} {time}{frac} +0000 UTC")
+    }
+
+    fn too_far_behind(at: u64, cutoff: u64) -> String {
+        format!(
+            "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',\n",
+            go_string(at),
+            format_rfc3339_seconds(at),
+            format_rfc3339_seconds(cutoff)
+        )
+    }
+
+    #[test]
+    fn go_time_strings_are_read_to_the_nanosecond() {
+        assert_eq!(
+            go_time("2026-10-07 01:35:32.405 +0000 UTC"),
+            Some(1_791_336_932_405_000_000)
+        );
+        assert_eq!(
+            go_time("2026-10-07 03:35:32.405 +0200 CEST"),
+            Some(1_791_336_932_405_000_000)
+        );
+        assert_eq!(
+            go_time("2026-10-07 01:35:32 +0000 UTC"),
+            Some(1_791_336_932_000_000_000)
+        );
+        assert_eq!(go_time("2026-10-07T01:35:32Z"), None);
+        assert_eq!(go_time(""), None);
+    }
+
+    /// The body a Loki 3.7 returned for a late entry (from a public report), for a stream of
+    /// two: the late one is refused, the other was stored.
+    #[test]
+    fn an_ingesters_too_far_behind_names_the_late_entry() {
+        let late_ts = go_time("2026-10-07 01:35:32.405 +0000 UTC").unwrap();
+        let mut late = entry(0, 10);
+        late.ts = late_ts;
+        let fresh = entry(1_791_343_500, 10);
+        let other = entry(1_791_343_500, 10);
+        let p = push(vec![
+            (
+                vec![("kind", "invocation"), ("scriptName", "usual-suspects")],
+                vec![late, fresh],
+            ),
+            (vec![("kind", "other")], vec![other]),
+        ]);
+        let body = "entry with timestamp 2026-10-07 01:35:32.405 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-10-07T01:35:32Z, oldest acceptable timestamp is: 2026-10-07T03:23:59Z',\nuser 'usual-suspects', total ignored: 1 out of 2 for stream: {kind=\"invocation\", scriptName=\"usual-suspects\"}\n";
+        let r = read(&p, body).unwrap();
+        assert_eq!(r.refused.len(), 1);
+        assert_eq!(
+            (r.refused[0].id, r.refused[0].reason),
+            (late.id, "too_far_behind")
+        );
+        assert!(r.refused[0]
+            .message
+            .starts_with("entry with timestamp 2026-10-07 01:35:32.405"));
+        assert!(
+            r.refused[0].message.ends_with("03:23:59Z'"),
+            "{}",
+            r.refused[0].message
+        );
+    }
+
+    /// 25 late entries: Loki lists 10 and counts 25; the other 15 are found from the cut-off.
+    #[test]
+    fn late_entries_beyond_the_listed_ten_are_found_from_the_cutoff() {
+        const SEC: u64 = 1_000_000_000;
+        let now = 1_796_047_589;
+        let cutoff = (now - 1800) * SEC + 250_000_000;
+        let late: Vec<_> = (0..25).map(|i| entry(now - 7200 + i, 10)).collect();
+        let fresh: Vec<_> = (0..5).map(|i| entry(now + i, 10)).collect();
+        // One in the cut-off's own second, after it: stored.
+        let mut edge = entry(0, 10);
+        edge.ts = cutoff + 1;
+        let mut all = late.clone();
+        all.extend(fresh.iter().copied());
+        all.push(edge);
+        let p = push(vec![(vec![("service", "shop")], all)]);
+        let mut body: String = late[..10]
+            .iter()
+            .map(|e| too_far_behind(e.ts, cutoff))
+            .collect();
+        body.push_str("user 'fake', total ignored: 25 out of 31 for stream: {service=\"shop\", service_name=\"shop\"}");
+        let r = read(&p, &body).unwrap();
+        let mut got: Vec<_> = r.refused.iter().map(|r| r.id).collect();
+        let mut want: Vec<_> = late.iter().map(|e| e.id).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(r.refused.iter().all(|r| r.reason == "too_far_behind"));
+
+        // A count that the entries cannot explain: nothing is guessed.
+        let wrong = body.replace("total ignored: 25", "total ignored: 29");
+        assert!(read(&p, &wrong).is_none());
+        // An entry the push does not have.
+        let mut strange = too_far_behind(now * SEC + 7, cutoff);
+        strange.push_str("user 'fake', total ignored: 1 out of 31 for stream: {service=\"shop\"}");
+        assert!(read(&p, &strange).is_none());
+        // Another stream.
+        let elsewhere = body.replace(
+            "{service=\"shop\", service_name=\"shop\"}",
+            "{service=\"cart\"}",
+        );
+        assert!(read(&p, &elsewhere).is_none());
+    }
+
+    #[test]
+    fn out_of_order_entries_of_an_ordered_stream() {
+        let (a, b, c) = (entry(100, 10), entry(50, 10), entry(60, 10));
+        let p = push(vec![(vec![("service", "shop")], vec![a, b, c])]);
+        let line = |e: &PushedEntry| {
+            format!(
+                "entry with timestamp {} ignored, reason: 'entry out of order',\n",
+                go_string(e.ts)
+            )
+        };
+        let body = format!(
+            "{}{}user 'fake', total ignored: 2 out of 3 for stream: {{service=\"shop\"}}",
+            line(&b),
+            line(&c)
+        );
+        let r = read(&p, &body).unwrap();
+        let mut got: Vec<_> = r.refused.iter().map(|r| (r.id, r.reason)).collect();
+        got.sort();
+        let mut want = vec![(b.id, "out_of_order"), (c.id, "out_of_order")];
+        want.sort();
+        assert_eq!(got, want);
     }
 }

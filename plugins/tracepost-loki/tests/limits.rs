@@ -172,6 +172,64 @@ async fn a_partial_400_stores_98_and_resends_nothing() {
     assert_eq!(rx.requests().len(), 2);
 }
 
+/// A stream whose newest entry is recent, then 25 entries two hours older with 5 fresh
+/// ones: the ingester refuses the 25 as "too far behind" (listing 10, counting 25) and
+/// stores the 5. The sink counts the 25 as refused, the 5 as sent, and sends nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_too_far_behind_are_counted_and_nothing_is_sent_again() {
+    let rx = Receiver::start().await;
+    rx.limits(LokiLimits {
+        out_of_order_window: Some(Duration::from_secs(3600)),
+        ..LokiLimits::none()
+    });
+    let sink = LokiSink::new(rx.url()).unwrap();
+    let stats = sink.stats();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(sink, options(1 << 20))
+        .build()
+        .unwrap();
+    let base = now_ns();
+    // sample_event(i) puts every 4th event at info level: use those, one stream.
+    let event = |i: u64, ts: u64| {
+        let mut e = sample_event(i * 4 + 3, ts);
+        e.timestamp = tracepost_core::Timestamp::from_unix_nanos(ts);
+        e
+    };
+    tp.handle().capture(event(0, base));
+    assert!(rx.wait_for(1, Duration::from_secs(5)).await);
+    for i in 1..=25 {
+        tp.handle()
+            .capture(event(i, base - 7200 * 1_000_000_000 + i * 1_000_000));
+    }
+    for i in 26..=30 {
+        tp.handle().capture(event(i, base + i));
+    }
+    assert!(rx.wait_for(6, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    let requests = rx.requests();
+    let mut sent: HashMap<String, usize> = HashMap::new();
+    for r in &requests {
+        for s in r.push.as_ref().unwrap() {
+            for e in &s.entries {
+                *sent.entry(line_id(&e.line)).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(sent.len(), 31);
+    assert!(sent.values().all(|n| *n == 1), "nothing sent again");
+    // Loki lists 10 refused entries of a stream and counts the rest.
+    assert!(requests
+        .iter()
+        .any(|r| r.status == 400 && r.answer.matches("entry with timestamp").count() == 10));
+    assert_eq!(rx.accepted_count(), 6);
+    assert_eq!(stats.rejected_for("too_far_behind"), 25);
+    let (_, counts) = &report.sinks[0];
+    assert_eq!(counts.sent, 6);
+    assert_eq!(counts.dropped(DropReason::Rejected), 25);
+}
+
 /// The receiver's bodies are Loki's, word for word (the examples).
 #[tokio::test]
 async fn the_receiver_answers_in_lokis_words() {
@@ -181,6 +239,7 @@ async fn the_receiver_answers_in_lokis_words() {
         burst: 10_485.0,
         max_line_size: Some(4096),
         reject_old_max_age: Some(Duration::from_secs(3600)),
+        out_of_order_window: None,
     });
     let sink = LokiSink::new(rx.url()).unwrap();
     let event = |i: u64, message: String| {

@@ -80,6 +80,11 @@ pub struct LokiLimits {
     pub max_line_size: Option<usize>,
     /// `reject_old_samples_max_age`.
     pub reject_old_max_age: Option<Duration>,
+    /// The ingester's window for unordered writes (`max_chunk_age / 2`: an hour by
+    /// default): an entry older than the stream's newest minus this is refused as "too far
+    /// behind", the rest of the stream stored, and a 400 lists at most
+    /// `max_returned_stream_errors` (10) of the refused entries, as Loki's `stream.go` does.
+    pub out_of_order_window: Option<Duration>,
 }
 
 impl LokiLimits {
@@ -90,6 +95,7 @@ impl LokiLimits {
             burst: f64::INFINITY,
             max_line_size: None,
             reject_old_max_age: None,
+            out_of_order_window: None,
         }
     }
 }
@@ -102,6 +108,8 @@ struct Bucket {
 
 struct Shared {
     limits: Mutex<Option<(LokiLimits, Bucket)>>,
+    /// The ingester's newest timestamp per stream (labels as pushed).
+    newest: Mutex<std::collections::HashMap<String, u64>>,
     script: Mutex<VecDeque<Reply>>,
     /// Answers every request this way until cleared (after the script).
     standing: Mutex<Option<Reply>>,
@@ -145,6 +153,7 @@ impl Receiver {
     async fn start_with(fast: bool) -> Self {
         let shared = Arc::new(Shared {
             limits: Mutex::new(None),
+            newest: Mutex::new(Default::default()),
             script: Mutex::new(VecDeque::new()),
             standing: Mutex::new(None),
             poison: Mutex::new(None),
@@ -371,10 +380,58 @@ fn as_loki(shared: &Shared, streams: &[Stream]) -> (u16, String) {
         }
         bucket.tokens = tokens - bytes as f64;
         bucket.last = now;
+        // The ingesters: per stream, entries too far behind its newest are refused; the
+        // error of the last stream with refusals is what the push answers (400).
+        let mut ingester_error = None;
+        if let Some(window) = limits.out_of_order_window {
+            let mut newest = shared.newest.lock().unwrap();
+            let mut by_stream: Vec<(String, Vec<Entry>)> = Vec::new();
+            for (labels, e) in std::mem::take(&mut valid) {
+                match by_stream.iter_mut().find(|(l, _)| *l == labels) {
+                    Some((_, es)) => es.push(e),
+                    None => by_stream.push((labels, vec![e])),
+                }
+            }
+            for (labels, entries) in by_stream {
+                let highest = newest.get(&labels).copied();
+                let cutoff = highest.map(|h| h.saturating_sub(window.as_nanos() as u64));
+                let mut failed = Vec::new();
+                for e in &entries {
+                    if cutoff.is_some_and(|c| e.ts_ns < c) {
+                        failed.push(e.ts_ns);
+                        continue;
+                    }
+                    let h = newest.entry(labels.clone()).or_insert(e.ts_ns);
+                    *h = (*h).max(e.ts_ns);
+                    valid.push((labels.clone(), e.clone()));
+                }
+                if let (false, Some(cutoff)) = (failed.is_empty(), cutoff) {
+                    let mut text = String::new();
+                    for ts in failed.iter().take(10) {
+                        text.push_str(&format!(
+                            "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',\n",
+                            go_string(*ts),
+                            rfc3339(*ts),
+                            rfc3339(cutoff)
+                        ));
+                    }
+                    text.push_str(&format!(
+                        "user 'fake', total ignored: {} out of {} for stream: {}",
+                        failed.len(),
+                        entries.len(),
+                        with_service_name(&labels)
+                    ));
+                    ingester_error = Some(text);
+                }
+            }
+        }
         shared
             .accepted_n
             .fetch_add(valid.len(), std::sync::atomic::Ordering::SeqCst);
         shared.accepted.lock().unwrap().extend(valid);
+        if let Some(text) = ingester_error {
+            return (400, text);
+        }
     }
     if errors.is_empty() {
         return (204, String::new());
@@ -426,6 +483,19 @@ fn with_service_name(labels: &str) -> String {
         &labels[..end],
         &labels[end..]
     )
+}
+
+/// Go's `Time.String()` of a UTC time: `2026-10-07 01:35:32.405 +0000 UTC`.
+pub fn go_string(ns: u64) -> String {
+    let secs = rfc3339(ns);
+    let (date, time) = secs.trim_end_matches('Z').split_once('T').unwrap();
+    let frac = ns % 1_000_000_000;
+    let frac = if frac == 0 {
+        String::new()
+    } else {
+        format!(".{frac:09}").trim_end_matches('0').to_owned()
+    };
+    format!("{date} {time}{frac} +0000 UTC")
 }
 
 /// Go's `time.Format(time.RFC3339)` of a UTC time: to the second.
