@@ -35,7 +35,9 @@ pub use pipeline::{
     TracepostHandle,
 };
 pub use redact::Redactor;
-pub use sink::{Batch, Rejection, Sink, SinkError, SinkErrorClass, SinkErrorKind, SinkOutcome};
+pub use sink::{
+    Batch, Rejection, Settled, Sink, SinkError, SinkErrorClass, SinkErrorKind, SinkOutcome,
+};
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub fn truncate_utf8(s: &str, max: usize) -> &str {

@@ -205,8 +205,22 @@ pub struct SinkError {
     kind: SinkErrorKind,
     message: String,
     retry_after: Option<Duration>,
+    settled: Option<Box<Settled>>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// The part of a batch a failed [`Sink::send`] did settle before it failed: events the
+/// destination stored, and events it refused for good. Attached with
+/// [`SinkError::with_settled`]; the pipeline counts these as sent / rejected and retries,
+/// spools or drops only the rest, so a send that failed half-way never counts stored events
+/// as dropped nor sends them again.
+#[derive(Debug, Default, Clone)]
+pub struct Settled {
+    /// Ids of events the destination stored.
+    pub delivered: Vec<Uuid>,
+    /// Events it refused for good, with the reason.
+    pub rejected: Vec<Rejection>,
 }
 
 impl SinkError {
@@ -217,6 +231,7 @@ impl SinkError {
             kind,
             message: message.into(),
             retry_after: None,
+            settled: None,
             source: None,
         }
     }
@@ -261,6 +276,25 @@ impl SinkError {
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
+    }
+
+    /// Says which events of the batch this send settled before it failed (see [`Settled`]).
+    /// Ids that are not in the batch are ignored.
+    pub fn with_settled(mut self, settled: Settled) -> Self {
+        if !settled.delivered.is_empty() || !settled.rejected.is_empty() {
+            self.settled = Some(Box::new(settled));
+        }
+        self
+    }
+
+    /// The events this send settled before it failed, if it said.
+    pub fn settled(&self) -> Option<&Settled> {
+        self.settled.as_deref()
+    }
+
+    /// Takes the settled part out of the error.
+    pub fn take_settled(&mut self) -> Option<Settled> {
+        self.settled.take().map(|s| *s)
     }
 
     /// Attaches the underlying error.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracepost_core::sinks::JsonlFile;
 use tracepost_core::{
-    Batch, BatchOptions, DropReason, Event, Kind, Level, RetryOptions, Sink, SinkError,
-    SinkOptions, SinkOutcome, Tracepost,
+    Batch, BatchOptions, DropReason, Event, Kind, Level, Rejection, RetryOptions, Settled, Sink,
+    SinkError, SinkOptions, SinkOutcome, Tracepost,
 };
 use uuid::Uuid;
 
@@ -31,6 +31,9 @@ enum Behaviour {
     RejectMessage(&'static str),
     /// Fails with 429 + Retry-After the first `n` times.
     RetryAfter(Arc<AtomicU32>, Duration),
+    /// Stores the first half of each batch, refuses its first event of that half for good,
+    /// then fails temporarily for the rest, saying so ([`SinkError::with_settled`]).
+    HalfThenDown,
 }
 
 impl Sink for Recording {
@@ -47,6 +50,26 @@ impl Sink for Recording {
                 if batch.iter().any(|e| e.message == *m) {
                     return Err(SinkError::permanent("HTTP 400: bad entry"));
                 }
+            }
+            Behaviour::HalfThenDown => {
+                let half = batch.len() / 2;
+                let (stored, _) = batch.split_at(half);
+                if stored.is_empty() {
+                    return Err(SinkError::temporary("down"));
+                }
+                self.received
+                    .lock()
+                    .extend(stored[1..].iter().map(|e| e.id));
+                return Err(
+                    SinkError::temporary("down after half").with_settled(Settled {
+                        delivered: stored[1..].iter().map(|e| e.id).collect(),
+                        rejected: vec![Rejection {
+                            id: stored[0].id,
+                            reason: "bad_entry".into(),
+                            detail: "refused".into(),
+                        }],
+                    }),
+                );
             }
             Behaviour::RetryAfter(left, after) => {
                 if left.load(Ordering::SeqCst) > 0 {
@@ -387,4 +410,47 @@ async fn a_paused_caller_clock_neither_stalls_delivery_nor_cuts_shutdown_short()
     let report = tp.shutdown(Duration::from_secs(5)).await;
     assert!(report.completed);
     assert_eq!(sink.received.lock().len(), 50);
+}
+
+/// A send that stored part of a batch before failing says so: the pipeline counts that part
+/// as sent (and its refused event as rejected), retries only the rest, and drops only the
+/// rest when the retries run out — nothing stored is counted as dropped or sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_failed_send_settled_is_counted_once_and_not_sent_again() {
+    let rec = Recording {
+        name: "half",
+        behaviour: Behaviour::HalfThenDown,
+        ..Default::default()
+    };
+    let tp = Tracepost::builder()
+        .sink_with(
+            rec.clone(),
+            SinkOptions::default()
+                .batch(BatchOptions::new(16, 1 << 20, Duration::from_secs(10)))
+                .max_in_flight(1)
+                .retry(RetryOptions::new(
+                    2,
+                    Duration::from_millis(1),
+                    Duration::from_millis(5),
+                )),
+        )
+        .build()
+        .unwrap();
+    for i in 0..16 {
+        tp.handle().capture(log(i));
+    }
+    let report = tp.shutdown(Duration::from_secs(10)).await;
+    // Sends of 16, 8 and 4 events: each stores half but its first, refuses that one.
+    let calls: Vec<usize> = rec.calls.lock().iter().map(|c| c.1).collect();
+    assert_eq!(calls, vec![16, 8, 4]);
+    let received = rec.received.lock().clone();
+    let mut unique = received.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), received.len(), "nothing sent twice");
+    let c = &report.sinks[0].1;
+    assert_eq!(c.sent, 7 + 3 + 1);
+    assert_eq!(c.dropped(DropReason::Rejected), 3);
+    assert_eq!(c.dropped(DropReason::RetriesExhausted), 2);
+    assert_eq!(c.sent + c.dropped_total(), 16);
 }

@@ -176,7 +176,7 @@ impl Sink for LokiSink {
             for event in batch {
                 match carry.remove(&event.id) {
                     Some(Some(r)) => attempt.rejected.push(r),
-                    Some(None) => {}
+                    Some(None) => attempt.delivered.push(event.id),
                     None => pending.push(event),
                 }
             }
@@ -190,9 +190,16 @@ impl Sink for LokiSink {
                 })
             }
             Err(e) => {
-                // The pipeline retries the whole batch: remember what this attempt settled.
+                // The pipeline counts what this attempt settled and retries only the rest.
+                // The carry-over map remembers it too, for a retry of the whole batch (a
+                // send cut short by its timeout returns no error; a spooled batch is
+                // replayed whole).
+                let settled = tracepost_core::Settled {
+                    delivered: attempt.delivered.clone(),
+                    rejected: attempt.rejected.clone(),
+                };
                 self.remember_rejected(&mut attempt);
-                Err(e)
+                Err(e.with_settled(settled))
             }
         }
     }
@@ -202,6 +209,8 @@ impl Sink for LokiSink {
 #[derive(Default)]
 struct Attempt {
     rejected: Vec<Rejection>,
+    /// Ids Loki stored (in this send, or in an earlier attempt of the batch).
+    delivered: Vec<Uuid>,
     /// Ids written to the carry-over map (delivered ones as they go).
     remembered: Vec<Uuid>,
 }
@@ -409,6 +418,7 @@ impl LokiSink {
             carry.insert(*id, None);
         }
         attempt.remembered.extend_from_slice(ids);
+        attempt.delivered.extend_from_slice(ids);
     }
 
     fn remember(&self, rejected: &[Rejection], attempt: &mut Attempt) {

@@ -287,3 +287,48 @@ async fn recommended_options_batch_by_time_into_few_streams() {
     assert_eq!(requests[0].push.as_ref().unwrap().len(), 4);
     tp.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A batch sent as several pushes: the first is stored, then Loki goes down for good. The
+/// stored events count as sent (not dropped) and are never sent again; only the rest is
+/// retried and, when the retries run out, dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stored_in_part_counts_that_part_as_sent() {
+    let rx = Receiver::start().await;
+    rx.script([Reply::Accept]);
+    rx.standing(Some(Reply::Status(503, None, "ingester unavailable")));
+    let limits = tracepost_loki::Limits::default().max_push_bytes(16 * 1024);
+    let sink = LokiSink::with_config(LokiConfig::new(rx.url()).limits(limits)).unwrap();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(sink, options())
+        .build()
+        .unwrap();
+    for i in 0..60 {
+        let mut e = sample_event(i, now_ns());
+        e.message = format!("{} {}", e.message, "x".repeat(600));
+        tp.handle().capture(e);
+    }
+    let report = tp.shutdown(Duration::from_secs(10)).await;
+    let stored = ids(&rx);
+    let unique: BTreeSet<_> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "nothing stored twice");
+    assert!(!stored.is_empty() && stored.len() < 60, "{}", stored.len());
+    let c = &report.sinks[0].1;
+    assert_eq!(c.sent, stored.len() as u64);
+    assert_eq!(
+        c.dropped(DropReason::RetriesExhausted),
+        60 - stored.len() as u64
+    );
+    // No request after the first carried a stored event.
+    for r in rx.requests().iter().skip(1) {
+        for s in r.push.as_ref().unwrap() {
+            for e in &s.entries {
+                let id = serde_json::from_str::<serde_json::Value>(&e.line).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                assert!(!unique.contains(&id), "{id} sent again");
+            }
+        }
+    }
+}

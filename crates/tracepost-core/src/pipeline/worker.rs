@@ -176,6 +176,7 @@ pub(crate) async fn run<S: Sink>(
             stats: stats.clone(),
             closing: closing.clone(),
             spooled: spool.is_some(),
+            replaying: false,
         };
         let spool = spool.clone();
         tasks.spawn(async move {
@@ -212,6 +213,7 @@ async fn replay<S: Sink>(
         stats: stats.clone(),
         closing: closing.clone(),
         spooled: true,
+        replaying: true,
     };
     let mut attempt = 0u32;
     loop {
@@ -280,6 +282,10 @@ struct Delivery<S> {
     closing: Closing,
     /// Whether undeliverable batches go to a spool.
     spooled: bool,
+    /// Replaying the spool: a failed batch stays whole at the spool's head (it is sent again
+    /// as it was stored), so what a failed send settled is not counted yet — the sink
+    /// reports it when the batch goes through.
+    replaying: bool,
 }
 
 impl<S: Sink> Delivery<S> {
@@ -326,30 +332,59 @@ impl<S: Sink> Delivery<S> {
                 rest.extend(batch);
                 continue;
             }
-            match self.send_once(&batch).await {
-                Ok(outcome) => self.delivered(&batch, outcome),
-                Err(e) if e.is_permanent() => {
-                    self.stats.error(&e);
-                    self.stats.set_last_error(Some(e.to_string()));
-                    if batch.len() > 1 {
-                        let mut first = batch;
-                        let second = first.split_off(first.len() / 2);
-                        work.push(second);
-                        work.push(first);
-                    } else {
-                        tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
-                            id = %batch[0].id, error = %e, "sink refused an event permanently; dropped");
-                        self.stats.rejected("permanent_error");
-                    }
+            let (batch, e) = match self.send_once(&batch).await {
+                Ok(outcome) => {
+                    self.delivered(&batch, outcome);
+                    continue;
                 }
-                Err(e) => {
-                    self.stats.error(&e);
-                    self.stats.set_last_error(Some(e.to_string()));
-                    failed = Some((batch, e));
-                }
+                Err(e) => match self.take_settled(batch, e) {
+                    Some(rest) => rest,
+                    None => continue,
+                },
+            };
+            self.stats.error(&e);
+            self.stats.set_last_error(Some(e.to_string()));
+            if !e.is_permanent() {
+                failed = Some((batch, e));
+            } else if batch.len() > 1 {
+                let mut first = batch;
+                let second = first.split_off(first.len() / 2);
+                work.push(second);
+                work.push(first);
+            } else {
+                tracing::warn!(target: "tracepost::pipeline", sink = %self.stats.name,
+                    id = %batch[0].id, error = %e, "sink refused an event permanently; dropped");
+                self.stats.rejected("permanent_error");
             }
         }
         failed
+    }
+
+    /// Counts what a failed send settled (stored or refused for good) and returns the rest
+    /// with the error; `None` when the send settled the whole batch after all.
+    fn take_settled(&self, batch: Batch, mut e: SinkError) -> Option<(Batch, SinkError)> {
+        if self.replaying {
+            return Some((batch, e));
+        }
+        let Some(settled) = e.take_settled() else {
+            return Some((batch, e));
+        };
+        let done: std::collections::HashSet<uuid::Uuid> = settled
+            .delivered
+            .iter()
+            .copied()
+            .chain(settled.rejected.iter().map(|r| r.id))
+            .collect();
+        let (finished, rest): (Batch, Batch) =
+            batch.into_iter().partition(|ev| done.contains(&ev.id));
+        if !finished.is_empty() {
+            let in_batch: std::collections::HashSet<uuid::Uuid> =
+                finished.iter().map(|ev| ev.id).collect();
+            let mut rejected = settled.rejected;
+            rejected.retain(|r| in_batch.contains(&r.id));
+            self.delivered(&finished, crate::sink::SinkOutcome { rejected });
+        }
+        (!rest.is_empty()).then_some((rest, e))
     }
 
     fn delivered(&self, batch: &Batch, outcome: crate::sink::SinkOutcome) {
