@@ -105,6 +105,40 @@ impl Http {
     }
 }
 
+/// Whether an error body is an HTML page (a proxy's), which Loki never sends.
+pub(crate) fn is_html(body: &str) -> bool {
+    let head = body.trim_start().as_bytes();
+    head.first() == Some(&b'<')
+}
+
+/// The text of an HTML error page, tags dropped, spaces collapsed, cut to 200 bytes.
+pub(crate) fn html_text(body: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                if !out.ends_with(' ') && !out.is_empty() {
+                    out.push(' ');
+                }
+            }
+            '>' => in_tag = false,
+            _ if in_tag => {}
+            c if c.is_whitespace() => {
+                if !out.ends_with(' ') && !out.is_empty() {
+                    out.push(' ');
+                }
+            }
+            c => out.push(c),
+        }
+        if out.len() >= 200 {
+            break;
+        }
+    }
+    out.trim().to_owned()
+}
+
 fn transport(e: &reqwest::Error) -> SinkError {
     let error = http_sink::transport_error(e);
     let message = format!("push to Loki failed: {}", error.message());

@@ -310,6 +310,12 @@ impl LokiSink {
                         stats.temporary_failures.fetch_add(1, Ordering::Relaxed);
                         return Err(f.to_sink_error());
                     }
+                    400..=499 if http::is_html(&f.body) => {
+                        // Not Loki's words: a proxy in front of it refused the request as a
+                        // whole (a header too large, a path it does not know). No entry is
+                        // at fault; splitting would drop them all one by one.
+                        return Err(self.refused(&f));
+                    }
                     400..=499 => {
                         if let Some(partial) = partial::read(push, &f.body) {
                             // Loki stored every entry it did not name.
@@ -384,6 +390,15 @@ impl LokiSink {
         // rotated, the tenant enabled).
         self.stats.refused_failures.fetch_add(1, Ordering::Relaxed);
         let mut e = f.to_sink_error();
+        if f.status != 405 && !e.is_refused() {
+            // An HTML 4xx from a proxy: the destination, not the data.
+            e = SinkError::refused(format!(
+                "HTTP {}: a proxy answered with an HTML page: {}",
+                f.status,
+                http::html_text(&f.body)
+            ))
+            .with_kind(SinkErrorKind::Other);
+        }
         if f.status == 405 {
             // A push URL that is not Loki's push endpoint.
             e = SinkError::refused(e.message().to_owned()).with_kind(SinkErrorKind::NotFound);

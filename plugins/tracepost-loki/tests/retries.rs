@@ -332,3 +332,58 @@ async fn a_batch_stored_in_part_counts_that_part_as_sent() {
         }
     }
 }
+
+/// A proxy in front of Loki answers 400 with an HTML page (nginx's "Request Header Or Cookie
+/// Too Large"): no entry is at fault. The batch is neither split nor dropped; the sink is
+/// down with the proxy's words, and once the proxy lets pushes through, everything arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxys_html_400_refuses_the_push_and_loses_nothing() {
+    let rx = Receiver::start().await;
+    rx.standing(Some(Reply::Status(
+        400,
+        None,
+        "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>Request Header Or Cookie Too Large</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+    )));
+    let sink = LokiSink::new(rx.url()).unwrap();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink_with(
+            sink,
+            options().retry(
+                RetryOptions::new(5, Duration::from_millis(10), Duration::from_secs(5))
+                    .refused_interval(Duration::from_millis(100)),
+            ),
+        )
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        tp.handle().capture(sample_event(i, now_ns()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rx.requests().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every request carried the whole batch: never split.
+    for r in rx.requests() {
+        let n: usize = r
+            .push
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| s.entries.len())
+            .sum();
+        assert_eq!(n, 10);
+    }
+    let health = tp.handle().health();
+    let text = format!("{health:?}");
+    assert!(
+        text.contains("Request Header Or Cookie Too Large"),
+        "{text}"
+    );
+    rx.standing(None);
+    assert!(rx.wait_for(10, Duration::from_secs(5)).await);
+    let report = tp.shutdown(Duration::from_secs(5)).await;
+    let c = &report.sinks[0].1;
+    assert_eq!((c.sent, c.dropped_total()), (10, 0));
+    assert_eq!(ids(&rx).len(), 10);
+}
