@@ -160,14 +160,18 @@ fn request_id_value(received: Option<HeaderValue>, capture: &RequestCapture) -> 
     })
 }
 
-/// Hands the response head to the capture: headers only when the snapshot keeps them.
+/// Hands the response head to the capture (it reads the headers only when the snapshot keeps
+/// them).
 fn respond_head(
     response: &mut tracepost_core::capture::ResponseCapture,
     parts: &http::response::Parts,
     len: Option<u64>,
 ) {
     response.set_body_len(len);
-    if response.keeps_details() {
-        response.set_headers(head::response_headers(&parts.headers));
-    }
+    response.set_header_pairs(
+        parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+    );
 }
