@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Instructions per request (callgrind, via instructions-per-request) for the same axum app bare,
-# with tracepost's default capture, and in access-log mode (every request an event), then —
+# Instructions and heap allocations per request (callgrind, via instructions-per-request) for
+# the same axum app bare, with tower-http's `TraceLayer` (the peer most axum apps use), with
+# tracepost's default capture, and in access-log mode (every request an event), then —
 # unless `--no-wrk` — the wrk req/s ratio of the same three modes in one run, rounds
 # interleaved. Instruction counts are repeatable on a busy machine; req/s are not.
 #
 #   scripts/bench-instructions.sh [--no-wrk] [requests] [wrk-seconds-per-round] [wrk-rounds]
+#
+# BENCH_SERVER=path/to/bench-server measures that binary instead of building this checkout's
+# (to compare with an older build, e.g. one of main).
 #
 # Needs valgrind (callgrind_control) and python3; wrk for the second part.
 set -euo pipefail
@@ -13,12 +17,17 @@ wrk=1
 if [ "${1:-}" = "--no-wrk" ]; then wrk=0; shift; fi
 n=${1:-2000}; secs=${2:-10}; rounds=${3:-3}; path=/users/7
 tool=scripts/instructions-per-request
-cargo build --release -q -p bench-server
-bin="${CARGO_TARGET_DIR:-target}/release/bench-server"
+if [ -n "${BENCH_SERVER:-}" ]; then
+  bin=$BENCH_SERVER
+else
+  cargo build --release -q -p bench-server
+  bin="${CARGO_TARGET_DIR:-target}/release/bench-server"
+fi
 
-echo "== instructions per request (callgrind, $n keep-alive GET $path after a warm-up)"
+echo "== instructions and allocations per request (callgrind, $n keep-alive GET $path after a warm-up)"
 "$tool" -n "$n" -p "$path" \
   bare "$bin bare 127.0.0.1:{PORT}" \
+  tower-http "$bin tower-http 127.0.0.1:{PORT}" \
   default "$bin tracepost 127.0.0.1:{PORT}" \
   access-log "$bin access-log 127.0.0.1:{PORT}"
 

@@ -576,3 +576,67 @@ async fn with_request_spans_logs_of_spawned_work_are_breadcrumbs_too() {
         "the spawned task's log is in the request's trace"
     );
 }
+
+#[tokio::test]
+async fn metrics_scrapes_and_health_checks_are_not_captured_even_when_health_answers_503() {
+    // One sink that cannot write (so `/health` answers 503) and one that can, recording every
+    // request (`sample_rate(1.0)`): tracepost's own routes must leave no event and no metric.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Tracepost::builder()
+        .sink_named_with(
+            "broken",
+            JsonlFile::new(file.path().join("cannot-exist")),
+            SinkOptions::default()
+                .batch(BatchOptions::new(1, 1 << 20, Duration::from_millis(1)))
+                .retry(tracepost::RetryOptions::new(
+                    0,
+                    Duration::from_millis(10),
+                    Duration::from_millis(10),
+                )),
+        )
+        .sink_named_with("kept", JsonlFile::new(dir.path()), fast())
+        .build()
+        .unwrap();
+    let _g = subscribe(&tp);
+    let app = quickstart::app()
+        .merge(tp.metrics_router())
+        .merge(tp.health_router())
+        .layer(
+            tp.layer()
+                .snapshot_policy(SnapshotPolicy::default().sample_rate(1.0)),
+        );
+    let addr = serve(app).await;
+    http_get(addr, "/users/7", &[]).await;
+    let start = Instant::now();
+    let status = loop {
+        let (status, _, _) = http_get(addr, "/health", &[]).await;
+        if status == 503 || start.elapsed() > Duration::from_secs(10) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 503, "the broken sink is reported down");
+    for _ in 0..3 {
+        http_get(addr, "/metrics", &[]).await;
+    }
+    let (_, headers, metrics) = http_get(addr, "/metrics", &[]).await;
+    assert!(
+        !headers.contains_key("x-request-id"),
+        "own routes pass through untouched"
+    );
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    assert!(metrics.contains("http_route=\"/users/{id}\""), "{metrics}");
+    assert!(
+        !metrics.contains("http_route=\"/health\"") && !metrics.contains("http_route=\"/metrics\""),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("http_response_status_code=\"503\""));
+    tp.shutdown(Duration::from_secs(5)).await;
+    let events = read_events(dir.path());
+    let paths: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["request"]["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["/users/7"], "only the app's request is an event");
+}

@@ -537,29 +537,34 @@ impl Redactor {
     /// textual scan of its keys), forms by field name, `multipart/form-data` by part name
     /// (file parts become `[file name.ext, N bytes, type]`), and every text by the value rules.
     pub fn body(&self, content_type: Option<&str>, text: &str) -> String {
-        let ct = content_type.unwrap_or("").to_ascii_lowercase();
-        if ct.contains("json") {
+        self.body_cow(content_type, text).into_owned()
+    }
+
+    /// [`Redactor::body`], borrowing `text` when nothing in it is masked.
+    fn body_cow<'a>(&self, content_type: Option<&str>, text: &'a str) -> Cow<'a, str> {
+        let ct = content_type.unwrap_or("");
+        if contains_ignore_ascii_case(ct, "json") {
             if self.json_needs_nothing(text) {
                 // Nothing in the document can be masked: keep it as sent (no parse, no
                 // re-serialization, key order and spacing intact).
-                return text.to_owned();
+                return Cow::Borrowed(text);
             }
             match serde_json::from_str::<Value>(text) {
                 Ok(mut v) => {
                     self.json(&mut v);
-                    serde_json::to_string(&v).unwrap_or_default()
+                    Cow::Owned(serde_json::to_string(&v).unwrap_or_default())
                 }
-                Err(_) => self.text(&self.json_text(text)).into_owned(),
+                Err(_) => Cow::Owned(self.text(&self.json_text(text)).into_owned()),
             }
-        } else if ct.starts_with("application/x-www-form-urlencoded") {
-            self.query(text)
-        } else if ct.starts_with("multipart/") {
-            match boundary(content_type.unwrap_or("")) {
-                Some(b) => self.multipart(&b, text.as_bytes()),
-                None => self.text(text).into_owned(),
+        } else if starts_with_ignore_ascii_case(ct, "application/x-www-form-urlencoded") {
+            Cow::Owned(self.query(text))
+        } else if starts_with_ignore_ascii_case(ct, "multipart/") {
+            match boundary(ct) {
+                Some(b) => Cow::Owned(self.multipart(&b, text.as_bytes())),
+                None => self.text(text),
             }
         } else {
-            self.text(text).into_owned()
+            self.text(text)
         }
     }
 
@@ -571,7 +576,15 @@ impl Redactor {
     pub fn captured_body(&self, body: &mut CapturedBody) {
         let ct = body.content_type.as_deref();
         match body.encoding.as_str() {
-            "utf8" => body.text = self.body(ct, &body.text),
+            "utf8" => {
+                let redacted = match self.body_cow(ct, &body.text) {
+                    Cow::Owned(new) => Some(new),
+                    Cow::Borrowed(_) => None,
+                };
+                if let Some(new) = redacted {
+                    body.text = new;
+                }
+            }
             "base64" if ct.is_some_and(is_textual) => {
                 body.text = match base64::engine::general_purpose::STANDARD.decode(&body.text) {
                     Ok(bytes) => self.body(ct, &String::from_utf8_lossy(&bytes)),
@@ -882,6 +895,21 @@ fn percent_decode_lossy(s: &str) -> String {
         .next()
         .map(|(key, _)| key.into_owned())
         .unwrap_or_default()
+}
+
+/// Whether `haystack` contains `needle` (ASCII case-insensitively), without lowercasing a copy.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Whether `text` starts with `prefix` (ASCII case-insensitively).
+fn starts_with_ignore_ascii_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// Whether a body of this content type is text that the rules read (JSON, forms, `text/*`,

@@ -106,6 +106,14 @@ impl<B> ResponseBody<B> {
         }
     }
 
+    /// The body as is, not captured (tracepost's own routes).
+    pub(crate) fn passthrough(body: B) -> Self {
+        ResponseBody {
+            inner: Inner::Body { body },
+            capture: None,
+        }
+    }
+
     pub(crate) fn full(data: Bytes, capture: ResponseCapture) -> Self {
         ResponseBody {
             inner: Inner::Full { data: Some(data) },

@@ -2,9 +2,8 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Version};
-use tracepost_core::capture::{Header, HeaderList, RequestHead, Route};
+use tracepost_core::capture::{HeaderList, RequestHead, Route};
 use tracepost_core::metrics::http::normalize_method;
 
 use crate::layer::Config;
@@ -62,19 +61,6 @@ pub(crate) fn route<'a>(
         (None, true) => Route::Unmatched,
         (None, false) => Route::Unknown,
     }
-}
-
-/// The response headers, converted (only for requests that keep their snapshot).
-pub(crate) fn response_headers(headers: &http::HeaderMap) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                Bytes::copy_from_slice(k.as_str().as_bytes()),
-                Bytes::copy_from_slice(v.as_bytes()),
-            )
-        })
-        .collect()
 }
 
 fn version(v: Version) -> &'static str {

@@ -2,9 +2,11 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tracepost_core::metrics::MetricsFormat;
 use tracepost_core::TracepostHandle;
+
+use crate::service::OwnRoute;
 
 /// The content type of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -38,6 +40,7 @@ pub fn render_metrics_for(
 
 fn render_metrics_as(handle: &TracepostHandle, format: MetricsFormat) -> impl IntoResponse {
     (
+        Extension(OwnRoute),
         [(CONTENT_TYPE, format.content_type()), (VARY, "accept")],
         handle.render_metrics_as(format),
     )
@@ -57,7 +60,7 @@ pub fn health_router<S: Clone + Send + Sync + 'static>(handle: TracepostHandle) 
             } else {
                 axum::http::StatusCode::OK
             };
-            (status, axum::Json(report.to_json()))
+            (status, Extension(OwnRoute), axum::Json(report.to_json()))
         }),
     )
 }

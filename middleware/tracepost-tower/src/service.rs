@@ -32,6 +32,13 @@ impl<S> TracepostService<S> {
     }
 }
 
+/// Marks a response of tracepost's own routes (`/metrics`, `/health`): the layer passes it
+/// through without recording it, so a scrape is not an app request and a 503 health check
+/// is not an app failure.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) struct OwnRoute;
+
 static REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TracepostService<S>
@@ -116,6 +123,16 @@ where
         let request_id = this.request_id.take();
         match polled {
             Ok(Poll::Pending) => unreachable!("returned above"),
+            Ok(Poll::Ready(Ok(res))) if res.extensions().get::<OwnRoute>().is_some() => {
+                // tracepost's own `/metrics` or `/health`: not a request of the app, so no
+                // metrics and no event (a 503 health check is not an app failure).
+                capture.discard();
+                let (parts, body) = res.into_parts();
+                Poll::Ready(Ok(Response::from_parts(
+                    parts,
+                    ResponseBody::passthrough(body),
+                )))
+            }
             Ok(Poll::Ready(Ok(mut res))) => {
                 if !res.headers().contains_key(&REQUEST_ID) {
                     let id = request_id_value(request_id, &capture);
@@ -160,14 +177,18 @@ fn request_id_value(received: Option<HeaderValue>, capture: &RequestCapture) -> 
     })
 }
 
-/// Hands the response head to the capture: headers only when the snapshot keeps them.
+/// Hands the response head to the capture (it reads the headers only when the snapshot keeps
+/// them).
 fn respond_head(
     response: &mut tracepost_core::capture::ResponseCapture,
     parts: &http::response::Parts,
     len: Option<u64>,
 ) {
     response.set_body_len(len);
-    if response.keeps_details() {
-        response.set_headers(head::response_headers(&parts.headers));
-    }
+    response.set_header_pairs(
+        parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+    );
 }

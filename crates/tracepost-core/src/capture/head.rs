@@ -156,14 +156,6 @@ impl RequestHead {
     }
 }
 
-/// The first value of the header `name` (case-insensitive) in `headers`, as text.
-pub(crate) fn find_str<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-}
-
 /// A request id kept inline (no allocation): 1 to 128 visible ASCII characters.
 #[derive(Clone, Copy)]
 pub(crate) struct RequestId {

@@ -279,6 +279,14 @@ impl RequestCapture {
         ResponseCapture::new(self.state, status, failure)
     }
 
+    /// Ends the capture without recording anything: no metrics, no event. For the
+    /// observability endpoints an adapter serves itself (`/metrics`, `/health`): a scrape is
+    /// not a request of the app, and a health check answering 503 while a sink is down is not
+    /// an app failure. The request still counted as active while it ran.
+    pub fn discard(self) {
+        self.state.responded.store(true, Ordering::Relaxed);
+    }
+
     /// The service failed without a response (its error's message): records a 500 and reports
     /// the error.
     pub fn fail_without_response(self, failure: Failure) {
