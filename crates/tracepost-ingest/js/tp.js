@@ -1,0 +1,1 @@
+/* tp.js: the browser script (owned by the tpjs helper; this placeholder is replaced). */

@@ -1,0 +1,30 @@
+#![doc = include_str!("../docs.md")]
+
+pub mod body;
+pub mod config;
+pub mod error;
+mod ingest;
+pub mod map;
+pub mod origin;
+#[cfg(feature = "axum")]
+mod router;
+pub mod schema;
+pub mod script;
+pub mod sourcemaps;
+pub mod stack;
+pub mod token;
+pub mod ua;
+pub mod visitor;
+
+pub use config::{ConfigError, IngestConfig, Secret};
+pub use error::{ErrorBody, ErrorObject, IngestError};
+pub use ingest::{Ingest, MAX_TRACKED_CLIENTS, RETAIN_EVERY};
+#[cfg(feature = "axum")]
+pub use router::{events_router, router, token_router};
+pub use token::{TokenSigner, UploadToken};
+
+/// The axum types the router is built from (the same version as the facade's).
+#[cfg(feature = "axum")]
+pub mod axum_router {
+    pub use axum::Router;
+}
