@@ -180,6 +180,10 @@ fn configuration_page_lists_every_setter() {
             "middleware/tracepost-tracing/src/lib.rs",
             "TracepostTracingLayer",
         ),
+        (
+            "crates/tracepost-alerts/src/engine.rs",
+            "AlertEngineBuilder",
+        ),
     ];
     let mut missing = Vec::new();
     let mut seen = 0;
@@ -191,10 +195,17 @@ fn configuration_page_lists_every_setter() {
             }
         }
     }
-    // The facade's extension methods: the layer and the two routers.
-    for name in ["layer", "tracing_layer", "metrics_router", "health_router"] {
-        if !page.contains(&format!("tp.{name}()")) {
-            missing.push(format!("tp.{name}()"));
+    // The facade's extension methods: the layer, the routers and the test alert.
+    for name in [
+        "layer()",
+        "tracing_layer()",
+        "metrics_router()",
+        "health_router()",
+        "send_test_alert()",
+        "alerts_admin_router(",
+    ] {
+        if !page.contains(&format!("tp.{name}")) {
+            missing.push(format!("tp.{name}"));
         }
     }
     assert!(
