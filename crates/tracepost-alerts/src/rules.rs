@@ -493,3 +493,80 @@ fn top_frames(backtrace: &str) -> Vec<String> {
 pub(crate) fn humanize(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RuleFilter;
+
+    fn error(fp: &str, env: &str) -> Event {
+        let mut e = Event::new(Kind::Error, Level::Error, format!("boom {fp}"));
+        e.fingerprint = Some(fp.into());
+        e.resource.environment = Some(env.into());
+        e
+    }
+
+    fn state() -> RuleState {
+        let mut known = KnownIssues::in_memory();
+        known.extend(["known".to_owned()]);
+        RuleState::new(AlertRules::default(), known)
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_known_issue_spikes_at_five_within_sixty_seconds_once() {
+        let mut r = state();
+        for i in 0..4 {
+            assert!(r.on_event(&error("known", "prod"), S * i * 10).is_empty());
+        }
+        let a = r.on_event(&error("known", "prod"), S * 50);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].kind, AlertKind::Spike);
+        assert_eq!(a[0].count, 5);
+        for i in 0..100 {
+            assert!(r
+                .on_event(&error("known", "prod"), S * 51 + S * i)
+                .is_empty());
+        }
+        let follow = r.on_tick(S * 50 + Duration::from_secs(900), None);
+        assert_eq!(follow.len(), 1);
+        assert_eq!(
+            (follow[0].kind, follow[0].count),
+            (AlertKind::FollowUp, 100)
+        );
+    }
+
+    #[test]
+    fn occurrences_spread_wider_than_the_window_never_spike() {
+        let mut r = state();
+        for i in 0..50 {
+            assert!(r.on_event(&error("known", "prod"), S * 16 * i).is_empty());
+        }
+    }
+
+    #[test]
+    fn filters_pick_environments_and_routes() {
+        let mut rules = AlertRules::default();
+        rules.new_issue.filter = RuleFilter::default().environments(["production"]);
+        rules.spike.enabled = false;
+        let mut r = RuleState::new(rules, KnownIssues::in_memory());
+        assert!(r.on_event(&error("a", "staging"), S).is_empty());
+        assert_eq!(r.on_event(&error("b", "production"), S).len(), 1);
+        let routes = RuleFilter::default().routes(["/api/*", "/checkout"]);
+        let mut e = error("c", "production");
+        e.request = Some(tracepost_core::RequestSnapshot {
+            route: "/api/orders/{id}".into(),
+            ..Default::default()
+        });
+        assert!(routes.matches(&e));
+        e.request.as_mut().unwrap().route = "/health".into();
+        assert!(!routes.matches(&e));
+    }
+
+    #[test]
+    fn top_frames_skip_the_runtime() {
+        let bt = "0: std::panicking::begin_panic\n1: shop::orders::place\n   at src/orders.rs:42\n2: tokio::runtime::poll\n3: shop::main";
+        assert_eq!(top_frames(bt), ["1: shop::orders::place", "3: shop::main"]);
+    }
+}

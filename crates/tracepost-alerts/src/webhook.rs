@@ -297,7 +297,7 @@ impl SlackWebhook {
         for a in alerts {
             blocks.push(json!({
                 "type": "header",
-                "text": {"type": "plain_text", "text": truncate_chars(&a.title, SLACK_HEADER_MAX), "emoji": false},
+                "text": {"type": "plain_text", "text": truncate_chars(&escape(&a.title), SLACK_HEADER_MAX), "emoji": false},
             }));
             let mut text = escape(&a.description);
             if let Some(link) = &a.link {
