@@ -477,3 +477,44 @@ async fn pipeline_health_a_sink_down_for_five_minutes_and_dropped_events_alert()
     tiny.unavailable(false);
     let _ = tp.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issues_already_in_the_store_are_not_announced() {
+    use std::sync::Arc;
+    use tracepost_sqlite::SqliteSink;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Before alerts were set up, the app stored an error in SQLite.
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink(SqliteSink::new(dir.path()))
+        .build()
+        .unwrap();
+    tp.handle()
+        .capture(error("LegacyError", "known for months"));
+    assert!(tp.shutdown(Duration::from_secs(5)).await.completed);
+
+    let stand_in = StandIn::start().await;
+    let sqlite = SqliteSink::new(dir.path());
+    let engine = AlertEngine::builder()
+        .notifier(DiscordWebhook::new(stand_in.url("store")).unwrap())
+        .known_issues_from(Arc::new(sqlite.store().clone()))
+        .group_wait(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink(sqlite)
+        .sink(engine.clone())
+        .build()
+        .unwrap();
+    tp.handle()
+        .capture(error("LegacyError", "known for months"));
+    tp.handle().capture(error("FreshError", "new today"));
+    let m = stand_in.wait_messages("store", 1).await;
+    settle().await;
+    let embeds = stand_in.embeds("store");
+    assert_eq!(embeds.len(), 1, "{m:#?}");
+    assert_eq!(embeds[0]["title"], "New issue: FreshError: new today");
+    let _ = tp.shutdown(Duration::from_secs(5)).await;
+}
