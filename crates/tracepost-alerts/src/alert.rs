@@ -67,7 +67,8 @@ impl std::fmt::Display for AlertKind {
 /// One alert, as rendered by every notifier. Text fields come from events *after* the
 /// pipeline's redact stage; notifiers cut them to their destination's limits.
 ///
-/// Serialised as the body of a [`JsonWebhook`](crate::webhook) (one object per alert).
+/// Serialised as the body of a JSON webhook (`webhook::JsonWebhook`, feature `webhook`), one
+/// object per alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Alert {

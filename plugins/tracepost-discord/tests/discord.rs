@@ -200,7 +200,11 @@ async fn the_cap_holds_back_alerts_and_says_how_many() {
     }
     let start = std::time::Instant::now();
     while s.engine.stats().capped < 20 || stand_in.embeds("capped").len() < 30 {
-        assert!(start.elapsed() < Duration::from_secs(20), "{:?}", s.engine.stats());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            s.engine.stats()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     settle().await;
