@@ -24,6 +24,9 @@ pub use embed::{
 const MAX_RATE_LIMITED: u32 = 3;
 /// The longest wait a 429 or an exhausted bucket may impose on one message.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Added to every wait Discord asks for, so a timer firing a hair early (or a clock a hair
+/// apart) doesn't meet the same exhausted bucket again.
+const WAIT_MARGIN: Duration = Duration::from_millis(50);
 
 /// A Discord webhook's settings, from code or a config file (unknown fields rejected). The
 /// URL is a secret: `Debug` shows only its host.
@@ -240,7 +243,8 @@ impl DiscordWebhook {
             }
             if bucket.remaining == Some(0) {
                 if let Some(at) = bucket.reset_at {
-                    let wait = at.saturating_duration_since(Instant::now()).min(MAX_WAIT);
+                    let wait =
+                        (at.saturating_duration_since(Instant::now()) + WAIT_MARGIN).min(MAX_WAIT);
                     tokio::time::sleep(wait).await;
                 }
                 bucket.remaining = None;
@@ -281,6 +285,7 @@ impl DiscordWebhook {
                             .and_then(|s| Duration::try_from_secs_f64(s).ok())
                             .or(retry_after_header)
                             .unwrap_or(Duration::from_secs(1))
+                            .saturating_add(WAIT_MARGIN)
                             .min(MAX_WAIT);
                         limited += 1;
                         if limited > MAX_RATE_LIMITED {
