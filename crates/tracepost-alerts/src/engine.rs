@@ -235,8 +235,7 @@ impl AlertEngineBuilder {
             max_per_minute: self.rules.max_alerts_per_minute,
             outbox: Mutex::new(Vec::new()),
             wake: Notify::new(),
-            closing: AtomicBool::new(false),
-            closed: Notify::new(),
+            closing: tokio::sync::watch::Sender::new(false),
             clock: self.clock,
             notifiers: self
                 .notifiers
@@ -306,8 +305,8 @@ struct Shared {
     max_per_minute: u32,
     outbox: Mutex<Vec<Alert>>,
     wake: Notify,
-    closing: AtomicBool,
-    closed: Notify,
+    /// True once the pipeline shuts down (a watch: a waiter arriving late still sees it).
+    closing: tokio::sync::watch::Sender<bool>,
     clock: Arc<dyn Clock>,
     /// Each notifier and whether it is gone (refused for good).
     notifiers: Vec<(Arc<dyn Notifier>, AtomicBool)>,
@@ -592,27 +591,28 @@ fn fill_template(template: &str, fingerprint: &str, service: &str, env: Option<&
 async fn run(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(shared.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = shared.closing.subscribe();
     loop {
-        let closing = shared.closing.load(Ordering::SeqCst);
-        if !closing {
+        if !*closing.borrow() {
             tokio::select! {
                 _ = shared.wake.notified() => {}
                 _ = ticker.tick() => shared.tick(),
+                _ = closing.wait_for(|c| *c) => {}
             }
         }
         let pending = !shared.outbox.lock().is_empty();
-        if pending && !closing {
+        if pending && !*closing.borrow() {
             // Let alerts firing together arrive, so they share a message.
             tokio::select! {
                 _ = tokio::time::sleep(shared.group_wait) => {}
-                _ = shared.closed.notified() => {}
+                _ = closing.wait_for(|c| *c) => {}
             }
         }
         let alerts = std::mem::take(&mut *shared.outbox.lock());
         if !alerts.is_empty() {
             shared.deliver(alerts).await;
         }
-        if shared.closing.load(Ordering::SeqCst) && shared.outbox.lock().is_empty() {
+        if *closing.borrow() && shared.outbox.lock().is_empty() {
             return;
         }
     }
@@ -716,9 +716,7 @@ impl Sink for AlertEngine {
         let shared = self.shared.clone();
         let task = self.task.lock().take();
         async move {
-            shared.closing.store(true, Ordering::SeqCst);
-            shared.wake.notify_one();
-            shared.closed.notify_waiters();
+            shared.closing.send_replace(true);
             if let Some(task) = task {
                 let _ = task.await;
             }

@@ -530,3 +530,31 @@ async fn issues_already_in_the_store_are_not_announced() {
     assert_eq!(embeds[0]["title"], "New issue: FreshError: new today");
     let _ = tp.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The behaviour suite's `shutdown_flushes`, as it applies to the engine (which stores no
+/// events to read back): alerts raised just before shutdown are delivered by it, without
+/// waiting for the group window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delivers_the_alerts_still_queued() {
+    let stand_in = StandIn::start().await;
+    let engine = AlertEngine::builder()
+        .notifier(DiscordWebhook::new(stand_in.url("shutdown")).unwrap())
+        .group_wait(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let tp = Tracepost::builder()
+        .service("shop-api")
+        .sink(engine.clone())
+        .build()
+        .unwrap();
+    tp.handle()
+        .capture(error("LastWords", "right before the deploy"));
+    let report = tp.shutdown(Duration::from_secs(10)).await;
+    assert!(report.completed, "{report:?}");
+    let embeds = stand_in.embeds("shutdown");
+    assert_eq!(embeds.len(), 1, "delivered by shutdown, not after the hour");
+    assert_eq!(
+        embeds[0]["title"],
+        "New issue: LastWords: right before the deploy"
+    );
+}
