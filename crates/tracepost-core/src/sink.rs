@@ -57,6 +57,15 @@ pub trait Sink: Send + Sync + 'static {
         let _ = registry;
     }
 
+    /// Called once by `Builder::build`, with the handle of the pipeline the sink was added
+    /// to: for a sink that watches the pipeline itself (the alert engine reads
+    /// [`health`](crate::TracepostHandle::health) and
+    /// [`sink_counts`](crate::TracepostHandle::sink_counts)). Keep the handle only until
+    /// [`shutdown`](Self::shutdown). Default: nothing.
+    fn attach(&self, pipeline: &crate::TracepostHandle) {
+        let _ = pipeline;
+    }
+
     /// Called once when the pipeline shuts down, after the last batch. Flush buffers here.
     fn shutdown(&self) -> impl Future<Output = Result<(), SinkError>> + Send {
         async { Ok(()) }

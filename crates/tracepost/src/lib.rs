@@ -45,6 +45,20 @@ pub mod sinks {
     }
 }
 
+/// The alert engine (feature `alerts`): see the `tracepost-alerts` crate. Discord (feature
+/// `discord`) is in [`alerts::discord`], the JSON and Slack webhooks (feature `webhooks`) in
+/// `alerts::webhook`.
+#[cfg(feature = "alerts")]
+pub mod alerts {
+    pub use tracepost_alerts::*;
+
+    /// Discord webhooks (feature `discord`): see the `tracepost-discord` crate.
+    #[cfg(feature = "discord")]
+    pub mod discord {
+        pub use tracepost_discord::*;
+    }
+}
+
 /// The tower/axum layer (features `axum` or `tower`).
 #[cfg(any(feature = "axum", feature = "tower"))]
 pub mod tower {
@@ -70,12 +84,15 @@ pub mod tracing {
 }
 
 /// `use tracepost::prelude::*;` adds `layer()`, `tracing_layer()`, `metrics_router()`, (feature
-/// `actix`) `actix()`, `actix_metrics()` and `actix_health()`, and (feature `browser`)
-/// `ingest_router()` and `browser_token()` to [`Tracepost`] and [`TracepostHandle`], and
+/// `actix`) `actix()`, `actix_metrics()` and `actix_health()`, (feature `browser`)
+/// `ingest_router()` and `browser_token()`, and (feature `alerts`) `send_test_alert()` and
+/// `alerts_admin_router()` to [`Tracepost`] and [`TracepostHandle`], and (feature `browser`)
 /// `browser(..)` to [`Builder`].
 pub mod prelude {
     #[cfg(feature = "actix")]
     pub use crate::TracepostActixExt as _;
+    #[cfg(feature = "alerts")]
+    pub use crate::TracepostAlertsExt as _;
     #[cfg(any(feature = "axum", feature = "tower"))]
     pub use crate::TracepostLayerExt as _;
     #[cfg(feature = "tracing")]
@@ -235,3 +252,26 @@ pub trait TracepostBrowserExt: AsHandle {
 
 #[cfg(feature = "browser")]
 impl<T: AsHandle> TracepostBrowserExt for T {}
+
+/// Adds the alert engine's test alert and admin route to [`Tracepost`] (feature `alerts`).
+#[cfg(feature = "alerts")]
+pub trait TracepostAlertsExt: AsHandle {
+    /// Sends a test alert through the pipeline to every notifier of every alert engine in it
+    /// (see [`alerts::send_test_alert`]).
+    fn send_test_alert(&self) {
+        tracepost_alerts::send_test_alert(&self.as_handle())
+    }
+
+    /// A router serving `POST /admin/alerts/test` behind `Authorization: Bearer <token>`
+    /// (see [`alerts::admin_router`]; features `alerts` and `axum`).
+    #[cfg(feature = "axum")]
+    fn alerts_admin_router<S: Clone + Send + Sync + 'static>(
+        &self,
+        token: impl Into<String>,
+    ) -> tracepost_tower::axum_router::Router<S> {
+        tracepost_alerts::admin_router(self.as_handle(), token)
+    }
+}
+
+#[cfg(feature = "alerts")]
+impl<T: AsHandle> TracepostAlertsExt for T {}

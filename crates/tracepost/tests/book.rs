@@ -181,6 +181,10 @@ fn configuration_page_lists_every_setter() {
             "middleware/tracepost-tracing/src/lib.rs",
             "TracepostTracingLayer",
         ),
+        (
+            "crates/tracepost-alerts/src/engine.rs",
+            "AlertEngineBuilder",
+        ),
     ];
     let mut missing = Vec::new();
     let mut seen = 0;
@@ -192,18 +196,20 @@ fn configuration_page_lists_every_setter() {
             }
         }
     }
-    // The facade's extension methods: the layer and the two routers.
+    // The facade's extension methods: the layer, the routers, browser tokens and the test alert.
     for name in [
-        "layer",
-        "tracing_layer",
-        "metrics_router",
-        "health_router",
-        "ingest_router",
-        "ingest",
-        "browser_token",
+        "layer()",
+        "tracing_layer()",
+        "metrics_router()",
+        "health_router()",
+        "ingest_router()",
+        "ingest()",
+        "browser_token()",
+        "send_test_alert()",
+        "alerts_admin_router(",
     ] {
-        if !page.contains(&format!("tp.{name}()")) {
-            missing.push(format!("tp.{name}()"));
+        if !page.contains(&format!("tp.{name}")) {
+            missing.push(format!("tp.{name}"));
         }
     }
     assert!(

@@ -52,6 +52,8 @@ pub enum BuildError {
     },
 }
 
+type AttachFn = Box<dyn FnOnce(&TracepostHandle) + Send>;
+
 type SpawnFn = Box<
     dyn FnOnce(worker::Closing, Option<&PathBuf>) -> Result<(SinkSlot, JoinHandle<()>), BuildError>
         + Send,
@@ -62,6 +64,8 @@ type SpawnFn = Box<
 pub struct Builder {
     resource: Resource,
     sinks: Vec<(String, SpawnFn)>,
+    /// Each sink's [`Sink::attach`], called once the pipeline's handle exists.
+    attach: Vec<AttachFn>,
     redactor: Redactor,
     sampling: Vec<(Kind, f64)>,
     analytics_sampling: Vec<(String, f64)>,
@@ -97,6 +101,7 @@ impl Builder {
                 host: hostname(),
             },
             sinks: Vec::new(),
+            attach: Vec::new(),
             redactor: Redactor::default(),
             sampling: Vec::new(),
             analytics_sampling: Vec::new(),
@@ -196,6 +201,10 @@ impl Builder {
     ) -> Self {
         let name = name.into();
         let spawn_name = name.clone();
+        let sink = Arc::new(sink);
+        let attached = sink.clone();
+        self.attach
+            .push(Box::new(move |handle| attached.attach(handle)));
         let spawn: SpawnFn = Box::new(move |closing, data_dir| {
             validate_sink_name(&spawn_name)?;
             let mut spool_options = options.spool.clone();
@@ -221,7 +230,6 @@ impl Builder {
                 options.queue_capacity,
                 spool.is_some(),
             ));
-            let sink = Arc::new(sink);
             let mut metrics = prometheus_client::registry::Registry::default();
             sink.register_metrics(&mut metrics);
             let task = tokio::spawn(worker::run(
@@ -363,6 +371,9 @@ impl Builder {
             extensions: self.extensions,
         });
         let handle = TracepostHandle { inner };
+        for attach in self.attach {
+            attach(&handle);
+        }
         let window_task = tokio::spawn(flush_windows(handle.clone()));
         Ok(Tracepost {
             handle,
