@@ -36,6 +36,10 @@ pub enum Kind {
     MetricWindow,
     /// An alert raised by an alert rule.
     Alert,
+    /// One measured value that is not an HTTP window: a browser web vital (LCP, INP, CLS,
+    /// TTFB, FCP). The attributes `metric.name`, `metric.value`, `metric.unit` and
+    /// `metric.rating` carry it.
+    Metric,
 }
 
 impl Kind {
@@ -49,6 +53,7 @@ impl Kind {
             Kind::Replay => "replay",
             Kind::MetricWindow => "metric_window",
             Kind::Alert => "alert",
+            Kind::Metric => "metric",
         }
     }
 }

@@ -1,8 +1,30 @@
-//! tracepost's browser capture. Placeholder until the ingest routes land: it holds the browser
-//! script, `js/tp.js`, and the opt-in web-vitals script, `js/tp-vitals.js`.
+#![doc = include_str!("../docs.md")]
 
-/// The browser script served at `{prefix}/tp.js` (readable source, served as written).
-pub const TP_JS: &str = include_str!("../js/tp.js");
+pub mod body;
+pub mod config;
+pub mod error;
+mod ingest;
+pub mod map;
+pub mod origin;
+#[cfg(feature = "axum")]
+mod router;
+pub mod schema;
+pub mod script;
+pub mod sourcemaps;
+pub mod stack;
+pub mod token;
+pub mod ua;
+pub mod visitor;
 
-/// The opt-in web-vitals script (LCP, INP, CLS, FCP, TTFB), loaded after `tp.js`.
-pub const TP_VITALS_JS: &str = include_str!("../js/tp-vitals.js");
+pub use config::{ConfigError, IngestConfig, Secret};
+pub use error::{ErrorBody, ErrorObject, IngestError};
+pub use ingest::{Ingest, MAX_TRACKED_CLIENTS, RETAIN_EVERY};
+#[cfg(feature = "axum")]
+pub use router::{events_router, router, token_router};
+pub use token::{TokenSigner, UploadToken};
+
+/// The axum types the router is built from (the same version as the facade's).
+#[cfg(feature = "axum")]
+pub mod axum_router {
+    pub use axum::Router;
+}

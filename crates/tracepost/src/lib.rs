@@ -57,15 +57,22 @@ pub mod actix {
     pub use tracepost_actix::*;
 }
 
+/// Browser capture (feature `browser`): the ingest routes, their settings and errors.
+#[cfg(feature = "browser")]
+pub mod ingest {
+    pub use tracepost_ingest::*;
+}
+
 /// The tracing-subscriber layer (feature `tracing`).
 #[cfg(feature = "tracing")]
 pub mod tracing {
     pub use tracepost_tracing::*;
 }
 
-/// `use tracepost::prelude::*;` adds `layer()`, `tracing_layer()`, `metrics_router()` and (feature
-/// `actix`) `actix()`, `actix_metrics()` and `actix_health()` to [`Tracepost`] and
-/// [`TracepostHandle`].
+/// `use tracepost::prelude::*;` adds `layer()`, `tracing_layer()`, `metrics_router()`, (feature
+/// `actix`) `actix()`, `actix_metrics()` and `actix_health()`, and (feature `browser`)
+/// `ingest_router()` and `browser_token()` to [`Tracepost`] and [`TracepostHandle`], and
+/// `browser(..)` to [`Builder`].
 pub mod prelude {
     #[cfg(feature = "actix")]
     pub use crate::TracepostActixExt as _;
@@ -73,6 +80,8 @@ pub mod prelude {
     pub use crate::TracepostLayerExt as _;
     #[cfg(feature = "tracing")]
     pub use crate::TracepostTracingExt as _;
+    #[cfg(feature = "browser")]
+    pub use crate::{BuilderBrowserExt as _, TracepostBrowserExt as _};
 }
 
 /// Something that can hand out a [`TracepostHandle`]: the [`Tracepost`] owner or a handle.
@@ -157,3 +166,72 @@ pub trait TracepostActixExt: AsHandle {
 
 #[cfg(feature = "actix")]
 impl<T: AsHandle> TracepostActixExt for T {}
+
+/// The browser ingest settings stored by [`BuilderBrowserExt::browser`].
+#[cfg(feature = "browser")]
+struct BrowserSettings(tracepost_ingest::IngestConfig);
+
+/// Adds `browser(config)` to the [`Builder`] (feature `browser`).
+#[cfg(feature = "browser")]
+pub trait BuilderBrowserExt {
+    /// The settings of the browser ingest routes that `tp.ingest_router()` serves (keys,
+    /// origins, token secrets, limits; see [`ingest::IngestConfig`]). Checked by
+    /// `ingest_router()`.
+    fn browser(self, config: tracepost_ingest::IngestConfig) -> Builder;
+}
+
+#[cfg(feature = "browser")]
+impl BuilderBrowserExt for Builder {
+    fn browser(self, config: tracepost_ingest::IngestConfig) -> Builder {
+        self.extension(BrowserSettings(config))
+    }
+}
+
+/// Adds the browser ingest routes and upload tokens to [`Tracepost`] (feature `browser`).
+#[cfg(feature = "browser")]
+pub trait TracepostBrowserExt: AsHandle {
+    /// The routes behind `tp.js`, under the configured prefix (default `/tracepost`):
+    /// `GET /tracepost/tp.js`, `POST /tracepost/v1/events`, `GET /tracepost/v1/token` (see
+    /// [`ingest::router`]), with the settings given to `Builder::browser`. Call it once: each
+    /// call has its own rate limits and duplicate filter. Errors: settings missing or invalid
+    /// (the field is named).
+    fn ingest_router<S: Clone + Send + Sync + 'static>(
+        &self,
+    ) -> Result<tracepost_ingest::axum_router::Router<S>, tracepost_ingest::ConfigError> {
+        Ok(tracepost_ingest::router(self.ingest()?))
+    }
+
+    /// The framework-neutral [`ingest::Ingest`] with the settings given to
+    /// `Builder::browser`, for other frameworks or to split the token route off.
+    fn ingest(&self) -> Result<tracepost_ingest::Ingest, tracepost_ingest::ConfigError> {
+        let handle = self.as_handle();
+        let config = handle
+            .extension::<BrowserSettings>()
+            .map(|s| s.0.clone())
+            .ok_or(tracepost_ingest::ConfigError {
+                field: "browser",
+                reason: "no settings: call Tracepost::builder().browser(IngestConfig::new()...)"
+                    .into(),
+            })?;
+        tracepost_ingest::Ingest::new(handle, config)
+    }
+
+    /// An upload token for a page served by the same host as the routes, for the script
+    /// tag's `data-token` (valid for the configured `token_ttl`). `None` without settings or
+    /// token secret.
+    fn browser_token(&self) -> Option<tracepost_ingest::UploadToken> {
+        self.browser_token_for("")
+    }
+
+    /// An upload token for pages of `origin` (`https://shop.example`) served by another host
+    /// (empty: the same host). `None` without settings or token secret.
+    fn browser_token_for(&self, origin: &str) -> Option<tracepost_ingest::UploadToken> {
+        let handle = self.as_handle();
+        let c = &handle.extension::<BrowserSettings>()?.0;
+        tracepost_ingest::TokenSigner::new(c.project.clone(), c.token_secrets.clone(), c.token_ttl)
+            .mint(origin)
+    }
+}
+
+#[cfg(feature = "browser")]
+impl<T: AsHandle> TracepostBrowserExt for T {}

@@ -232,7 +232,11 @@ async fn server_error(run: Run) -> Vec<String> {
     let (status, headers, _) = get(
         run.addr,
         "/fail",
-        &[("traceparent", parent), ("x-request-id", "req-abc")],
+        &[
+            ("traceparent", parent),
+            ("x-request-id", "req-abc"),
+            ("x-tracepost-session", "sess-browser-1"),
+        ],
     )
     .await;
     assert_eq!(status, 500, "{}", run.name);
@@ -244,6 +248,8 @@ async fn server_error(run: Run) -> Vec<String> {
     assert_eq!(e["attributes"]["error.type"], "500", "{name}");
     assert_eq!(e["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{name}");
     assert_eq!(e["request_id"], "req-abc", "{name}");
+    // The browser's session (tp.js adds the header to the page's own requests).
+    assert_eq!(e["session_id"], "sess-browser-1", "{name}");
     let crumbs: Vec<&str> = e["breadcrumbs"]
         .as_array()
         .unwrap()
@@ -291,8 +297,15 @@ async fn handler_error(run: Run) -> Vec<String> {
 on_both!(a_handler_error_is_an_error_event, handler_error);
 
 async fn panic(run: Run) -> Vec<String> {
-    let (status, headers, body) =
-        get(run.addr, "/panic", &[("authorization", "Bearer s3cret")]).await;
+    let (status, headers, body) = get(
+        run.addr,
+        "/panic",
+        &[
+            ("authorization", "Bearer s3cret"),
+            ("x-tracepost-session", "sess-browser-2"),
+        ],
+    )
+    .await;
     assert_eq!(status, 500, "{}", run.name);
     assert_eq!(&body[..], b"Internal Server Error", "{}", run.name);
     let id = headers["x-request-id"].to_str().unwrap().to_owned();
@@ -315,6 +328,7 @@ async fn panic(run: Run) -> Vec<String> {
         "{name}: the handler's frames"
     );
     assert_eq!(e["request_id"], id.as_str(), "{name}");
+    assert_eq!(e["session_id"], "sess-browser-2", "{name}");
     assert_eq!(e["breadcrumbs"][0]["message"], "about to look up the cart");
     assert!(!e.to_string().contains("s3cret"), "{name}");
     let mut out = summaries(&events);

@@ -371,6 +371,12 @@ fn emit(
     event.trace_id = Some(state.trace.trace_id_hex());
     event.span_id = Some(state.trace.span_id_hex());
     event.request_id = Some(state.request_id_str().to_owned());
+    // Read only here, when an event is kept: no cost on requests that keep nothing.
+    event.session_id = state
+        .head
+        .get_str(super::SESSION_HEADER)
+        .and_then(super::session_id)
+        .map(str::to_owned);
     event.error = what.error;
     if let Some(ty) = &verdict.error_type {
         event

@@ -60,6 +60,18 @@ pub use policy::{RouteSnapshot, SnapshotPolicy};
 pub use request::{RequestCapture, RequestGuard, Route, TraceInfo};
 pub use task::{in_current_request, spawn, InRequest};
 
+/// The request header that carries the browser's session id (`tp.js` adds it to the page's
+/// own `fetch`/XHR requests): the capture records it as `session_id` on the request's events
+/// (request snapshots and errors), linking them to the browser session.
+pub const SESSION_HEADER: &str = "x-tracepost-session";
+
+/// The session id of a [`SESSION_HEADER`] value: 1 to 64 visible ASCII characters, else
+/// `None` (a malformed value is ignored, never an error).
+pub fn session_id(value: &str) -> Option<&str> {
+    let ok = !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(value)
+}
+
 use crate::pipeline::TracepostHandle;
 
 /// The capture settings shared by every request of one adapter (one layer or middleware).

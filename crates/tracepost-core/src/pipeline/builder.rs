@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::handle::{flush_windows, Inner, SinkSlot, TracepostHandle};
+use super::handle::{flush_windows, Extensions, Inner, SinkSlot, TracepostHandle};
 use super::lifecycle::{Done, Tracepost};
 use super::runtime::{internal_runtime, WorkerRuntime};
 use super::stages::{Enrich, Redact, Sample, Stages};
@@ -64,6 +64,8 @@ pub struct Builder {
     sinks: Vec<(String, SpawnFn)>,
     redactor: Redactor,
     sampling: Vec<(Kind, f64)>,
+    analytics_sampling: Vec<(String, f64)>,
+    extensions: Extensions,
     metric_window: Duration,
     max_routes: usize,
     data_dir: Option<PathBuf>,
@@ -97,6 +99,8 @@ impl Builder {
             sinks: Vec::new(),
             redactor: Redactor::default(),
             sampling: Vec::new(),
+            analytics_sampling: Vec::new(),
+            extensions: Extensions::default(),
             metric_window: Duration::from_secs(60),
             max_routes: 1000,
             data_dir: None,
@@ -257,6 +261,24 @@ impl Builder {
         self
     }
 
+    /// Keeps only this fraction (0..=1) of the `analytics` events whose `analytics.event`
+    /// attribute is `event` (`"pageview"`, `"track"`, `"identify"` from the browser ingest
+    /// routes). Wins over [`Builder::sample`]`(Kind::Analytics, ..)` for those events.
+    pub fn sample_analytics(mut self, event: impl Into<String>, rate: f64) -> Self {
+        let event = event.into();
+        self.analytics_sampling.retain(|(e, _)| *e != event);
+        self.analytics_sampling.push((event, rate));
+        self
+    }
+
+    /// Stores a value of type `T` that integrations read back with
+    /// [`TracepostHandle::extension`] (one per type; a second call replaces the first). The
+    /// facade's `browser(..)` setter stores the ingest routes' settings this way.
+    pub fn extension<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
     /// The length of metric-window events (default 60 s).
     pub fn metric_window(mut self, window: Duration) -> Self {
         self.metric_window = window;
@@ -294,7 +316,13 @@ impl Builder {
                 return Err(BuildError::DuplicateSink(name.clone()));
             }
         }
-        if let Some((_, rate)) = self.sampling.iter().find(|(_, r)| !(0.0..=1.0).contains(r)) {
+        if let Some(rate) = self
+            .sampling
+            .iter()
+            .map(|(_, r)| r)
+            .chain(self.analytics_sampling.iter().map(|(_, r)| r))
+            .find(|r| !(0.0..=1.0).contains(*r))
+        {
             return Err(BuildError::Invalid {
                 field: "sample",
                 reason: format!("rate {rate} is not within 0..=1"),
@@ -330,8 +358,9 @@ impl Builder {
             stages: Stages::new(
                 Enrich::new(self.resource),
                 Redact::new(self.redactor),
-                Sample::new(self.sampling),
+                Sample::new(self.sampling).with_analytics(self.analytics_sampling),
             ),
+            extensions: self.extensions,
         });
         let handle = TracepostHandle { inner };
         let window_task = tokio::spawn(flush_windows(handle.clone()));

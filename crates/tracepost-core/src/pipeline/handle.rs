@@ -31,6 +31,26 @@ pub(super) struct Inner {
     pub(super) stages: Stages,
     /// The application's own metrics, written after tracepost's.
     pub(super) app_metrics: MetricsRegistry,
+    /// Values stored with `Builder::extension`.
+    pub(super) extensions: Extensions,
+}
+
+/// Values of any type, at most one per type (`Builder::extension`).
+#[derive(Default)]
+pub(super) struct Extensions(
+    std::collections::HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>,
+);
+
+impl Extensions {
+    pub(super) fn insert<T: std::any::Any + Send + Sync>(&mut self, value: T) {
+        self.0.insert(std::any::TypeId::of::<T>(), Box::new(value));
+    }
+
+    fn get<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.0
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref())
+    }
 }
 
 /// A cheap, cloneable handle to capture events into the pipeline. Capture never blocks and
@@ -82,6 +102,11 @@ impl TracepostHandle {
                 }
             }
         }
+    }
+
+    /// The value of type `T` stored with `Builder::extension`, if any.
+    pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.inner.extensions.get()
     }
 
     /// The resource fields put on every event.

@@ -19,7 +19,7 @@ mod sample;
 pub use enrich::Enrich;
 pub use fingerprint::Fingerprint;
 pub use redact::Redact;
-pub use sample::Sample;
+pub use sample::{Sample, ANALYTICS_EVENT};
 
 use crate::event::Event;
 #[cfg(doc)]

@@ -1,0 +1,179 @@
+//! Reading a request body within its limits: the bytes as sent (`413 body_too_large`, checked
+//! on `Content-Length` first, then while streaming), and gzip decoding into a buffer that
+//! never grows past the decompressed limit (`413 decompressed_too_large`), so a gzip bomb
+//! costs at most that limit in memory.
+
+use std::io::Read;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::Body;
+use http_body_util::BodyExt;
+
+use crate::error::IngestError;
+
+/// How the body is encoded (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// No encoding.
+    Identity,
+    /// gzip.
+    Gzip,
+}
+
+/// Checks `Content-Type` (JSON or `text/plain`, what `sendBeacon` sends) and
+/// `Content-Encoding` (`gzip` or none). Errors: `415 unsupported_media_type`,
+/// `415 unsupported_encoding`.
+pub fn check_content(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+    if headers.get_all(http::header::CONTENT_TYPE).iter().count() > 1 {
+        return Err(IngestError::unsupported_media_type(
+            "<several Content-Type headers>",
+        ));
+    }
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("<not ASCII>"))
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" && essence != "text/plain" {
+        return Err(IngestError::unsupported_media_type(ct));
+    }
+    let mut encoding = Encoding::Identity;
+    for value in headers.get_all(http::header::CONTENT_ENCODING) {
+        let v = value.to_str().unwrap_or("<not ASCII>").trim();
+        match v.to_ascii_lowercase().as_str() {
+            "" | "identity" => {}
+            "gzip" | "x-gzip" if encoding == Encoding::Identity => encoding = Encoding::Gzip,
+            _ => return Err(IngestError::unsupported_encoding(v)),
+        }
+    }
+    Ok(encoding)
+}
+
+/// Reads `body` whole if it is at most `limit` bytes. A `Content-Length` over the limit is
+/// refused before reading. Errors: `413 body_too_large`; `400 body_unreadable` when the
+/// connection fails mid-body.
+pub async fn read_limited<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, IngestError>
+where
+    B: Body,
+    B::Error: std::fmt::Display,
+{
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(IngestError::body_too_large(limit));
+    }
+    let mut buf = BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            IngestError::new(
+                http::StatusCode::BAD_REQUEST,
+                "body_unreadable",
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.remaining_len() > limit {
+                return Err(IngestError::body_too_large(limit));
+            }
+            buf.extend_from_slice(&data_bytes(data));
+        }
+    }
+    Ok(buf.freeze())
+}
+
+trait Remaining {
+    fn remaining_len(&self) -> usize;
+}
+
+impl<T: bytes::Buf> Remaining for T {
+    fn remaining_len(&self) -> usize {
+        self.remaining()
+    }
+}
+
+fn data_bytes<T: bytes::Buf>(mut data: T) -> Bytes {
+    data.copy_to_bytes(data.remaining())
+}
+
+/// Decodes `body` as sent with `encoding`, to at most `limit` bytes. Errors:
+/// `413 decompressed_too_large`, `400 invalid_gzip`.
+pub fn decode(body: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, IngestError> {
+    match encoding {
+        Encoding::Identity => Ok(body),
+        Encoding::Gzip => {
+            // Read at most limit + 1 bytes: the buffer never grows past that, however much
+            // the stream claims or would inflate to.
+            let decoder = flate2::read::MultiGzDecoder::new(&body[..]);
+            let mut out = Vec::with_capacity((body.len() * 4).min(limit + 1));
+            decoder
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    IngestError::new(
+                        http::StatusCode::BAD_REQUEST,
+                        "invalid_gzip",
+                        format!("the body is not valid gzip: {e}"),
+                    )
+                })?;
+            if out.len() > limit {
+                return Err(IngestError::decompressed_too_large(limit));
+            }
+            Ok(Bytes::from(out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Bytes {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        Bytes::from(e.finish().unwrap())
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused_at_the_limit() {
+        let bomb = gzip(&vec![b'a'; 50 << 20]);
+        assert!(bomb.len() < 100 * 1024, "{}", bomb.len());
+        let e = decode(bomb, Encoding::Gzip, 1 << 20).unwrap_err();
+        assert_eq!(e.code(), "decompressed_too_large");
+        let ok = decode(gzip(b"{\"a\":1}"), Encoding::Gzip, 1 << 20).unwrap();
+        assert_eq!(&ok[..], b"{\"a\":1}");
+        let e = decode(Bytes::from_static(b"not gzip"), Encoding::Gzip, 100).unwrap_err();
+        assert_eq!(e.code(), "invalid_gzip");
+    }
+
+    #[test]
+    fn content_checks() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            check_content(&h).unwrap_err().code(),
+            "unsupported_media_type"
+        );
+        h.insert("content-type", "text/plain;charset=UTF-8".parse().unwrap());
+        assert_eq!(check_content(&h).unwrap(), Encoding::Identity);
+        h.insert("content-encoding", "br".parse().unwrap());
+        assert_eq!(
+            check_content(&h).unwrap_err().code(),
+            "unsupported_encoding"
+        );
+        h.insert("content-encoding", "gzip".parse().unwrap());
+        assert_eq!(check_content(&h).unwrap(), Encoding::Gzip);
+    }
+}

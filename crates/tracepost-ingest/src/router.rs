@@ -1,0 +1,67 @@
+//! The axum routes (feature `axum`): a thin adapter over [`Ingest`]'s handlers.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+
+use crate::Ingest;
+
+fn into_axum(r: http::Response<Bytes>) -> Response {
+    r.map(Body::from)
+}
+
+/// `GET {prefix}/tp.js`, `POST`/`OPTIONS {prefix}/v1/events` and `GET {prefix}/v1/token`.
+/// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()` so the routes
+/// see each client's address (without it every client shares one rate limit).
+pub fn router<S: Clone + Send + Sync + 'static>(ingest: Ingest) -> Router<S> {
+    events_router(ingest.clone()).merge(token_router(ingest))
+}
+
+/// [`router`] without the token route: `GET {prefix}/tp.js`, `POST`/`OPTIONS
+/// {prefix}/v1/events`.
+pub fn events_router<S: Clone + Send + Sync + 'static>(ingest: Ingest) -> Router<S> {
+    let prefix = ingest.config().prefix.clone();
+    let script = ingest.clone();
+    let events = ingest.clone();
+    let preflight = ingest;
+    Router::new()
+        .route(
+            &format!("{prefix}/tp.js"),
+            get(move |req: Request| async move { into_axum(script.script(req.headers())) }),
+        )
+        .route(
+            &format!("{prefix}/v1/events"),
+            post(move |req: Request| async move {
+                let peer = req
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip());
+                let (parts, body) = req.into_parts();
+                into_axum(
+                    events
+                        .events(&parts.headers, parts.uri.query(), peer, body)
+                        .await,
+                )
+            })
+            .options(move |req: Request| async move {
+                into_axum(preflight.preflight(req.headers()))
+            }),
+        )
+}
+
+/// `GET {prefix}/v1/token` alone, to wrap in the host's own authentication
+/// (`.route_layer(..)`): whoever can call it can send events.
+pub fn token_router<S: Clone + Send + Sync + 'static>(ingest: Ingest) -> Router<S> {
+    let prefix = ingest.config().prefix.clone();
+    Router::new().route(
+        &format!("{prefix}/v1/token"),
+        get(move |req: Request| async move {
+            into_axum(ingest.token(req.headers(), req.uri().query()))
+        }),
+    )
+}
