@@ -24,11 +24,17 @@ fn gzipped_len(file: &str) -> usize {
 #[test]
 fn tp_js_is_at_most_3_kb_gzipped() {
     let len = gzipped_len("tp.js");
-    assert!(len <= 3000, "tp.js is {len} bytes gzipped; the budget is 3,000");
+    assert!(
+        len <= 3000,
+        "tp.js is {len} bytes gzipped; the budget is 3,000"
+    );
 }
 
 #[test]
 fn tp_vitals_js_is_at_most_1_5_kb_gzipped() {
     let len = gzipped_len("tp-vitals.js");
-    assert!(len <= 1500, "tp-vitals.js is {len} bytes gzipped; the budget is 1,500");
+    assert!(
+        len <= 1500,
+        "tp-vitals.js is {len} bytes gzipped; the budget is 1,500"
+    );
 }
