@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need: the prometheus server and promtool (Debian
 # `prometheus`), PostgreSQL running on 127.0.0.1:5432, Node.js and npm (the LogQL syntax check),
+# Chromium and playwright-core (the browser test),
 # rustfmt/clippy, and mdbook. Idempotent: does nothing already done.
 set -euo pipefail
 
@@ -10,7 +11,8 @@ missing=()
 # promtool for the config and rules; the server for examples/quickstart/tests/dashboards.rs.
 { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
-command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check
+command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check, the browser test
+[ -x /usr/bin/chromium ] || missing+=(chromium)   # examples/quickstart/tests/browser.rs
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)   # the Postgres sink's `tls` feature
 if [ ${#missing[@]} -gt 0 ]; then
@@ -27,6 +29,13 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   for _ in $(seq 1 60); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
 fi
 pg_isready -h 127.0.0.1 -p 5432
+
+# playwright-core (drives /usr/bin/chromium; it downloads no browser) for the browser test,
+# again whenever its lockfile changed.
+browser_tests="$(dirname "$0")/../examples/quickstart/tests/browser"
+if [ ! "$browser_tests/node_modules/.package-lock.json" -nt "$browser_tests/package-lock.json" ]; then
+  (cd "$browser_tests" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

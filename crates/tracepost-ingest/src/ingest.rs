@@ -54,6 +54,7 @@ struct Inner {
     salt: DailySalt,
     source_maps: Option<SourceMaps>,
     script: Script,
+    vitals_script: Script,
     warned_no_peer: AtomicBool,
 }
 
@@ -100,6 +101,7 @@ impl Ingest {
             salt: DailySalt::default(),
             source_maps: config.source_maps_dir.as_ref().map(SourceMaps::new),
             script: Script::new(),
+            vitals_script: Script::vitals(),
             warned_no_peer: AtomicBool::new(false),
             handle,
             config,
@@ -136,6 +138,11 @@ impl Ingest {
     /// `Cache-Control: public, max-age=3600`, and gzip when `Accept-Encoding` allows it.
     pub fn script(&self, headers: &HeaderMap) -> Response<Bytes> {
         self.inner.script.respond(headers)
+    }
+
+    /// `GET {prefix}/tp-vitals.js`: the opt-in web-vitals script, served as [`Self::script`].
+    pub fn vitals_script(&self, headers: &HeaderMap) -> Response<Bytes> {
+        self.inner.vitals_script.respond(headers)
     }
 
     /// `OPTIONS {prefix}/v1/events` (CORS preflight): `204` with the CORS headers for an

@@ -15,24 +15,30 @@ fn into_axum(r: http::Response<Bytes>) -> Response {
     r.map(Body::from)
 }
 
-/// `GET {prefix}/tp.js`, `POST`/`OPTIONS {prefix}/v1/events` and `GET {prefix}/v1/token`.
+/// `GET {prefix}/tp.js` and `{prefix}/tp-vitals.js`, `POST`/`OPTIONS {prefix}/v1/events` and
+/// `GET {prefix}/v1/token`.
 /// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()` so the routes
 /// see each client's address (without it every client shares one rate limit).
 pub fn router<S: Clone + Send + Sync + 'static>(ingest: Ingest) -> Router<S> {
     events_router(ingest.clone()).merge(token_router(ingest))
 }
 
-/// [`router`] without the token route: `GET {prefix}/tp.js`, `POST`/`OPTIONS
-/// {prefix}/v1/events`.
+/// [`router`] without the token route: `GET {prefix}/tp.js` and `{prefix}/tp-vitals.js`,
+/// `POST`/`OPTIONS {prefix}/v1/events`.
 pub fn events_router<S: Clone + Send + Sync + 'static>(ingest: Ingest) -> Router<S> {
     let prefix = ingest.config().prefix.clone();
     let script = ingest.clone();
+    let vitals = ingest.clone();
     let events = ingest.clone();
     let preflight = ingest;
     Router::new()
         .route(
             &format!("{prefix}/tp.js"),
             get(move |req: Request| async move { into_axum(script.script(req.headers())) }),
+        )
+        .route(
+            &format!("{prefix}/tp-vitals.js"),
+            get(move |req: Request| async move { into_axum(vitals.vitals_script(req.headers())) }),
         )
         .route(
             &format!("{prefix}/v1/events"),

@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 /// The script's source.
 pub const TP_JS: &str = include_str!("../js/tp.js");
 
+/// The opt-in web-vitals script's source (`{prefix}/tp-vitals.js`, loaded after `tp.js`):
+/// LCP, INP, CLS, FCP and TTFB as `vital` events, sent with `tp.js`'s batches.
+pub const TP_VITALS_JS: &str = include_str!("../js/tp-vitals.js");
+
 /// The script, gzipped once, and its `ETag`.
 #[derive(Debug)]
 pub struct Script {
@@ -30,6 +34,11 @@ impl Script {
     /// Prepares [`TP_JS`].
     pub fn new() -> Self {
         Self::from_source(TP_JS)
+    }
+
+    /// Prepares [`TP_VITALS_JS`].
+    pub fn vitals() -> Self {
+        Self::from_source(TP_VITALS_JS)
     }
 
     /// Prepares any script source (tests use it).

@@ -5,25 +5,33 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-/// The app's routes (without tracepost: `main` adds the layer and `/metrics`).
+/// The demo page served at `/` (and at its client-side routes, `/demo/…`): it loads the
+/// browser script from `/tracepost/tp.js` and has buttons that throw, reject a promise, track an
+/// event, call the failing `/fail` and navigate without a page load.
+pub const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// The app's routes (without tracepost: `main` adds the layer, `/metrics`, `/health` and the
+/// browser ingest routes under `/tracepost`).
 pub fn app() -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| async { "tracepost quickstart: try /users/7, /fail, /panic, /slow, /stream\n" }),
-        )
+        .route("/", get(demo_page))
+        .route("/demo/{*route}", get(demo_page))
         .route("/users/{id}", get(user))
         .route("/checkout", post(checkout))
         .route("/fail", get(fail))
         .route("/panic", get(panic))
         .route("/slow", get(slow))
         .route("/stream", get(stream))
+}
+
+async fn demo_page() -> Html<&'static str> {
+    Html(DEMO_PAGE)
 }
 
 async fn user(Path(id): Path<u32>) -> Result<Json<Value>, StatusCode> {

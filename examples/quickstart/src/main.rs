@@ -1,9 +1,11 @@
-//! Run: `cargo run -p quickstart` then, in another terminal, `curl -i localhost:3000/panic`.
+//! Run: `cargo run -p quickstart` then, in another terminal, `curl -i localhost:3000/panic`,
+//! or open <http://localhost:3000/> in a browser.
 //!
 //! An axum app with tracepost on the embedded sinks: every error, panic and slow request is
 //! printed to the console, appended to `./tracepost-data/events-*.ndjson` and stored,
 //! queryable, in `./tracepost-data/tracepost.sqlite3`; the Prometheus metrics are served at
-//! `/metrics`.
+//! `/metrics`. Its demo page at `/` loads the browser script, `/tracepost/tp.js`, whose errors,
+//! page views and events arrive through the ingest routes into the same sinks.
 
 // ANCHOR: imports
 use std::net::SocketAddr;
@@ -22,7 +24,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .sink(tracepost::sinks::Console::default())
         .sink(tracepost::sinks::JsonlFile::new(data_dir()))
         .sink(tracepost::sinks::sqlite::SqliteSink::new(data_dir())) // opened on first use
-        .data_dir(data_dir()); // a disk spool per sink, for what cannot be delivered at once
+        .data_dir(data_dir()) // a disk spool per sink, for what cannot be delivered at once
+        // Browser capture: the demo page's script tag names this public key.
+        .browser(tracepost::ingest::IngestConfig::new().key("pk_quickstart"));
 
     // The external sinks join when their service is configured (as in docker-compose.yml).
     // Neither connects here: a database or Loki that is down (or refuses us) leaves the app
@@ -56,7 +60,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = quickstart::app()
         .merge(tp.metrics_router())
         .merge(tp.health_router())
-        .layer(tp.layer());
+        .layer(tp.layer())
+        // /tracepost/tp.js and the ingest routes, outside the layer: the browser's batches
+        // become events of their own, not request events.
+        .merge(tp.ingest_router()?);
 
     let addr: SocketAddr = std::env::var("QUICKSTART_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
@@ -99,7 +106,7 @@ fn data_dir() -> String {
 fn print_banner(addr: SocketAddr) {
     println!(
         "\ntracepost quickstart listening on http://{addr}\n\
-         try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n  curl http://{addr}/health\n\
+         open http://{addr}/ in a browser (a demo page with the browser script), or try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n  curl http://{addr}/health\n\
          events: printed below (stderr) and appended to {0}/events-*.ndjson, stored in {0}/tracepost.sqlite3\n",
         data_dir()
     );
