@@ -11,6 +11,7 @@ missing=()
 { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check
+command -v chromium >/dev/null || missing+=(chromium)   # rrweb recordings (tracepost-rrweb)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)   # the Postgres sink's `tls` feature
 if [ ${#missing[@]} -gt 0 ]; then
@@ -27,6 +28,15 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   for _ in $(seq 1 60); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
 fi
 pg_isready -h 127.0.0.1 -p 5432
+
+# npm packages of the browser tests (rrweb 1.x/2.x and playwright-core for tracepost-rrweb's
+# recordings), from their lockfiles; reinstalled only when the lockfile changed.
+for dir in "$(dirname "$0")/../crates/tracepost-rrweb/tests/browser"; do
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
