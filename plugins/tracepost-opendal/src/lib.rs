@@ -20,8 +20,8 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `s3` | OpenDAL's `s3` service: build an [`opendal::services::S3`] and pass it to [`OpendalStore::builder`] |
-//! | `gcs` | OpenDAL's `gcs` service ([`opendal::services::Gcs`]) |
+//! | `s3` | OpenDAL's `s3` service: build an `opendal::services::S3` and pass it to [`OpendalStore::builder`] |
+//! | `gcs` | OpenDAL's `gcs` service (`opendal::services::Gcs`) |
 //! | `rustls` | HTTPS for the remote services (rustls, webpki roots) |
 
 use std::fmt;
