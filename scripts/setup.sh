@@ -11,8 +11,8 @@ missing=()
 # promtool for the config and rules; the server for examples/quickstart/tests/dashboards.rs.
 { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
-command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check, the browser test
-[ -x /usr/bin/chromium ] || missing+=(chromium)   # examples/quickstart/tests/browser.rs
+command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check, the browser tests
+[ -x /usr/bin/chromium ] || missing+=(chromium)   # quickstart's browser test, rrweb recordings
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)   # the Postgres sink's `tls` feature
 if [ ${#missing[@]} -gt 0 ]; then
@@ -30,12 +30,16 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
 fi
 pg_isready -h 127.0.0.1 -p 5432
 
-# playwright-core (drives /usr/bin/chromium; it downloads no browser) for the browser test,
-# again whenever its lockfile changed.
-browser_tests="$(dirname "$0")/../examples/quickstart/tests/browser"
-if [ ! "$browser_tests/node_modules/.package-lock.json" -nt "$browser_tests/package-lock.json" ]; then
-  (cd "$browser_tests" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm packages of the browser tests, from their lockfiles (playwright-core drives
+# /usr/bin/chromium and downloads no browser; rrweb 1.x/2.x for tracepost-rrweb's
+# recordings); reinstalled only when a lockfile changed.
+for dir in "$(dirname "$0")/../examples/quickstart/tests/browser" \
+           "$(dirname "$0")/../crates/tracepost-rrweb/tests/browser"; do
+  if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    echo "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

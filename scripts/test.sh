@@ -18,3 +18,6 @@ cargo test -p quickstart --features postgres,loki "${locked[@]}" --test postgres
 
 echo "=== the optional features of the Postgres sink (TLS, HTTP query router)"
 cargo test -p tracepost-postgres --all-features "${locked[@]}" --test tls --test http
+
+echo "=== object storage through OpenDAL's S3 service, against an in-process S3 server (s3s-fs)"
+cargo test -p tracepost-opendal --features s3 "${locked[@]}" --test s3

@@ -8,6 +8,7 @@ pub mod fingerprint;
 #[cfg(feature = "http-sink")]
 pub mod http_sink;
 pub mod metrics;
+pub mod object_store;
 pub mod pipeline;
 pub mod redact;
 pub mod scope;

@@ -43,6 +43,21 @@ pub mod sinks {
     pub mod loki {
         pub use tracepost_loki::*;
     }
+
+    /// Object storage through Apache OpenDAL (feature `opendal`): replay segments and the
+    /// NDJSON.gz archive sink in a local directory, S3, MinIO or GCS; see the
+    /// `tracepost-opendal` crate.
+    #[cfg(feature = "opendal")]
+    pub mod opendal {
+        pub use tracepost_opendal::*;
+    }
+
+    /// Object storage on `aws-sdk-s3` (feature `s3`): replay segments and the NDJSON.gz
+    /// archive sink in S3 or MinIO; see the `tracepost-s3` crate.
+    #[cfg(feature = "s3")]
+    pub mod s3 {
+        pub use tracepost_s3::*;
+    }
 }
 
 /// The alert engine (feature `alerts`): see the `tracepost-alerts` crate. Discord (feature

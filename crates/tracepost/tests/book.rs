@@ -175,6 +175,12 @@ fn configuration_page_lists_every_setter() {
         ("crates/tracepost-core/src/redact.rs", "Redactor"),
         ("crates/tracepost-core/src/sinks/console.rs", "Console"),
         ("crates/tracepost-core/src/sinks/jsonl.rs", "JsonlFile"),
+        (
+            "plugins/tracepost-opendal/src/lib.rs",
+            "OpendalStoreBuilder",
+        ),
+        ("plugins/tracepost-s3/src/lib.rs", "S3Config"),
+        ("crates/tracepost-rrweb/src/segment.rs", "Limits"),
         ("middleware/tracepost-tower/src/layer.rs", "TracepostLayer"),
         ("crates/tracepost-ingest/src/config.rs", "IngestConfig"),
         (
