@@ -2,7 +2,8 @@
 //! sometimes gzipped, through the whole `POST /v1/events` handler), stack traces and upload
 //! tokens. No input may panic, and every refusal must be a 4xx with the error body.
 //!
-//! Each property runs `TP_FUZZ_CASES` cases (default 5 000, so 20 000 in the normal suite).
+//! Each property runs `TP_FUZZ_CASES` cases (default 1 500, so 6 000 in the normal suite: a
+//! debug build on a busy 2-core machine runs them in about a minute and a half).
 //! The 1M-input run (4 × 250 000):
 //!
 //! ```text
@@ -27,7 +28,7 @@ fn cases() -> u32 {
     std::env::var("TP_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000)
+        .unwrap_or(1_500)
 }
 
 fn runner() -> TestRunner {
@@ -381,8 +382,7 @@ fn only_untouched_tokens_pass() {
     let strategy = prop_oneof![
         1 => TEXT.prop_map(|s| s.into_bytes()),
         1 => "[A-Za-z0-9_.-]{0,300}".prop_map(|s| s.into_bytes()),
-        4 => mutations()
-            .prop_filter("at least one edit", |e| !e.is_empty())
+        4 => prop::collection::vec((0.0..1.0f64, 0u8..3, any::<u8>()), 1..8)
             .prop_map({
                 let valid = valid.clone();
                 move |e| mutate(valid.clone().into_bytes(), &e)
