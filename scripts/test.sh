@@ -18,3 +18,6 @@ cargo test -p quickstart --features postgres,loki "${locked[@]}" --test postgres
 
 echo "=== the optional features of the Postgres sink (TLS, HTTP query router)"
 cargo test -p tracepost-postgres --all-features "${locked[@]}" --test tls --test http
+
+echo "=== project API keys in Postgres behind the log routes, and the tracepost keys command"
+cargo test -p tracepost-postgres --features cli "${locked[@]}" --test log_keys

@@ -62,7 +62,7 @@ use tracepost_core::{Batch, BatchOptions, Sink, SinkError, SinkOptions, SinkOutc
 pub use config::{IngestMethodConfig, PostgresConfig};
 pub use error::PgError;
 pub use ingest::IngestMethod;
-pub use keys::{ApiKey, Project};
+pub use keys::{ApiKey, ApiKeyInfo, Project, StoredKey};
 pub use limits::{
     OutOfRange, TimeRange, DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, ORIGINAL_TIMESTAMP_ATTRIBUTE,
 };
