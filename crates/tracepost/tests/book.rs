@@ -180,6 +180,7 @@ fn configuration_page_lists_every_setter() {
         ("crates/tracepost-core/src/sinks/console.rs", "Console"),
         ("crates/tracepost-core/src/sinks/jsonl.rs", "JsonlFile"),
         ("middleware/tracepost-tower/src/layer.rs", "TracepostLayer"),
+        ("crates/tracepost-ingest/src/config.rs", "IngestConfig"),
         (
             "middleware/tracepost-tracing/src/lib.rs",
             "TracepostTracingLayer",
@@ -196,7 +197,15 @@ fn configuration_page_lists_every_setter() {
         }
     }
     // The facade's extension methods: the layer and the two routers.
-    for name in ["layer", "tracing_layer", "metrics_router", "health_router"] {
+    for name in [
+        "layer",
+        "tracing_layer",
+        "metrics_router",
+        "health_router",
+        "ingest_router",
+        "ingest",
+        "browser_token",
+    ] {
         if !page.contains(&format!("tp.{name}()")) {
             missing.push(format!("tp.{name}()"));
         }

@@ -1,0 +1,63 @@
+//! Browser capture: the ingest routes next to the app, and a page rendered with an upload
+//! token in its script tag.
+//!
+//! `cargo run -p tracepost --features browser --example browser`, then open
+//! <http://127.0.0.1:3000/>.
+
+// ANCHOR: imports
+use std::net::SocketAddr;
+
+use axum::response::Html;
+use axum::routing::get;
+use tracepost::ingest::IngestConfig;
+use tracepost::prelude::*;
+use tracepost::Tracepost;
+// ANCHOR_END: imports
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // ANCHOR: setup
+    let tp =
+        Tracepost::builder()
+            .service("shop")
+            .sink(tracepost::sinks::Console::default())
+            .browser(
+                IngestConfig::new()
+                    .key("pk_shop_1") // public: it goes into the page
+                    .allowed_origin("https://shop.example") // pages of other hosts, if any
+                    .token_secret(std::env::var("TP_TOKEN_SECRET").unwrap_or_else(|_| {
+                        "dev only: a secret of at least thirty-two bytes".into()
+                    }))
+                    .require_token(true), // a scraped public key alone is useless
+            )
+            .sample_analytics("pageview", 0.5) // keep half the page views
+            .build()?;
+
+    let page = {
+        let tp = tp.handle();
+        move || async move {
+            // A fresh token each time the page is rendered (valid 1 h by default).
+            let token = tp.browser_token().map(|t| t.token).unwrap_or_default();
+            Html(format!(
+                r#"<!doctype html><title>Shop</title>
+<script src="/tracepost/tp.js" data-key="pk_shop_1" data-token="{token}" defer></script>
+<button onclick="tracepost.track('signup', {{plan: 'pro'}})">Sign up</button>"#
+            ))
+        }
+    };
+    let app = axum::Router::new()
+        .route("/", get(page))
+        .layer(tp.layer())
+        .merge(tp.ingest_router()?); // GET /tracepost/tp.js, POST /tracepost/v1/events, …
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    // The client's address is the rate-limit key: serve with connect info.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    // ANCHOR_END: setup
+    tp.shutdown(std::time::Duration::from_secs(5)).await;
+    Ok(())
+}
