@@ -20,4 +20,4 @@ echo "=== the optional features of the Postgres sink (TLS, HTTP query router)"
 cargo test -p tracepost-postgres --all-features "${locked[@]}" --test tls --test http
 
 echo "=== project API keys in Postgres behind the log routes, and the tracepost keys command"
-cargo test -p tracepost-postgres --features cli "${locked[@]}" --test log_keys
+cargo test -p tracepost-postgres --features cli,admin "${locked[@]}" --test log_keys --test admin

@@ -41,6 +41,8 @@
 //! * **Queries**: [`PgStore::events`], [`PgStore::histogram`], [`PgStore::top_issues`]; an
 //!   axum router behind the `http` feature.
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod config;
 mod error;
 #[cfg(feature = "http")]
