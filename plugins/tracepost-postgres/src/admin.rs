@@ -64,16 +64,16 @@ fn not_found(what: String) -> Response {
     err(IngestError::new(StatusCode::NOT_FOUND, "not_found", what))
 }
 
-fn check(admin: &Admin, headers: &HeaderMap) -> Result<(), Response> {
+fn check(admin: &Admin, headers: &HeaderMap) -> Result<(), IngestError> {
     let Some(token) = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
-        return Err(err(IngestError::unauthorized(
+        return Err(IngestError::unauthorized(
             "missing_admin_token",
             "Authorization: Bearer <admin token> is required",
-        )));
+        ));
     };
     let given: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
     // Constant time: fold over every byte.
@@ -82,10 +82,10 @@ fn check(admin: &Admin, headers: &HeaderMap) -> Result<(), Response> {
         .zip(admin.token_hash.iter())
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if diff != 0 {
-        return Err(err(IngestError::unauthorized(
+        return Err(IngestError::unauthorized(
             "invalid_admin_token",
             "the admin token is wrong",
-        )));
+        ));
     }
     Ok(())
 }
@@ -110,8 +110,8 @@ async fn create_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check(&admin, &headers) {
-        return r;
+    if let Err(e) = check(&admin, &headers) {
+        return err(e);
     }
     let require_signature = if body.is_empty() {
         false
@@ -154,8 +154,8 @@ async fn list_keys(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&admin, &headers) {
-        return r;
+    if let Err(e) = check(&admin, &headers) {
+        return err(e);
     }
     let project = match admin.store.project_by_name(&name).await {
         Ok(Some(p)) => p,
@@ -178,8 +178,8 @@ async fn rotate_key(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&admin, &headers) {
-        return r;
+    if let Err(e) = check(&admin, &headers) {
+        return err(e);
     }
     match admin.store.rotate_api_key(id).await {
         Ok(Some(k)) => created("", &k),
@@ -193,8 +193,8 @@ async fn revoke_key(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&admin, &headers) {
-        return r;
+    if let Err(e) = check(&admin, &headers) {
+        return err(e);
     }
     match admin.store.revoke_api_key(id).await {
         Ok(true) => axum::Json(json!({"revoked": id})).into_response(),
