@@ -44,3 +44,21 @@ done
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 command -v mdbook >/dev/null || cargo install mdbook --locked --version '^0.4'
+
+# The copy-paste log clients' tests (crates/tracepost-ingest/tests/clients.rs, otel.rs): Go,
+# Python with venv, and the OpenTelemetry Python SDK from PyPI in a venv of its own.
+otel_missing=()
+command -v go >/dev/null || otel_missing+=(golang-go)
+command -v python3 >/dev/null || otel_missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || otel_missing+=(python3-venv)
+if [ ${#otel_missing[@]} -gt 0 ]; then
+  echo "installing: ${otel_missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${otel_missing[@]}" >/dev/null
+fi
+otel_venv="${TRACEPOST_OTEL_VENV:-$HOME/.cache/tracepost-otel-venv}"
+if ! "$otel_venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
+  echo "installing the OpenTelemetry Python SDK into $otel_venv"
+  python3 -m venv "$otel_venv"
+  "$otel_venv/bin/pip" install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+fi

@@ -4,6 +4,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 mod ingest;
+pub mod logs;
 pub mod map;
 pub mod origin;
 #[cfg(feature = "axum")]
@@ -19,8 +20,9 @@ pub mod visitor;
 pub use config::{ConfigError, IngestConfig, Secret};
 pub use error::{ErrorBody, ErrorObject, IngestError};
 pub use ingest::{Ingest, MAX_TRACKED_CLIENTS, RETAIN_EVERY};
+pub use logs::{LogIngest, LogIngestConfig};
 #[cfg(feature = "axum")]
-pub use router::{events_router, router, token_router};
+pub use router::{events_router, logs_router, router, token_router};
 pub use token::{TokenSigner, UploadToken};
 
 /// The axum types the router is built from (the same version as the facade's).

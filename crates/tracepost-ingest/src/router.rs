@@ -71,3 +71,34 @@ pub fn token_router<S: Clone + Send + Sync + 'static>(ingest: Ingest) -> Router<
         }),
     )
 }
+
+/// `POST {prefix}/v1/logs` (OTLP/HTTP logs) and `POST {prefix}/v1/batch` (JSON batch) of a
+/// [`LogIngest`](crate::LogIngest). Serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()` for per-address rate limits.
+pub fn logs_router<S: Clone + Send + Sync + 'static>(logs: crate::LogIngest) -> Router<S> {
+    let prefix = logs.config().prefix.clone();
+    let otlp = logs.clone();
+    Router::new()
+        .route(
+            &format!("{prefix}/v1/logs"),
+            post(move |req: Request| async move {
+                let peer = peer(&req);
+                let (parts, body) = req.into_parts();
+                into_axum(otlp.otlp_logs(&parts.headers, peer, body).await)
+            }),
+        )
+        .route(
+            &format!("{prefix}/v1/batch"),
+            post(move |req: Request| async move {
+                let peer = peer(&req);
+                let (parts, body) = req.into_parts();
+                into_axum(logs.batch(&parts.headers, peer, body).await)
+            }),
+        )
+}
+
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}

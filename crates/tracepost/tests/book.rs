@@ -173,6 +173,10 @@ fn configuration_page_lists_every_setter() {
             "SnapshotPolicy",
         ),
         ("crates/tracepost-core/src/redact.rs", "Redactor"),
+        (
+            "crates/tracepost-ingest/src/logs/config.rs",
+            "LogIngestConfig",
+        ),
         ("crates/tracepost-core/src/sinks/console.rs", "Console"),
         ("crates/tracepost-core/src/sinks/jsonl.rs", "JsonlFile"),
         (

@@ -41,6 +41,8 @@
 //! * **Queries**: [`PgStore::events`], [`PgStore::histogram`], [`PgStore::top_issues`]; an
 //!   axum router behind the `http` feature.
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod config;
 mod error;
 #[cfg(feature = "http")]
@@ -62,7 +64,7 @@ use tracepost_core::{Batch, BatchOptions, Sink, SinkError, SinkOptions, SinkOutc
 pub use config::{IngestMethodConfig, PostgresConfig};
 pub use error::PgError;
 pub use ingest::IngestMethod;
-pub use keys::{ApiKey, Project};
+pub use keys::{ApiKey, ApiKeyInfo, Project, StoredKey};
 pub use limits::{
     OutOfRange, TimeRange, DEFAULT_MAX_AGE, DEFAULT_MAX_AHEAD, ORIGINAL_TIMESTAMP_ATTRIBUTE,
 };

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "default_partitions",
         include_str!("../migrations/0002_default_partitions.sql"),
     ),
+    (
+        3,
+        "api_keys",
+        include_str!("../migrations/0003_api_keys.sql"),
+    ),
 ];
 
 /// The partitioned tables, all partitioned by day on `timestamp`.

@@ -380,9 +380,9 @@ async fn concurrent_connects_apply_migrations_once() {
     let c = db.client().await;
     assert_eq!(
         count(&c, "SELECT count(*) FROM shared.schema_migrations").await,
-        2
+        3
     );
-    assert_eq!(sinks[0].store().schema_version().await.unwrap(), 2);
+    assert_eq!(sinks[0].store().schema_version().await.unwrap(), 3);
     // Applying again is a no-op.
     assert!(sinks[1].store().migrate().await.unwrap().is_empty());
     // Opting out of migrations on a fresh schema leaves it empty.
@@ -423,12 +423,12 @@ async fn api_keys_are_hashed() {
     let store = sink.store();
     let project = store.create_project("shop").await.unwrap();
     let key = store.create_api_key(project.id).await.unwrap();
-    assert!(key.key.starts_with("tp_") && key.key.len() == 67);
+    assert!(key.key.starts_with("tpk_") && key.key.len() == 68);
     assert_eq!(
         store.verify_api_key(&key.key).await.unwrap(),
         Some(project.clone())
     );
-    assert_eq!(store.verify_api_key("tp_wrong").await.unwrap(), None);
+    assert_eq!(store.verify_api_key("tpk_wrong").await.unwrap(), None);
     let c = db.client().await;
     let stored: Vec<u8> = c
         .query_one("SELECT key_hash FROM tracepost.api_keys", &[])
@@ -440,7 +440,7 @@ async fn api_keys_are_hashed() {
         &c,
         &format!(
             "SELECT count(*) FROM tracepost.api_keys k WHERE k::text LIKE '%{}%'",
-            &key.key[3..]
+            &key.key[4..]
         ),
     )
     .await;

@@ -1,0 +1,3 @@
+module tracepost.dev/logger
+
+go 1.19

@@ -1,0 +1,51 @@
+//! A log server for services in any language: OTLP/HTTP logs at
+//! `POST /tracepost/v1/logs` and the JSON batch at `POST /tracepost/v1/batch`, with the
+//! project key from `TRACEPOST_KEY` (make one with `openssl rand -hex 32` and prefix
+//! `tpk_`), events written as NDJSON files under `logs/`.
+//!
+//! `TRACEPOST_KEY=tpk_… cargo run -p tracepost-ingest --example log_server` (port 4318,
+//! OTLP's, or `PORT`).
+
+// ANCHOR: imports
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tracepost_core::sinks::JsonlFile;
+use tracepost_core::Tracepost;
+use tracepost_ingest::logs::StaticKeys;
+use tracepost_ingest::{LogIngest, LogIngestConfig};
+// ANCHOR_END: imports
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let key = std::env::var("TRACEPOST_KEY")?;
+    let port: u16 = std::env::var("PORT").map_or(Ok(4318), |p| p.parse())?;
+    // ANCHOR: setup
+    let tp = Tracepost::builder()
+        .service("log-server")
+        .sink(JsonlFile::new("logs"))
+        .build()?;
+    // Keys from configuration; with Postgres: `Arc::new(pg_store)` (feature `ingest` of
+    // tracepost-postgres), managed with `tracepost keys create|list|rotate|revoke`.
+    let keys = StaticKeys::new([("my-project", key)], false);
+    let logs = LogIngest::new(
+        tp.handle(),
+        LogIngestConfig::new()
+            .max_batch_events(250)
+            .per_key_limit(100, 200),
+        Arc::new(keys),
+    )?;
+    let app: axum::Router = tracepost_ingest::logs_router(logs);
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    tp.shutdown(std::time::Duration::from_secs(5)).await;
+    // ANCHOR_END: setup
+    Ok(())
+}

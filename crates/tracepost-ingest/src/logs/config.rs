@@ -1,0 +1,168 @@
+//! [`LogIngestConfig`]: the settings of the server-to-server log routes.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// The settings of [`LogIngest`](super::LogIngest): `POST {prefix}/v1/logs` (OTLP/HTTP) and
+/// `POST {prefix}/v1/batch` (JSON batch). Build with the setters, or deserialize (unknown
+/// fields refused).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogIngestConfig {
+    /// Path prefix of the routes (default `/tracepost`).
+    pub prefix: String,
+    /// Whether every request must be signed, whatever its key says (default false).
+    pub require_signature: bool,
+    /// Largest batch body, as sent and decompressed, in bytes (default 512 KiB).
+    pub max_batch_bytes: usize,
+    /// Most logs in one batch (default 250).
+    pub max_batch_events: usize,
+    /// Largest OTLP body, as sent and decompressed, in bytes (default 20 MiB: the
+    /// OpenTelemetry Collector's `max_request_body_size`).
+    pub max_otlp_bytes: usize,
+    /// Requests per second each key may send (default 100).
+    pub per_key_rate: u32,
+    /// Burst each key may send at once (default 200).
+    pub per_key_burst: u32,
+    /// Requests per second each client address may send (default 200).
+    pub per_client_rate: u32,
+    /// Burst each client address may send at once (default 400).
+    pub per_client_burst: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (default none).
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a looked-up key is cached (default 30 s): a revocation takes effect on the
+    /// other servers within this time (at once on the server whose admin API revoked it).
+    #[serde(with = "humantime_serde_compat")]
+    pub key_cache_ttl: Duration,
+    /// How often the background task stores keys' last-used times and forgets idle
+    /// rate-limit entries (default 30 s).
+    #[serde(with = "humantime_serde_compat")]
+    pub maintenance_every: Duration,
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for LogIngestConfig {
+    fn default() -> Self {
+        LogIngestConfig {
+            prefix: "/tracepost".into(),
+            require_signature: false,
+            max_batch_bytes: 512 * 1024,
+            max_batch_events: 250,
+            max_otlp_bytes: 20 * 1024 * 1024,
+            per_key_rate: 100,
+            per_key_burst: 200,
+            per_client_rate: 200,
+            per_client_burst: 400,
+            trusted_proxies: Vec::new(),
+            key_cache_ttl: Duration::from_secs(30),
+            maintenance_every: Duration::from_secs(30),
+        }
+    }
+}
+
+impl LogIngestConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Path prefix of the routes (`/tracepost`; `""` for none).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Requires every request to be signed (`401 missing_signature` otherwise).
+    pub fn require_signature(mut self, required: bool) -> Self {
+        self.require_signature = required;
+        self
+    }
+
+    /// Largest batch body in bytes, as sent and decompressed (`413` above).
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// Most logs per batch (`400 too_many_events` above).
+    pub fn max_batch_events(mut self, events: usize) -> Self {
+        self.max_batch_events = events;
+        self
+    }
+
+    /// Largest OTLP body in bytes, as sent and decompressed (`413` above).
+    pub fn max_otlp_bytes(mut self, bytes: usize) -> Self {
+        self.max_otlp_bytes = bytes;
+        self
+    }
+
+    /// Requests per second and burst per key (`429` with `Retry-After` above).
+    pub fn per_key_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.per_key_rate = per_second;
+        self.per_key_burst = burst;
+        self
+    }
+
+    /// Requests per second and burst per client address (IPv6 by /64).
+    pub fn per_client_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.per_client_rate = per_second;
+        self.per_client_burst = burst;
+        self
+    }
+
+    /// Believes `X-Forwarded-For` from peers in `net`.
+    pub fn trusted_proxy(mut self, net: impl Into<IpNet>) -> Self {
+        self.trusted_proxies.push(net.into());
+        self
+    }
+
+    /// How long a looked-up key is cached.
+    pub fn key_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.key_cache_ttl = ttl;
+        self
+    }
+
+    /// How often the maintenance task runs.
+    pub fn maintenance_every(mut self, every: Duration) -> Self {
+        self.maintenance_every = every;
+        self
+    }
+
+    /// Checks the settings. Errors name the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field, reason: &str| {
+            Err(ConfigError {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if !self.prefix.is_empty() && (!self.prefix.starts_with('/') || self.prefix.ends_with('/'))
+        {
+            return err("prefix", "must be empty or start with / and not end with /");
+        }
+        if self.max_batch_bytes == 0 || self.max_otlp_bytes == 0 || self.max_batch_events == 0 {
+            return err("max_batch_bytes", "limits must be positive");
+        }
+        if self.per_key_rate == 0 || self.per_client_rate == 0 {
+            return err("per_key_rate", "rates must be positive");
+        }
+        if self.maintenance_every.is_zero() {
+            return err("maintenance_every", "must be positive");
+        }
+        Ok(())
+    }
+}
