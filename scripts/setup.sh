@@ -10,7 +10,8 @@ missing=()
 # promtool for the config and rules; the server for examples/quickstart/tests/dashboards.rs.
 { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
-command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check
+command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check, tests/browser
+command -v chromium >/dev/null || missing+=(chromium)  # tests/browser/console.mjs (playwright-core)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)   # the Postgres sink's `tls` feature
 if [ ${#missing[@]} -gt 0 ]; then
@@ -31,3 +32,9 @@ pg_isready -h 127.0.0.1 -p 5432
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 command -v mdbook >/dev/null || cargo install mdbook --locked --version '^0.4'
+
+# The console's browser test drives Debian's Chromium with playwright-core (its pinned
+# version from tests/browser/package-lock.json; no browser download).
+if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ]; then
+  (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund --silent)
+fi

@@ -18,3 +18,7 @@ cargo test -p quickstart --features postgres,loki "${locked[@]}" --test postgres
 
 echo "=== the optional features of the Postgres sink (TLS, HTTP query router)"
 cargo test -p tracepost-postgres --all-features "${locked[@]}" --test tls --test http
+
+echo "=== the console in Chromium (tests/browser/console.mjs; screenshots into book/src/console/)"
+cargo build -p quickstart "${locked[@]}"
+node tests/browser/console.mjs

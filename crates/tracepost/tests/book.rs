@@ -175,6 +175,7 @@ fn configuration_page_lists_every_setter() {
         ("crates/tracepost-core/src/redact.rs", "Redactor"),
         ("crates/tracepost-core/src/sinks/console.rs", "Console"),
         ("crates/tracepost-core/src/sinks/jsonl.rs", "JsonlFile"),
+        ("crates/tracepost-console/src/lib.rs", "ConsoleBuilder"),
         ("middleware/tracepost-tower/src/layer.rs", "TracepostLayer"),
         (
             "middleware/tracepost-tracing/src/lib.rs",
@@ -196,6 +197,9 @@ fn configuration_page_lists_every_setter() {
         if !page.contains(&format!("tp.{name}()")) {
             missing.push(format!("tp.{name}()"));
         }
+    }
+    if !page.contains("tp.console(store)") {
+        missing.push("tp.console(store)".into());
     }
     assert!(
         seen > 40,
