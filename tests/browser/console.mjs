@@ -99,7 +99,6 @@ async function main() {
   }
   await page.waitForSelector("text=cart must be loaded before checkout");
   assert.ok(await page.locator("table.issues svg.spark").count() >= 2, "sparklines");
-  await shot("issues");
   step("issues");
 
   // ---- Issue detail: resolve, then it is under "resolved".
@@ -111,14 +110,26 @@ async function main() {
   await page.waitForSelector(".badge.st-resolved");
   await page.goto(`${C}/issues?status=resolved`);
   await page.waitForSelector("text=cart must be loaded before checkout");
+  // It happens again: open again, marked as a regression.
+  await fetch(`${base}/panic`, { headers: { Authorization: "Bearer s3cr3t-token-value" } });
+  for (let i = 0; i < 50; i++) {
+    await page.goto(`${C}/issues`);
+    if (await page.locator("tr:has-text('cart must be loaded') .badge.regressed").count() > 0) break;
+    await page.waitForTimeout(200);
+  }
+  await page.waitForSelector("tr:has-text('cart must be loaded') .badge.regressed");
+  await shot("issues");
   await page.goto(issueUrl);
+  await page.click("button:has-text('Ignore')");
+  await page.waitForSelector(".badge.st-ignored");
+  assert.equal(await page.locator(".badge.regressed").count(), 0, "set by hand: no longer marked");
   await page.click("button:has-text('Reopen')");
   await page.waitForSelector(".badge.st-unresolved");
   // A forged POST (no CSRF token) is refused.
   const forged = await page.evaluate(async (u) => (await fetch(u + "/status", { method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" }, body: "status=ignored&csrf=nope" })).status, issueUrl);
   assert.equal(forged, 403);
-  step("issue detail, state actions, CSRF");
+  step("issue detail, state actions, regression, CSRF");
 
   // ---- The panic's request: the Authorization header is shown redacted.
   await page.click("a:has-text('permalink')");

@@ -248,8 +248,9 @@ async fn issue_spark(
 ) -> Vec<u64> {
     let until = now();
     let since = until - Duration::from_secs(hours * 3600);
+    // Only errors carry a fingerprint: no kind condition, so the (fingerprint, time) index
+    // answers alone.
     let f = EventFilter::new()
-        .kind(Kind::Error)
         .fingerprint(fingerprint)
         .since(Timestamp::from(since))
         .until(Timestamp::from(until));
@@ -259,6 +260,15 @@ async fn issue_spark(
         .await
         .map(|b| b.iter().map(|b| b.count).collect())
         .unwrap_or_default()
+}
+
+/// "regressed" when a resolved issue happened again.
+fn regression_badge(i: &Issue, now: SystemTime) -> Markup {
+    html! {
+        @if let Some(at) = i.regressed_at {
+            " " span.badge.regressed title={ "resolved, then seen again at " (fmt_time(at)) " UTC" } { "regressed " (filter::ago(at, now)) }
+        }
+    }
 }
 
 pub(crate) async fn issues(
@@ -307,7 +317,7 @@ pub(crate) async fn issues(
         } @else {
             table.issues {
                 thead { tr {
-                    th { "Issue" } th { "State" } th.num { "Events" } th { "Last 24 h" }
+                    th { "Issue" } th { "State" } th.num { "Events" } th.num { "Users" } th { "Last 24 h" }
                     th { "First seen" } th { "Last seen" } th { "Service" }
                 } }
                 tbody {
@@ -320,8 +330,9 @@ pub(crate) async fn issues(
                                 }
                                 div.dim.mono { (i.fingerprint) }
                             }
-                            td { (status_badge(i.status)) }
+                            td { (status_badge(i.status)) (regression_badge(i, t)) }
                             td.num { (i.count) }
+                            td.num { (i.users) }
                             td { (h::sparkline(spark, 96, 20)) }
                             td.dim title=(fmt_time(i.first_seen)) { (filter::ago(i.first_seen, t)) }
                             td title=(fmt_time(i.last_seen)) { (filter::ago(i.last_seen, t)) }
@@ -358,8 +369,8 @@ pub(crate) async fn issue(
         }
         div.panel {
             div.actions {
-                (status_badge(issue.status))
-                span.dim { (issue.count) " events · first seen " (filter::ago(issue.first_seen, t))
+                (status_badge(issue.status)) (regression_badge(&issue, t))
+                span.dim { (issue.count) " events · " (issue.users) " users · first seen " (filter::ago(issue.first_seen, t))
                     " · last seen " (filter::ago(issue.last_seen, t)) " · " (issue.service) }
                 @for (value, label) in [("resolved", "Resolve"), ("ignored", "Ignore"), ("unresolved", "Reopen")] {
                     @if value != issue.status.as_str() {

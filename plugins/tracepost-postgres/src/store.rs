@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "default_partitions",
         include_str!("../migrations/0002_default_partitions.sql"),
     ),
+    (
+        3,
+        "issue_regressions",
+        include_str!("../migrations/0003_issue_regressions.sql"),
+    ),
 ];
 
 /// The partitioned tables, all partitioned by day on `timestamp`.
