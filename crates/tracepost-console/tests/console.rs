@@ -490,6 +490,19 @@ async fn issue_state_changes_need_the_csrf_token() {
     )
     .await;
     assert!(resolved.body.contains(&f.ids.fingerprint));
+    // It happens again: open again, marked as a regression on the list.
+    f.tp.handle().capture(request_error("GET", "/items/7", 500));
+    for _ in 0..100 {
+        let i = f.store.issue(&f.ids.fingerprint).await.unwrap().unwrap();
+        if i.status == IssueStatus::Unresolved {
+            assert!(i.regressed_at.is_some());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let open = send(&f.app, get("/tracepost/console/issues", Some(&cookie))).await;
+    assert!(open.body.contains(&f.ids.fingerprint), "open again");
+    assert!(open.body.contains("badge regressed"), "marked");
     let bad = send(
         &f.app,
         post(&path, &cookie, &format!("status=gone&csrf={csrf}")),
