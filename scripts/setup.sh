@@ -12,7 +12,7 @@ missing=()
 { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v npm >/dev/null || missing+=(nodejs npm)   # scripts/logql-check, the browser tests
-[ -x /usr/bin/chromium ] || missing+=(chromium)   # quickstart's browser test, rrweb recordings
+[ -x /usr/bin/chromium ] || missing+=(chromium)   # the browser tests (quickstart, console, rrweb)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)   # the Postgres sink's `tls` feature
 if [ ${#missing[@]} -gt 0 ]; then
@@ -61,4 +61,9 @@ if ! "$otel_venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporte
   echo "installing the OpenTelemetry Python SDK into $otel_venv"
   python3 -m venv "$otel_venv"
   "$otel_venv/bin/pip" install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+fi
+# The console's browser test drives Debian's Chromium with playwright-core (its pinned
+# version from tests/browser/package-lock.json; no browser download).
+if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ]; then
+  (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund --silent)
 fi

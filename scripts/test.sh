@@ -24,3 +24,7 @@ cargo test -p tracepost-opendal --features s3 "${locked[@]}" --test s3
 
 echo "=== project API keys in Postgres behind the log routes, and the tracepost keys command"
 cargo test -p tracepost-postgres --features cli,admin "${locked[@]}" --test log_keys --test admin
+
+echo "=== the console in Chromium (tests/browser/console.mjs; screenshots into book/src/console/)"
+cargo build -p quickstart "${locked[@]}"
+node tests/browser/console.mjs

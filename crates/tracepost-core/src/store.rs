@@ -356,6 +356,13 @@ pub struct Issue {
     pub last_event_id: Uuid,
     /// Triage state.
     pub status: IssueStatus,
+    /// Distinct user ids among the issue's events, all time as kept by the store (events
+    /// without a user id don't count).
+    pub users: u64,
+    /// When a resolved issue happened again (the first new event's time, whole
+    /// microseconds): a regression. `None` when it never did, or since its status was last
+    /// set by hand.
+    pub regressed_at: Option<Timestamp>,
 }
 
 impl Issue {
@@ -384,7 +391,21 @@ impl Issue {
             recent,
             last_event_id,
             status,
+            users: 0,
+            regressed_at: None,
         }
+    }
+
+    /// Sets the number of users affected.
+    pub fn with_users(mut self, users: u64) -> Self {
+        self.users = users;
+        self
+    }
+
+    /// Sets when the issue regressed.
+    pub fn with_regressed_at(mut self, at: Option<Timestamp>) -> Self {
+        self.regressed_at = at;
+        self
     }
 }
 
@@ -446,7 +467,8 @@ pub trait Store: Send + Sync {
         fingerprint: &'a str,
     ) -> BoxFuture<'a, Result<Option<Issue>, StoreError>>;
 
-    /// Sets an issue's status; false when there is no such issue.
+    /// Sets an issue's status (and clears its regression mark); false when there is no
+    /// such issue.
     fn set_issue_status<'a>(
         &'a self,
         fingerprint: &'a str,

@@ -74,6 +74,13 @@ pub mod alerts {
     }
 }
 
+/// The built-in console (feature `console`): see the `tracepost-console` crate and
+/// [`TracepostConsoleExt::console`].
+#[cfg(feature = "console")]
+pub mod console {
+    pub use tracepost_console::*;
+}
+
 /// The tower/axum layer (features `axum` or `tower`).
 #[cfg(any(feature = "axum", feature = "tower"))]
 pub mod tower {
@@ -108,6 +115,8 @@ pub mod prelude {
     pub use crate::TracepostActixExt as _;
     #[cfg(feature = "alerts")]
     pub use crate::TracepostAlertsExt as _;
+    #[cfg(feature = "console")]
+    pub use crate::TracepostConsoleExt as _;
     #[cfg(any(feature = "axum", feature = "tower"))]
     pub use crate::TracepostLayerExt as _;
     #[cfg(feature = "tracing")]
@@ -162,6 +171,35 @@ pub trait TracepostLayerExt: AsHandle {
 
 #[cfg(any(feature = "axum", feature = "tower"))]
 impl<T: AsHandle> TracepostLayerExt for T {}
+
+/// Adds the console to [`Tracepost`] (feature `console`).
+#[cfg(feature = "console")]
+pub trait TracepostConsoleExt: AsHandle {
+    /// A console builder reading from `store`, its Health page showing this pipeline's
+    /// sinks. Choose its authentication, then
+    /// `.build()?.router()` serves it under `/tracepost/console`:
+    ///
+    /// ```no_run
+    /// # fn run(tp: tracepost::Tracepost, store: std::sync::Arc<dyn tracepost::store::Store>)
+    /// # -> Result<axum::Router, Box<dyn std::error::Error>> {
+    /// use tracepost::prelude::*;
+    /// let console = tp
+    ///     .console(store)
+    ///     .admin_token(std::env::var("TRACEPOST_CONSOLE_TOKEN")?)
+    ///     .build()?;
+    /// Ok(axum::Router::new().merge(console.router()))
+    /// # }
+    /// ```
+    fn console(
+        &self,
+        store: std::sync::Arc<dyn tracepost_core::store::Store>,
+    ) -> tracepost_console::ConsoleBuilder {
+        tracepost_console::Console::builder(store).pipeline(self.as_handle())
+    }
+}
+
+#[cfg(feature = "console")]
+impl<T: AsHandle> TracepostConsoleExt for T {}
 
 /// Adds the tracing-subscriber layer to [`Tracepost`].
 #[cfg(feature = "tracing")]

@@ -185,6 +185,7 @@ fn configuration_page_lists_every_setter() {
         ),
         ("plugins/tracepost-s3/src/lib.rs", "S3Config"),
         ("crates/tracepost-rrweb/src/segment.rs", "Limits"),
+        ("crates/tracepost-console/src/lib.rs", "ConsoleBuilder"),
         ("middleware/tracepost-tower/src/layer.rs", "TracepostLayer"),
         ("crates/tracepost-ingest/src/config.rs", "IngestConfig"),
         (
@@ -221,6 +222,9 @@ fn configuration_page_lists_every_setter() {
         if !page.contains(&format!("tp.{name}")) {
             missing.push(format!("tp.{name}"));
         }
+    }
+    if !page.contains("tp.console(store)") {
+        missing.push("tp.console(store)".into());
     }
     assert!(
         seen > 40,

@@ -9,6 +9,7 @@
 
 // ANCHOR: imports
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracepost::prelude::*;
@@ -19,14 +20,28 @@ use tracing_subscriber::EnvFilter;
 // ANCHOR: main
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // ANCHOR: sinks
+    let sqlite = tracepost::sinks::sqlite::SqliteSink::new(data_dir()); // opened on first use
+    let store = Arc::new(sqlite.store().clone()); // what the console reads
+    let tail = tracepost::console::LiveTail::default(); // the console's live tail
     let builder = tracepost::Tracepost::builder()
         .service("quickstart")
         .sink(tracepost::sinks::Console::default())
         .sink(tracepost::sinks::JsonlFile::new(data_dir()))
-        .sink(tracepost::sinks::sqlite::SqliteSink::new(data_dir())) // opened on first use
-        .data_dir(data_dir()) // a disk spool per sink, for what cannot be delivered at once
+        .sink(sqlite)
+        .sink(tail.sink())
+        // A disk spool per sink, for what cannot be delivered at once.
+        .data_dir(data_dir())
         // Browser capture: the demo page's script tag names this public key.
         .browser(tracepost::ingest::IngestConfig::new().key("pk_quickstart"));
+    // ANCHOR_END: sinks
+
+    // The per-route metric windows (the console's Routes page) are 60 s long unless
+    // TRACEPOST_METRIC_WINDOW_SECS says otherwise.
+    let builder = match std::env::var("TRACEPOST_METRIC_WINDOW_SECS").map(|s| s.parse::<u64>()) {
+        Ok(Ok(secs)) => builder.metric_window(Duration::from_secs(secs.max(1))),
+        _ => builder,
+    };
 
     // The external sinks join when their service is configured (as in docker-compose.yml).
     // Neither connects here: a database or Loki that is down (or refuses us) leaves the app
@@ -57,19 +72,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with(tp.tracing_layer())
         .init();
 
+    let addr: SocketAddr = std::env::var("QUICKSTART_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+
+    // ANCHOR: console
+    // The console at /tracepost/console: sign in with TRACEPOST_CONSOLE_TOKEN (or the
+    // token printed below); "replay request" sends captured GET/HEAD requests to this app.
+    let (token, generated) = console_token();
+    let console = tp
+        .console(store)
+        .admin_token(token.clone())
+        .live_tail(tail)
+        .replay_base_url(&format!("http://{addr}/"))?
+        .build()?;
+
     let app = quickstart::app()
         .merge(tp.metrics_router())
         .merge(tp.health_router())
         .layer(tp.layer())
         // /tracepost/tp.js and the ingest routes, outside the layer: the browser's batches
         // become events of their own, not request events.
-        .merge(tp.ingest_router()?);
+        .merge(tp.ingest_router()?)
+        // After the layer too: the console's own page views are not captured.
+        .merge(console.router());
+    // ANCHOR_END: console
 
-    let addr: SocketAddr = std::env::var("QUICKSTART_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:3000".into())
-        .parse()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    print_banner(listener.local_addr()?);
+    print_banner(addr, generated.then_some(token.as_str()));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -99,11 +130,32 @@ fn warn_unbuilt_sinks() {
     }
 }
 
+/// The console's admin token: `TRACEPOST_CONSOLE_TOKEN`, or a random one for this run
+/// (true: generated, to be printed).
+fn console_token() -> (String, bool) {
+    match std::env::var("TRACEPOST_CONSOLE_TOKEN") {
+        Ok(t) => (t, false),
+        Err(_) => {
+            let bytes: [u8; 16] = rand::random();
+            let t: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            (t, true)
+        }
+    }
+}
+
 fn data_dir() -> String {
     std::env::var("TRACEPOST_DATA").unwrap_or_else(|_| "./tracepost-data".into())
 }
 
-fn print_banner(addr: SocketAddr) {
+fn print_banner(addr: SocketAddr, generated_token: Option<&str>) {
+    match generated_token {
+        Some(t) => println!(
+            "console: http://{addr}/tracepost/console (admin token for this run: {t}; set TRACEPOST_CONSOLE_TOKEN to choose one)"
+        ),
+        None => println!(
+            "console: http://{addr}/tracepost/console (admin token: $TRACEPOST_CONSOLE_TOKEN)"
+        ),
+    }
     println!(
         "\ntracepost quickstart listening on http://{addr}\n\
          open http://{addr}/ in a browser (a demo page with the browser script), or try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n  curl http://{addr}/health\n\

@@ -325,6 +325,7 @@ ON CONFLICT (fingerprint) DO UPDATE SET
     service = CASE WHEN {newer} THEN EXCLUDED.service ELSE i.service END,
     last_seen = GREATEST(i.last_seen, EXCLUDED.last_seen),
     status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
+    regressed_at = CASE WHEN i.status = 'resolved' THEN EXCLUDED.last_seen ELSE i.regressed_at END,
     updated_at = now()"
     )
 }

@@ -198,6 +198,17 @@ fn issue_from_row(row: &Row) -> Issue {
         row.get(7),
         IssueStatus::parse(row.get(8)),
     )
+    .with_regressed_at(row.get::<_, Option<PgTs>>(10).map(|t| t.join(0)))
+    .with_users(row.get::<_, i64>(11) as u64)
+}
+
+/// After the window count: the regression time and the users affected (distinct user ids
+/// of the issue's events; `count(DISTINCT)` skips NULLs).
+fn issue_extra(s: &str) -> String {
+    format!(
+        "i.regressed_at, (SELECT count(DISTINCT e.user_id) FROM {s}.events e
+            WHERE e.fingerprint = i.fingerprint AND e.kind = 'error')"
+    )
 }
 
 impl PgStore {
@@ -315,12 +326,13 @@ impl PgStore {
         let client = self.client().await?;
         let cols = "i.fingerprint, i.service, i.error_type, i.title, i.first_seen, i.last_seen, \
                     i.count, i.last_event_id, i.status";
+        let extra = issue_extra(s);
         let rows = match since {
             Some(t) => {
                 client
                     .query(
                         &format!(
-                            "SELECT {cols}, w.n FROM (
+                            "SELECT {cols}, w.n, {extra} FROM (
                                 SELECT fingerprint, count(*) AS n FROM {s}.events
                                 WHERE kind = 'error' AND fingerprint IS NOT NULL
                                   AND timestamp >= $1
@@ -336,7 +348,7 @@ impl PgStore {
                 client
                     .query(
                         &format!(
-                            "SELECT {cols}, NULL::bigint FROM {s}.issues i
+                            "SELECT {cols}, NULL::bigint, {extra} FROM {s}.issues i
                              ORDER BY i.count DESC, i.last_seen DESC, i.fingerprint LIMIT $1"
                         ),
                         &[&limit],
@@ -356,8 +368,9 @@ impl PgStore {
             .query_opt(
                 &format!(
                     "SELECT i.fingerprint, i.service, i.error_type, i.title, i.first_seen,
-                        i.last_seen, i.count, i.last_event_id, i.status, NULL::bigint
-                     FROM {s}.issues i WHERE i.fingerprint = $1"
+                        i.last_seen, i.count, i.last_event_id, i.status, NULL::bigint, {}
+                     FROM {s}.issues i WHERE i.fingerprint = $1",
+                    issue_extra(s)
                 ),
                 &[&fingerprint],
             )
@@ -376,7 +389,8 @@ impl PgStore {
         let n = client
             .execute(
                 &format!(
-                    "UPDATE {s}.issues SET status = $2, updated_at = now() WHERE fingerprint = $1"
+                    "UPDATE {s}.issues SET status = $2, updated_at = now(), regressed_at = NULL
+                     WHERE fingerprint = $1"
                 ),
                 &[&fingerprint, &status.as_str()],
             )

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "api_keys",
         include_str!("../migrations/0003_api_keys.sql"),
     ),
+    (
+        4,
+        "issue_regressions",
+        include_str!("../migrations/0004_issue_regressions.sql"),
+    ),
 ];
 
 /// The partitioned tables, all partitioned by day on `timestamp`.

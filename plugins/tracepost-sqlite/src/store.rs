@@ -52,6 +52,8 @@ CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us, id);
 CREATE INDEX IF NOT EXISTS events_service_ts ON events (service, ts_us);
 CREATE INDEX IF NOT EXISTS events_fingerprint_ts ON events (fingerprint, ts_us) WHERE fingerprint IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_trace ON events (trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_issue_users ON events (fingerprint, user_id)
+    WHERE fingerprint IS NOT NULL AND kind = 'error';
 CREATE INDEX IF NOT EXISTS events_request ON events (request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_session ON events (session_id) WHERE session_id IS NOT NULL;
 
@@ -107,11 +109,15 @@ CREATE TABLE IF NOT EXISTS issues (
     count INTEGER NOT NULL,
     last_event_id BLOB NOT NULL,
     status TEXT NOT NULL DEFAULT 'unresolved',
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    regressed_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS issues_count ON issues (count DESC, last_seen DESC);
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 ";
+
+/// Columns added after version 1, for files created before them: (table, column, type).
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("issues", "regressed_at", "INTEGER")];
 
 /// Counters since the store was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -223,6 +229,16 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(SCHEMA)?;
+    for (table, column, ty) in ADDED_COLUMNS {
+        let has: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+        }
+    }
     Ok(conn)
 }
 
@@ -426,7 +442,9 @@ impl SqliteStore {
     pub async fn issue(&self, fingerprint: &str) -> Result<Option<Issue>, StoreError> {
         let fingerprint = fingerprint.to_owned();
         self.read(move |c| {
-            let sql = format!("SELECT {ISSUE_COLS}, NULL FROM issues i WHERE i.fingerprint = ?1");
+            let sql = format!(
+                "SELECT {ISSUE_COLS}, NULL, {ISSUE_EXTRA} FROM issues i WHERE i.fingerprint = ?1"
+            );
             c.query_row(&sql, [fingerprint], issue_from_row)
                 .optional()
                 .map_err(store_error)
@@ -446,7 +464,8 @@ impl SqliteStore {
             inner
                 .with_writer(|c| {
                     c.execute(
-                        "UPDATE issues SET status = ?2, updated_at = ?3 WHERE fingerprint = ?1",
+                        "UPDATE issues SET status = ?2, updated_at = ?3, regressed_at = NULL
+                         WHERE fingerprint = ?1",
                         params![fingerprint, status.as_str(), now_us()],
                     )
                 })
@@ -716,6 +735,8 @@ fn insert(
                     >= (last_seen, last_event_id) THEN excluded.service ELSE service END,
                 last_seen = max(last_seen, excluded.last_seen),
                 status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
+                regressed_at = CASE WHEN status = 'resolved' THEN excluded.last_seen
+                    ELSE regressed_at END,
                 updated_at = excluded.updated_at",
         )?
         .execute(params![
@@ -963,6 +984,11 @@ fn query_histogram(
 const ISSUE_COLS: &str = "i.fingerprint, i.service, i.error_type, i.title, i.first_seen, \
     i.last_seen, i.count, i.last_event_id, i.status";
 
+/// After the window count: the regression time and the users affected (distinct user ids of
+/// the issue's events; `count(DISTINCT)` skips NULLs).
+const ISSUE_EXTRA: &str = "i.regressed_at, (SELECT count(DISTINCT e.user_id) FROM events e \
+    WHERE e.fingerprint = i.fingerprint AND e.kind = 'error')";
+
 fn issue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issue> {
     let count = r.get::<_, i64>(6)? as u64;
     let id: Vec<u8> = r.get(7)?;
@@ -977,7 +1003,9 @@ fn issue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issue> {
         r.get::<_, Option<i64>>(9)?.map_or(count, |n| n as u64),
         Uuid::from_slice(&id).unwrap_or_default(),
         IssueStatus::parse(&r.get::<_, String>(8)?),
-    ))
+    )
+    .with_regressed_at(r.get::<_, Option<i64>>(10)?.map(micros_to_ts))
+    .with_users(r.get::<_, i64>(11)? as u64))
 }
 
 fn query_top_issues(
@@ -989,7 +1017,7 @@ fn query_top_issues(
     let rows = match since {
         Some(t) => {
             let sql = format!(
-                "SELECT {ISSUE_COLS}, w.n FROM (
+                "SELECT {ISSUE_COLS}, w.n, {ISSUE_EXTRA} FROM (
                     SELECT fingerprint, count(*) AS n FROM events
                     WHERE kind = 'error' AND fingerprint IS NOT NULL AND ts_us >= ?1
                     GROUP BY fingerprint) w
@@ -1005,7 +1033,7 @@ fn query_top_issues(
         }
         None => {
             let sql = format!(
-                "SELECT {ISSUE_COLS}, NULL FROM issues i
+                "SELECT {ISSUE_COLS}, NULL, {ISSUE_EXTRA} FROM issues i
                  ORDER BY i.count DESC, i.last_seen DESC, i.fingerprint LIMIT ?1"
             );
             let mut stmt = c.prepare_cached(&sql).map_err(store_error)?;

@@ -364,7 +364,7 @@ async fn transcript(store: &dyn Store, base: Timestamp, ids: &[Uuid]) -> Vec<(St
                 "fingerprint": i.fingerprint, "service": i.service, "error_type": i.error_type,
                 "title": i.title, "first_seen": i.first_seen, "last_seen": i.last_seen,
                 "count": i.count, "recent": i.recent, "last_event_id": i.last_event_id,
-                "status": i.status.as_str(),
+                "status": i.status.as_str(), "users": i.users, "regressed_at": i.regressed_at,
             }))
             .collect::<Vec<_>>())
     };
@@ -523,6 +523,17 @@ async fn sqlite_and_postgres_give_the_same_answers() {
         .sum();
     assert_eq!(counts as usize, count(&events, |e| e.kind == Kind::Error));
     assert_eq!(answer("event by id #1")["id"], json!(ids[N / 2]));
+    // Users affected: the distinct user ids of each issue's events.
+    for i in answer("top issues, all time").as_array().unwrap() {
+        let fp = i["fingerprint"].as_str().unwrap();
+        let users: std::collections::HashSet<_> = events
+            .iter()
+            .filter(|e| e.kind == Kind::Error && e.fingerprint.as_deref() == Some(fp))
+            .filter_map(|e| e.user_id.clone())
+            .collect();
+        assert_eq!(i["users"], json!(users.len()), "{fp}");
+        assert_eq!(i["regressed_at"], Value::Null, "{fp}");
+    }
     assert_eq!(answer("event by id #3"), Value::Null);
 
     // Triage, then a regression: both reopen the resolved issue and count the new event.
@@ -570,6 +581,18 @@ async fn sqlite_and_postgres_give_the_same_answers() {
             again.id
         )
     );
+    // Marked as a regression at the new event's time (whole microseconds), until the status
+    // is set by hand again.
+    let micros = |t: Timestamp| Timestamp::from_unix_nanos(t.unix_nanos() / 1000 * 1000);
+    assert_eq!(reopened.0.regressed_at, Some(micros(again.timestamp)));
+    for (name, store) in stores {
+        store
+            .set_issue_status("fp-0", IssueStatus::Resolved)
+            .await
+            .unwrap();
+        let issue = store.issue("fp-0").await.unwrap().unwrap();
+        assert_eq!(issue.regressed_at, None, "{name}");
+    }
 
     drop(pg);
     db.drop_db().await;

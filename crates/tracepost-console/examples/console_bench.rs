@@ -1,0 +1,248 @@
+//! Server time per console page over a big SQLite store.
+//!
+//! Run: `cargo run --release -p tracepost-console --example console_bench -- [events] [dir]`
+//! (default 1 000 000 events in `/tmp/tracepost-console-bench`). The first run generates the
+//! events into `<dir>/tracepost.sqlite3` (later runs reuse the file when it holds as many);
+//! then each page is rendered 15 times through the router (`oneshot`: no network), and the
+//! median and the slowest are printed per page.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tracepost_console::Console;
+use tracepost_core::store::EventFilter;
+use tracepost_core::{ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot, Timestamp};
+use tracepost_sqlite::{SqliteStore, TimeRange};
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+
+fn event(i: u64, n: u64, now_ns: u64) -> Event {
+    // Spread over the last 23 hours, oldest first.
+    let span = 23 * 3600 * 1_000_000_000u64;
+    let ts = now_ns - span + span / n * i;
+    // 10 % errors (200 fingerprints), 10 % kept requests, 2.5 % metric windows (about
+    // 20 routes × one window a minute over the day), the rest logs.
+    let (kind, level) = match (i % 10, i % 40) {
+        (0, _) => (Kind::Error, Level::Error),
+        (1, _) => (Kind::Request, Level::Info),
+        (_, 2) => (Kind::MetricWindow, Level::Info),
+        (3, _) => (Kind::Log, Level::Warn),
+        _ => (Kind::Log, Level::Info),
+    };
+    let route = format!("/api/r{}/{{id}}", i % 20);
+    let msg = match kind {
+        Kind::Error => format!(
+            "timeout talking to upstream {} after {} ms",
+            i % 200,
+            i % 997
+        ),
+        Kind::Request => format!("GET {route} 200"),
+        Kind::MetricWindow => format!("GET {route}: window"),
+        _ => format!("processed order {i} for tenant {}", i % 50),
+    };
+    let mut e = Event::new(kind, level, msg)
+        .with_timestamp(Timestamp::from_unix_nanos(ts))
+        .with_attribute("tenant", format!("t{}", i % 50))
+        .with_trace(format!("{:032x}", i / 4), Some(format!("{:016x}", i)));
+    e.resource.service = ["checkout", "search", "billing"][(i % 3) as usize].into();
+    e.user_id = Some(format!("user-{}", i % 5000));
+    let snapshot = || RequestSnapshot {
+        method: "GET".into(),
+        route: route.clone(),
+        path: route.replace("{id}", &(i % 1000).to_string()),
+        status: if kind == Kind::Error { 500 } else { 200 },
+        duration_ms: (i % 400) as f64,
+        request_headers: vec![("accept".into(), "application/json".into())],
+        ..Default::default()
+    };
+    match kind {
+        Kind::Error => {
+            e.fingerprint = Some(format!("fp-{:03}", i % 200));
+            e = e
+                .with_error(ErrorDetail {
+                    error_type: "upstream_timeout".into(),
+                    message: "timeout".into(),
+                    ..Default::default()
+                })
+                .with_request(snapshot());
+        }
+        Kind::Request => e = e.with_request(snapshot()),
+        Kind::MetricWindow => {
+            e.metric = Some(MetricWindow {
+                start: Timestamp::from_unix_nanos(ts),
+                seconds: 60,
+                method: "GET".into(),
+                route: route.clone(),
+                count: 100 + i % 50,
+                errors: i % 3,
+                p50_ms: 10.0,
+                p95_ms: 40.0,
+                p99_ms: 90.0,
+                max_ms: 120.0,
+                bytes_in: 0,
+                bytes_out: 1000,
+            })
+        }
+        _ => {}
+    }
+    e
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().map_or(Ok(1_000_000), |s| s.parse())?;
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "/tmp/tracepost-console-bench".into());
+    let store = SqliteStore::new(
+        std::path::Path::new(&dir).join(tracepost_sqlite::DB_FILE),
+        TimeRange::default(),
+        None,
+    );
+    let have = store
+        .histogram(&EventFilter::new(), Duration::from_secs(365 * 86_400))
+        .await?
+        .iter()
+        .map(|b| b.count)
+        .sum::<u64>();
+    if have < n {
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::new(
+            std::path::Path::new(&dir).join(tracepost_sqlite::DB_FILE),
+            TimeRange::default(),
+            None,
+        );
+        let started = Instant::now();
+        let now_ns = Timestamp::now().unix_nanos();
+        let mut i = 0;
+        while i < n {
+            let batch: Vec<_> = (i..(i + 10_000).min(n))
+                .map(|k| Arc::new(event(k, n, now_ns)))
+                .collect();
+            i += batch.len() as u64;
+            store.write(batch).await?;
+        }
+        println!(
+            "generated {n} events in {:.1} s ({:.0} events/s)",
+            started.elapsed().as_secs_f64(),
+            n as f64 / started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("reusing {have} events in {dir}");
+    }
+    let store = SqliteStore::new(
+        std::path::Path::new(&dir).join(tracepost_sqlite::DB_FILE),
+        TimeRange::default(),
+        None,
+    );
+    let some_error = store
+        .events(&EventFilter::new().kind(Kind::Error), 1, None)
+        .await?
+        .events
+        .remove(0);
+    let page2 = store
+        .events(&EventFilter::new(), 50, None)
+        .await?
+        .next
+        .expect("more than 50 events");
+    let app = Console::builder(Arc::new(store))
+        .admin_token(TOKEN)
+        .build()?
+        .router::<()>();
+    let login = app
+        .clone()
+        .oneshot(
+            Request::post("/tracepost/console/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("token={TOKEN}")))?,
+        )
+        .await?;
+    let cookie = login.headers()[header::SET_COOKIE]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let trace = some_error.trace_id.clone().unwrap_or_default();
+    let pages = [
+        ("issues".to_owned(), "/tracepost/console/issues".to_owned()),
+        (
+            "issue".into(),
+            format!(
+                "/tracepost/console/issue/{}",
+                some_error.fingerprint.clone().unwrap_or_default()
+            ),
+        ),
+        (
+            "event".into(),
+            format!("/tracepost/console/event/{}", some_error.id),
+        ),
+        ("events".into(), "/tracepost/console/events".into()),
+        (
+            "events page 2".into(),
+            format!("/tracepost/console/events?after={page2}"),
+        ),
+        (
+            "events kind+level".into(),
+            "/tracepost/console/events?kind=error&level=error".into(),
+        ),
+        (
+            "events text".into(),
+            "/tracepost/console/events?q=upstream+17".into(),
+        ),
+        (
+            "events attribute".into(),
+            "/tracepost/console/events?attr=tenant%3Dt7&since=1h".into(),
+        ),
+        (
+            "events service 15m".into(),
+            "/tracepost/console/events?service=billing&since=15m".into(),
+        ),
+        ("traces".into(), "/tracepost/console/traces".into()),
+        ("trace".into(), format!("/tracepost/console/trace/{trace}")),
+        ("routes 1h".into(), "/tracepost/console/routes".into()),
+        (
+            "routes 24h".into(),
+            "/tracepost/console/routes?since=24h".into(),
+        ),
+        ("analytics".into(), "/tracepost/console/analytics".into()),
+        ("health".into(), "/tracepost/console/health".into()),
+    ];
+    println!(
+        "{:<20} {:>10} {:>10} {:>9}",
+        "page", "median ms", "max ms", "KiB"
+    );
+    for (name, path) in pages {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..15 {
+            let started = Instant::now();
+            let resp = app
+                .clone()
+                .oneshot(
+                    Request::get(&path)
+                        .header(header::COOKIE, &cookie)
+                        .body(Body::empty())?,
+                )
+                .await?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert!(status.is_success(), "{path}: {status}");
+            size = body.len();
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{name:<20} {:>10.1} {:>10.1} {:>9.0}",
+            times[times.len() / 2],
+            times[times.len() - 1],
+            size as f64 / 1024.0
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,658 @@
+//! The console's router over a real SQLite store fed by a real pipeline: sign-in, CSRF,
+//! escaping, filters and keyset pages, issue state, replay safety against a real HTTP
+//! server, and the live tail (over a real socket, and with a client that never reads).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use parking_lot::Mutex;
+use tower::ServiceExt;
+use tracepost_console::tail::TailItem;
+use tracepost_console::{Console, LiveTail};
+use tracepost_core::store::{EventFilter, IssueStatus, Store};
+use tracepost_core::{
+    CapturedBody, ErrorDetail, Event, Kind, Level, RequestSnapshot, Sink, Tracepost,
+};
+use tracepost_sqlite::{SqliteSink, SqliteStore};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const XSS: &str = "<script>alert('xss')</script>";
+
+/// What the replay target saw: (method, path, authorization header present).
+type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    tp: Tracepost,
+    store: SqliteStore,
+    app: Router,
+    seen: Seen,
+    ids: Ids,
+}
+
+struct Ids {
+    get: uuid::Uuid,
+    post: uuid::Uuid,
+    denied: uuid::Uuid,
+    fingerprint: String,
+}
+
+/// A real app to replay against: records what reaches it.
+async fn target() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = Router::new().fallback(move |req: Request<Body>| {
+        let s = s.clone();
+        async move {
+            s.lock().push((
+                req.method().to_string(),
+                req.uri().path().to_owned(),
+                req.headers().contains_key(header::AUTHORIZATION),
+            ));
+            (StatusCode::OK, "replayed fine")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+fn request_error(method: &str, path: &str, status: u16) -> Event {
+    let mut e = Event::new(
+        Kind::Error,
+        Level::Error,
+        format!("{XSS} failed {method} {path}"),
+    )
+    .with_error(ErrorDetail {
+        error_type: "http_500".into(),
+        message: "boom".into(),
+        ..Default::default()
+    })
+    .with_request(RequestSnapshot {
+        method: method.into(),
+        route: path.into(),
+        path: path.into(),
+        status,
+        duration_ms: 12.5,
+        request_headers: vec![
+            ("authorization".into(), "Bearer abc.secret-value".into()),
+            ("x-evil".into(), XSS.into()),
+            ("accept".into(), "text/plain".into()),
+        ],
+        response_body: Some(CapturedBody {
+            text: "{\"error\":\"boom\"}".into(),
+            encoding: "utf8".into(),
+            truncated: false,
+            content_type: Some("application/json".into()),
+        }),
+        ..Default::default()
+    });
+    e.request_id = Some(format!("req-{path}"));
+    e.with_trace("4bf92f3577b34da6a3ce929d0e0e4736", None)
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteSink::new(dir.path());
+    let store = sqlite.store().clone();
+    let tail = LiveTail::default();
+    let tp = Tracepost::builder()
+        .service("shop")
+        .sink(sqlite)
+        .sink(tail.sink())
+        .build()
+        .unwrap();
+    let h = tp.handle();
+    let get = request_error("GET", "/items/7", 500);
+    let post = request_error("POST", "/orders", 500);
+    let denied = request_error("GET", "/tracepost/console/issues", 500);
+    let ids = Ids {
+        get: get.id,
+        post: post.id,
+        denied: denied.id,
+        fingerprint: String::new(),
+    };
+    for i in 0..60 {
+        h.capture(
+            Event::new(Kind::Log, Level::Info, format!("page row {i}"))
+                .with_attribute("tenant", "acme"),
+        );
+    }
+    h.capture(denied);
+    h.capture(post);
+    h.capture(get);
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = store
+            .events(&EventFilter::new(), 1000, None)
+            .await
+            .map_or(0, |p| p.events.len());
+        if stored == 63 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, 63, "events stored");
+    let got = store.event(ids.get).await.unwrap().unwrap();
+    let ids = Ids {
+        fingerprint: got.fingerprint.clone().expect("fingerprinted"),
+        ..ids
+    };
+    let (addr, seen) = target().await;
+    let console = Console::builder(Arc::new(store.clone()))
+        .admin_token(TOKEN)
+        .pipeline(tp.handle())
+        .live_tail(tail)
+        .replay_base_url(&format!("http://{addr}/"))
+        .unwrap()
+        .build()
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        tp,
+        store,
+        app: console.router(),
+        seen,
+        ids,
+    }
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Resp {
+    let r = app.clone().oneshot(req).await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body =
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, cookie: &str, form: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::from(form.to_owned()))
+        .unwrap()
+}
+
+/// Signs in: (cookie, CSRF token).
+async fn sign_in(app: &Router) -> (String, String) {
+    let r = send(
+        app,
+        Request::post("/tracepost/console/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("token={TOKEN}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/tracepost/console"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = send(app, get("/tracepost/console/issues", Some(&cookie))).await;
+    let csrf = page
+        .body
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf meta")
+        .to_owned();
+    (cookie, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_to_build_open_and_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteSink::new(dir.path()).store().clone());
+    let e = Console::builder(store.clone()).build().unwrap_err();
+    assert_eq!(e.field, "admin_token");
+    let e = Console::builder(store.clone())
+        .admin_token("short")
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field, "admin_token");
+    let e = Console::builder(store.clone())
+        .admin_token(TOKEN)
+        .trust_host_auth()
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field, "admin_token");
+    let e = Console::builder(store.clone())
+        .replay_base_url("ftp://x/")
+        .unwrap_err();
+    assert_eq!(e.field, "replay_base_url");
+    // The token never shows in Debug.
+    let b = Console::builder(store).admin_token(TOKEN);
+    assert!(!format!("{b:?}").contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_guards_every_page() {
+    let f = fixture().await;
+    let r = send(&f.app, get("/tracepost/console/issues", None)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/tracepost/console/login");
+    let r = send(&f.app, get("/tracepost/console/api/tail", None)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("\"error\":\"unauthorized\""), "{}", r.body);
+    let r = send(
+        &f.app,
+        get(
+            "/tracepost/console/issues",
+            Some("tracepost_console=forged"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let wrong = send(
+        &f.app,
+        Request::post("/tracepost/console/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("token=not-the-token-at-all"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        wrong.headers[header::LOCATION],
+        "/tracepost/console/login?failed=1"
+    );
+    assert!(!wrong.headers.contains_key(header::SET_COOKIE));
+
+    let (cookie, csrf) = sign_in(&f.app).await;
+    for p in [
+        "issues",
+        "events",
+        "live",
+        "traces",
+        "routes",
+        "sessions",
+        "analytics",
+        "health",
+    ] {
+        let r = send(
+            &f.app,
+            get(&format!("/tracepost/console/{p}"), Some(&cookie)),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.body);
+        let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+    }
+    let health = send(&f.app, get("/tracepost/console/health", Some(&cookie))).await;
+    assert!(health.body.contains("sqlite") && health.body.contains("live_tail"));
+    // Sign out (CSRF-checked) ends the session.
+    let r = send(
+        &f.app,
+        post("/tracepost/console/logout", &cookie, "csrf=wrong"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(
+        &f.app,
+        post(
+            "/tracepost/console/logout",
+            &cookie,
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = send(&f.app, get("/tracepost/console/issues", Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    drop(f.tp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_markup_stays_text_and_secrets_stay_redacted() {
+    let f = fixture().await;
+    let (cookie, _) = sign_in(&f.app).await;
+    let pages = [
+        "/tracepost/console/issues".to_owned(),
+        format!("/tracepost/console/issue/{}", f.ids.fingerprint),
+        format!("/tracepost/console/event/{}", f.ids.get),
+        "/tracepost/console/events?kind=error".to_owned(),
+        "/tracepost/console/traces".to_owned(),
+    ];
+    for p in pages {
+        let r = send(&f.app, get(&p, Some(&cookie))).await;
+        assert_eq!(r.status, StatusCode::OK, "{p}");
+        assert!(
+            !r.body.contains("<script>alert"),
+            "{p} renders captured markup"
+        );
+        assert!(
+            r.body.contains("&lt;script&gt;alert"),
+            "{p} shows it as text"
+        );
+        assert!(
+            !r.body.contains("secret-value"),
+            "{p} shows a redacted secret"
+        );
+    }
+    let ev = send(
+        &f.app,
+        get(
+            &format!("/tracepost/console/event/{}", f.ids.get),
+            Some(&cookie),
+        ),
+    )
+    .await;
+    // The redaction is visible as such, and copy-as-curl leaves a placeholder.
+    assert!(ev.body.contains("class=\"redacted\""));
+    assert!(
+        ev.body
+            .contains("-H &quot;authorization: ${AUTHORIZATION}&quot;"),
+        "{}",
+        ev.body
+    );
+    assert!(
+        ev.body.contains("&quot;error&quot;: &quot;boom&quot;"),
+        "pretty-printed JSON body"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_keyset_pages() {
+    let f = fixture().await;
+    let (cookie, _) = sign_in(&f.app).await;
+    let rows = |b: &str| b.matches("<tr><td class=\"mono dim\">").count();
+    let first = send(
+        &f.app,
+        get("/tracepost/console/events?kind=log", Some(&cookie)),
+    )
+    .await;
+    assert_eq!(rows(&first.body), 50);
+    let next = first
+        .body
+        .split("class=\"more-link\" href=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a next-page link")
+        .replace("&amp;", "&");
+    assert!(
+        next.contains("kind=log") && next.contains("after="),
+        "{next}"
+    );
+    let rest = send(&f.app, get(&format!("{next}&fragment=1"), Some(&cookie))).await;
+    assert_eq!(rows(&rest.body), 10);
+    assert!(!rest.body.contains("<html"), "a fragment");
+    assert!(!rest.body.contains("more-link"), "the last page");
+    let attr = send(
+        &f.app,
+        get(
+            "/tracepost/console/events?attr=tenant%3Dacme&q=row+1",
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert_eq!(rows(&attr.body), 11, "row 1, 10..19");
+    let none = send(
+        &f.app,
+        get(
+            "/tracepost/console/events?attr=tenant%3Dother",
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert!(none.body.contains("No events match."));
+    for (q, field) in [
+        ("since=yesterday-ish", "since"),
+        ("level=loud", "level"),
+        ("kind=nope", "kind"),
+        ("after=zzz", "after"),
+        ("attr=novalue", "attr"),
+    ] {
+        let r = send(
+            &f.app,
+            get(&format!("/tracepost/console/events?{q}"), Some(&cookie)),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(
+            r.body.contains(&format!("Bad value for {field}")),
+            "{q}: {}",
+            r.body
+        );
+    }
+    let r = send(
+        &f.app,
+        get("/tracepost/console/api/tail?level=loud", Some(&cookie)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("\"error\":\"level\""), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_state_changes_need_the_csrf_token() {
+    let f = fixture().await;
+    let (cookie, csrf) = sign_in(&f.app).await;
+    let path = format!("/tracepost/console/issue/{}/status", f.ids.fingerprint);
+    for form in [
+        "status=resolved".to_owned(),
+        "status=resolved&csrf=forged".to_owned(),
+    ] {
+        let r = send(&f.app, post(&path, &cookie, &form)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{form}");
+    }
+    let mut cross = post(&path, &cookie, &format!("status=resolved&csrf={csrf}"));
+    cross
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(send(&f.app, cross).await.status, StatusCode::FORBIDDEN);
+    let issue = f.store.issue(&f.ids.fingerprint).await.unwrap().unwrap();
+    assert_eq!(issue.status, IssueStatus::Unresolved, "nothing changed");
+
+    let r = send(
+        &f.app,
+        post(&path, &cookie, &format!("status=resolved&csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let issue = f.store.issue(&f.ids.fingerprint).await.unwrap().unwrap();
+    assert_eq!(issue.status, IssueStatus::Resolved);
+    let open = send(&f.app, get("/tracepost/console/issues", Some(&cookie))).await;
+    assert!(
+        !open.body.contains(&f.ids.fingerprint),
+        "not among the open issues"
+    );
+    let resolved = send(
+        &f.app,
+        get("/tracepost/console/issues?status=resolved", Some(&cookie)),
+    )
+    .await;
+    assert!(resolved.body.contains(&f.ids.fingerprint));
+    // It happens again: open again, marked as a regression on the list.
+    f.tp.handle().capture(request_error("GET", "/items/7", 500));
+    for _ in 0..100 {
+        let i = f.store.issue(&f.ids.fingerprint).await.unwrap().unwrap();
+        if i.status == IssueStatus::Unresolved {
+            assert!(i.regressed_at.is_some());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let open = send(&f.app, get("/tracepost/console/issues", Some(&cookie))).await;
+    assert!(open.body.contains(&f.ids.fingerprint), "open again");
+    assert!(open.body.contains("badge regressed"), "marked");
+    let bad = send(
+        &f.app,
+        post(&path, &cookie, &format!("status=gone&csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_runs_only_what_the_rules_allow() {
+    let f = fixture().await;
+    let (cookie, csrf) = sign_in(&f.app).await;
+    let replay = |id: uuid::Uuid, form: String| {
+        post(
+            &format!("/tracepost/console/event/{id}/replay"),
+            &cookie,
+            &form,
+        )
+    };
+
+    let r = send(&f.app, replay(f.ids.get, "csrf=forged".into())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(f.seen.lock().is_empty(), "a forged replay sends nothing");
+
+    let r = send(&f.app, replay(f.ids.get, format!("csrf={csrf}"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("New response") && r.body.contains("replayed fine"));
+    assert_eq!(
+        *f.seen.lock(),
+        [("GET".to_owned(), "/items/7".to_owned(), false)],
+        "sent once, without the redacted Authorization"
+    );
+
+    let r = send(&f.app, replay(f.ids.post, format!("csrf={csrf}"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("replay refused (method)"), "{}", r.body);
+    let r = send(&f.app, replay(f.ids.denied, format!("csrf={csrf}"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("deny-list"), "{}", r.body);
+    assert_eq!(f.seen.lock().len(), 1, "nothing else reached the app");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_tail_streams_filtered_events_over_sse() {
+    let f = fixture().await;
+    let (cookie, _) = sign_in(&f.app).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = f.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let mut resp = client
+        .get(format!(
+            "http://{addr}/tracepost/console/api/tail?kind=error&q=needle"
+        ))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let h = f.tp.handle();
+    // The stream is subscribed once its headers are out; events from then on arrive.
+    h.capture(Event::new(Kind::Log, Level::Info, "needle but a log"));
+    h.capture(Event::new(Kind::Error, Level::Error, "haystack error"));
+    h.capture(
+        Event::new(
+            Kind::Error,
+            Level::Error,
+            "needle error token=abc123secretvalue",
+        )
+        .with_attribute("password", "hunter2"),
+    );
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("needle error") {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("an event in 10 s");
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+    assert!(text.contains("event: event"), "{text}");
+    assert!(
+        !text.contains("haystack") && !text.contains("but a log"),
+        "filtered: {text}"
+    );
+    assert!(
+        !text.contains("hunter2") && !text.contains("abc123secretvalue"),
+        "after redaction: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_client_that_never_reads_slows_no_one() {
+    let tail = LiveTail::with_limits(16, 3);
+    let sink = tail.sink();
+    let stalled = tail.subscribe().unwrap();
+    let counts: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut readers = Vec::new();
+    for i in 0..2 {
+        let mut sub = tail.subscribe().unwrap();
+        let counts = counts.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(item) = sub.next().await {
+                match item {
+                    TailItem::Event(_) => counts[i].fetch_add(1, Ordering::SeqCst),
+                    TailItem::Missed(n) => panic!("reader {i} missed {n}"),
+                };
+                if counts[i].load(Ordering::SeqCst) == 1000 {
+                    break;
+                }
+            }
+        }));
+    }
+    assert!(tail.subscribe().is_none(), "the fourth client is refused");
+    // 1000 events in batches of 8 (half the ring): each send returns at once; the readers
+    // keep up, the stalled client falls behind.
+    for b in 0..125 {
+        let batch = (0..8)
+            .map(|i| {
+                Arc::new(Event::new(
+                    Kind::Log,
+                    Level::Info,
+                    format!("e{}", b * 8 + i),
+                ))
+            })
+            .collect();
+        sink.send(batch).await.unwrap();
+        for _ in 0..1000 {
+            if counts
+                .iter()
+                .all(|c| c.load(Ordering::SeqCst) >= (b + 1) * 8)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    assert_eq!(counts[0].load(Ordering::SeqCst), 1000);
+    assert_eq!(counts[1].load(Ordering::SeqCst), 1000);
+    let mut stalled = stalled;
+    match stalled.next().await {
+        Some(TailItem::Missed(n)) => assert_eq!(n, 1000 - 16),
+        other => panic!("expected a missed notice, got {other:?}"),
+    }
+    let s = tail.stats();
+    assert_eq!((s.published, s.missed, s.refused), (1000, 984, 1));
+    drop(stalled);
+    assert_eq!(tail.stats().clients, 0, "slots released");
+}
