@@ -1,6 +1,6 @@
 //! Ingest benchmark over real HTTP on loopback, into the NDJSON sink.
 //!
-//! `cargo run --release -p tracepost-ingest --example ingest_bench [SECONDS]` (default 10):
+//! `cargo run --release -p tracepost-ingest --example browser_bench [SECONDS]` (default 10):
 //!
 //! 1. open loop: 1 000 requests/s of 20-event batches (each a page view, a track, an error
 //!    with a stack and a vital, repeated), latency of each request → p50, p99, max;
