@@ -3,10 +3,9 @@
 use std::borrow::Cow;
 
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Version;
-use bytes::Bytes;
-use tracepost_core::capture::{Header, HeaderList, RequestHead};
+use tracepost_core::capture::{HeaderList, RequestHead};
 use tracepost_core::metrics::http::normalize_method;
 
 /// The request's headers as actix holds them: cloning a pair costs no allocation for standard
@@ -40,19 +39,6 @@ pub(crate) fn request_head(req: &ServiceRequest) -> RequestHead {
         .version(version(req.version()))
         .lend_headers(Box::new(ActixHeaders(headers)))
         .client_address(req.peer_addr().map(|a| a.ip()))
-}
-
-/// The response headers, converted (only for requests that keep their snapshot).
-pub(crate) fn response_headers(headers: &HeaderMap) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                Bytes::copy_from_slice(k.as_str().as_bytes()),
-                Bytes::copy_from_slice(v.as_bytes()),
-            )
-        })
-        .collect()
 }
 
 fn version(v: Version) -> &'static str {
