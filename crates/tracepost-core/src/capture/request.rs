@@ -183,9 +183,9 @@ impl RequestCapture {
         let request_id = received.unwrap_or_else(RequestId::generate);
         let request_id_str = request_id.as_str();
         let (scope, span) = if scope::layer_installed() {
-            let scope = Arc::new(RequestScope::new(
+            let scope = Arc::new(RequestScope::for_request(
                 trace,
-                Arc::from(request_id_str),
+                request_id,
                 route_metrics.route_arc(),
                 config.max_breadcrumbs,
             ));
