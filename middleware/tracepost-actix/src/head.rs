@@ -5,12 +5,21 @@ use std::borrow::Cow;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Version;
+use smallvec::SmallVec;
 use tracepost_core::capture::{HeaderList, RequestHead};
 use tracepost_core::metrics::http::normalize_method;
 
 /// The request's headers as actix holds them: cloning a pair costs no allocation for standard
 /// names and shares the value's buffer, so the head lends them instead of converting each one.
-struct ActixHeaders(Vec<(HeaderName, HeaderValue)>);
+///
+/// Up to [`INLINE_HEADERS`] pairs live inside the head's one boxed allocation (a request of a
+/// browser or a load balancer sends about ten), more spill to the heap.
+struct ActixHeaders(SmallVec<[(HeaderName, HeaderValue); INLINE_HEADERS]>);
+
+/// Header pairs kept without a second allocation; the box stays within 1 KiB (glibc serves
+/// blocks up to that size from its per-thread cache).
+const INLINE_HEADERS: usize = 12;
+const _: () = assert!(std::mem::size_of::<ActixHeaders>() <= 1024);
 
 impl HeaderList for ActixHeaders {
     fn count(&self) -> usize {
