@@ -39,14 +39,14 @@ pub(crate) fn request_head(req: &ServiceRequest) -> RequestHead {
         standard => Cow::Borrowed(standard),
     };
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // Filled in place: the inline array is not moved into the box afterwards.
+    let mut headers = Box::new(ActixHeaders(SmallVec::new()));
+    headers
+        .0
+        .extend(req.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
     RequestHead::new(method, target)
         .version(version(req.version()))
-        .lend_headers(Box::new(ActixHeaders(headers)))
+        .lend_headers(headers)
         .client_address(req.peer_addr().map(|a| a.ip()))
 }
 

@@ -40,14 +40,14 @@ pub(crate) fn request_head(parts: &http::request::Parts) -> RequestHead {
         standard => Cow::Borrowed(standard),
     };
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // Filled in place: the inline array is not moved into the box afterwards.
+    let mut headers = Box::new(HttpHeaders(SmallVec::new()));
+    headers
+        .0
+        .extend(parts.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     RequestHead::new(method, target)
         .version(version(parts.version))
-        .lend_headers(Box::new(HttpHeaders(headers)))
+        .lend_headers(headers)
         .client_address(client_address(parts))
 }
 
