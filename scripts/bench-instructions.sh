@@ -2,7 +2,7 @@
 # Instructions and heap allocations per request (callgrind, via instructions-per-request) for
 # the same axum app bare, with tower-http's `TraceLayer` (the peer most axum apps use), with
 # tracepost's default capture, and in access-log mode (every request an event), then —
-# unless `--no-wrk` — the wrk req/s ratio of the same three modes in one run, rounds
+# unless `--no-wrk` — the wrk req/s ratio of bare, tower-http, default and access-log in one run, rounds
 # interleaved. Instruction counts are repeatable on a busy machine; req/s are not.
 #
 #   scripts/bench-instructions.sh [--no-wrk] [requests] [wrk-seconds-per-round] [wrk-rounds]
@@ -40,7 +40,7 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then pin_server=(tasks
 declare -A results
 port=$((22000 + RANDOM % 20000))
 for round in $(seq 1 "$rounds"); do
-  for mode in bare tracepost access-log; do
+  for mode in bare tower-http tracepost access-log; do
     port=$((port + 1))
     "${pin_server[@]}" "$bin" "$mode" "127.0.0.1:$port" &
     pid=$!
@@ -53,5 +53,6 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-b=$(echo "${results[bare]}" | median); t=$(echo "${results[tracepost]}" | median); a=$(echo "${results[access-log]}" | median)
-awk -v b="$b" -v t="$t" -v a="$a" 'BEGIN { printf "median req/s: bare %.0f | default %.0f (%.3f of bare) | access-log %.0f (%.3f of bare)\n", b, t, t/b, a, a/b }'
+b=$(echo "${results[bare]}" | median); h=$(echo "${results[tower-http]}" | median)
+t=$(echo "${results[tracepost]}" | median); a=$(echo "${results[access-log]}" | median)
+awk -v b="$b" -v h="$h" -v t="$t" -v a="$a" 'BEGIN { printf "median req/s: bare %.0f | tower-http %.0f (%.3f of bare) | default %.0f (%.3f of bare) | access-log %.0f (%.3f of bare)\n", b, h, h/b, t, t/b, a, a/b }'

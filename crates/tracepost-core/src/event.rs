@@ -340,9 +340,14 @@ impl Event {
 /// bits from the thread-local generator (no system call per id, unlike `Uuid::now_v7`
 /// without uuid's `fast-rng` feature).
 pub fn new_id(timestamp: Timestamp) -> Uuid {
+    new_id_with(timestamp, &mut rand::thread_rng())
+}
+
+/// As [`new_id`], drawing from `rng`.
+pub(crate) fn new_id_with(timestamp: Timestamp, rng: &mut impl rand::Rng) -> Uuid {
     let millis = timestamp.unix_nanos() / 1_000_000;
     let mut random = [0u8; 10];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut random[..]);
+    rng.fill(&mut random[..]);
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 

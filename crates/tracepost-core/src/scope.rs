@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 
+use crate::capture::RequestId;
 use crate::event::Breadcrumb;
 use crate::trace_context::TraceContext;
 
@@ -31,11 +32,19 @@ use crate::trace_context::TraceContext;
 #[derive(Debug)]
 pub struct RequestScope {
     trace: TraceContext,
-    request_id: Arc<str>,
+    request_id: ScopeId,
     route: Arc<str>,
     max_breadcrumbs: usize,
     breadcrumbs: Mutex<VecDeque<Breadcrumb>>,
     overflowed: AtomicU64,
+}
+
+/// A scope's request id: the capture's own inline copy (no allocation per request), or a
+/// shared string from [`RequestScope::new`].
+#[derive(Debug)]
+enum ScopeId {
+    Inline(RequestId),
+    Shared(Arc<str>),
 }
 
 impl RequestScope {
@@ -43,6 +52,25 @@ impl RequestScope {
     pub fn new(
         trace: TraceContext,
         request_id: Arc<str>,
+        route: Arc<str>,
+        max_breadcrumbs: usize,
+    ) -> Self {
+        Self::with_id(trace, ScopeId::Shared(request_id), route, max_breadcrumbs)
+    }
+
+    /// The capture's scope: the request id is copied inline rather than shared.
+    pub(crate) fn for_request(
+        trace: TraceContext,
+        request_id: RequestId,
+        route: Arc<str>,
+        max_breadcrumbs: usize,
+    ) -> Self {
+        Self::with_id(trace, ScopeId::Inline(request_id), route, max_breadcrumbs)
+    }
+
+    fn with_id(
+        trace: TraceContext,
+        request_id: ScopeId,
         route: Arc<str>,
         max_breadcrumbs: usize,
     ) -> Self {
@@ -63,7 +91,10 @@ impl RequestScope {
 
     /// The request id.
     pub fn request_id(&self) -> &str {
-        &self.request_id
+        match &self.request_id {
+            ScopeId::Inline(id) => id.as_str(),
+            ScopeId::Shared(id) => id,
+        }
     }
 
     /// The route template.

@@ -17,25 +17,34 @@ impl TraceContext {
     /// Continues the trace in a `traceparent` header value, or starts a new one if it is
     /// absent or invalid (per the W3C spec, an invalid header is ignored).
     pub fn continue_or_start(traceparent: Option<&[u8]>) -> Self {
-        traceparent
-            .and_then(parse_traceparent)
-            .map(|(trace_id, parent, flags)| TraceContext {
+        Self::continue_or_start_with(traceparent, &mut rand::thread_rng())
+    }
+
+    /// As [`continue_or_start`](Self::continue_or_start), drawing from `rng` (the capture
+    /// draws a request's ids from one thread-local generator handle).
+    pub(crate) fn continue_or_start_with(
+        traceparent: Option<&[u8]>,
+        rng: &mut impl rand::Rng,
+    ) -> Self {
+        match traceparent.and_then(parse_traceparent) {
+            Some((trace_id, parent, flags)) => TraceContext {
                 trace_id,
                 parent_span_id: Some(parent),
-                span_id: random_nonzero(),
+                span_id: random_nonzero(rng),
                 flags,
-            })
-            .unwrap_or_else(Self::start)
+            },
+            None => TraceContext {
+                trace_id: random_nonzero(rng),
+                parent_span_id: None,
+                span_id: random_nonzero(rng),
+                flags: 1,
+            },
+        }
     }
 
     /// Starts a new trace (sampled).
     pub fn start() -> Self {
-        TraceContext {
-            trace_id: random_nonzero(),
-            parent_span_id: None,
-            span_id: random_nonzero(),
-            flags: 1,
-        }
+        Self::continue_or_start_with(None, &mut rand::thread_rng())
     }
 
     /// The trace id as 32 lowercase hex digits.
@@ -59,10 +68,10 @@ impl TraceContext {
     }
 }
 
-fn random_nonzero<const N: usize>() -> [u8; N] {
+fn random_nonzero<const N: usize>(rng: &mut impl rand::Rng) -> [u8; N] {
     loop {
         let mut bytes = [0u8; N];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut bytes[..]);
+        rng.fill(&mut bytes[..]);
         if bytes.iter().any(|b| *b != 0) {
             return bytes;
         }

@@ -94,6 +94,15 @@ impl<B> ResponseBody<B> {
             poisoned: false,
         }
     }
+
+    /// The body as is, not captured (tracepost's own `/metrics` and `/health`).
+    pub(crate) fn passthrough(inner: B) -> Self {
+        ResponseBody {
+            inner,
+            capture: None,
+            poisoned: false,
+        }
+    }
 }
 
 /// The exact length of a body of `size`, if known in advance.

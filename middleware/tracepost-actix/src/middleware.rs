@@ -20,6 +20,7 @@ use tracepost_core::TracepostHandle;
 
 use crate::body::{exact_len, RequestPayload, ResponseBody};
 use crate::head;
+use crate::routes::OwnRoute;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -253,6 +254,12 @@ where
         let request_id = this.request_id.take();
         match polled {
             Ok(Poll::Pending) => unreachable!("returned above"),
+            Ok(Poll::Ready(Ok(res))) if res.response().extensions().get::<OwnRoute>().is_some() => {
+                // tracepost's own `/metrics` or `/health`: not a request of the app, so no
+                // metrics and no event (a 503 health check is not an app failure).
+                capture.discard();
+                Poll::Ready(Ok(res.map_body(|_, body| ResponseBody::passthrough(body))))
+            }
             Ok(Poll::Ready(Ok(mut res))) => {
                 if !res.headers().contains_key(&REQUEST_ID) {
                     let id = request_id_value(request_id, &capture);
@@ -268,9 +275,12 @@ where
                     .map(|e| Failure::Service(e.to_string()));
                 let mut response = capture.respond(status, failure);
                 response.set_body_len(exact_len(res.response().body().size()));
-                if response.keeps_details() {
-                    response.set_headers(head::response_headers(res.headers()));
-                }
+                // Read only when the snapshot keeps them, each pair copied once.
+                response.set_header_pairs(
+                    res.headers()
+                        .iter()
+                        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+                );
                 Poll::Ready(Ok(res.map_body(|_, body| ResponseBody::new(body, response))))
             }
             Ok(Poll::Ready(Err(e))) => {

@@ -6,6 +6,18 @@ use actix_web::{web, HttpRequest, HttpResponse, Resource};
 use tracepost_core::metrics::MetricsFormat;
 use tracepost_core::{Health, TracepostHandle};
 
+/// Marks a response of tracepost's own routes (`/metrics`, `/health`): the middleware passes it
+/// through without recording it, so a scrape is not an app request and a 503 health check is
+/// not an app failure.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnRoute;
+
+/// `response`, marked as one of tracepost's own.
+fn own(mut response: HttpResponse) -> HttpResponse {
+    response.extensions_mut().insert(OwnRoute);
+    response
+}
+
 /// A resource serving `GET /metrics`: the HTTP metrics, the pipeline's self-metrics and the
 /// application's own registry (`TracepostHandle::metrics_registry`), in OpenMetrics when the
 /// scraper's `Accept` header prefers `application/openmetrics-text` (Prometheus does) and in
@@ -17,10 +29,10 @@ pub fn metrics_service(handle: TracepostHandle) -> Resource {
         let format = MetricsFormat::from_accept(accept);
         let body = handle.render_metrics_as(format);
         async move {
-            HttpResponse::Ok()
+            own(HttpResponse::Ok()
                 .insert_header((CONTENT_TYPE, format.content_type()))
                 .insert_header((VARY, "accept"))
-                .body(body)
+                .body(body))
         }
     }))
 }
@@ -38,9 +50,9 @@ pub fn health_service(handle: TracepostHandle) -> Resource {
         };
         let body = report.to_json().to_string();
         async move {
-            HttpResponse::build(status)
+            own(HttpResponse::build(status)
                 .content_type("application/json")
-                .body(body)
+                .body(body))
         }
     }))
 }

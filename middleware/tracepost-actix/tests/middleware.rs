@@ -191,3 +191,55 @@ fn with_catch_panics_off_a_panic_unwinds_and_is_still_counted_as_a_failed_reques
         tp.shutdown(Duration::from_secs(5)).await;
     });
 }
+
+#[test]
+fn metrics_scrapes_and_health_checks_pass_through_without_metrics_or_events() {
+    run(async {
+        let (tp, sink) = pipeline();
+        let app =
+            actix_test::init_service(
+                App::new()
+                    .wrap(TracepostMiddleware::new(tp.handle()).snapshot_policy(
+                        tracepost_actix::SnapshotPolicy::default().sample_rate(1.0),
+                    ))
+                    .service(tracepost_actix::metrics_service(tp.handle()))
+                    .service(tracepost_actix::health_service(tp.handle()))
+                    .route("/users/{id}", web::get().to(|| async { "ann" })),
+            )
+            .await;
+        assert_eq!(
+            call!(&app, actix_test::TestRequest::get().uri("/users/7")).0,
+            200
+        );
+        assert_eq!(
+            call!(&app, actix_test::TestRequest::get().uri("/health")).0,
+            200
+        );
+        let res = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::get().uri("/metrics").to_request(),
+        )
+        .await;
+        assert!(
+            !res.headers().contains_key("x-request-id"),
+            "own routes pass through untouched"
+        );
+        let metrics = String::from_utf8(actix_test::read_body(res).await.to_vec()).unwrap();
+        assert!(metrics.contains(r#"http_route="/users/{id}""#), "{metrics}");
+        assert!(
+            !metrics.contains(r#"http_route="/health""#)
+                && !metrics.contains(r#"http_route="/metrics""#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"http_server_active_requests{http_request_method="GET"} 1"#),
+            "only the scrape itself is active (the health check ended): {metrics}"
+        );
+        let events = events(tp, &sink).await;
+        let paths: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.request.as_ref().map(|r| r.path.as_str()))
+            .collect();
+        assert_eq!(paths, ["/users/7"], "only the app's request is an event");
+    });
+}

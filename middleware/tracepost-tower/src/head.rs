@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use http::{HeaderName, HeaderValue, Version};
+use smallvec::SmallVec;
 use tracepost_core::capture::{HeaderList, RequestHead, Route};
 use tracepost_core::metrics::http::normalize_method;
 
@@ -11,7 +12,15 @@ use crate::layer::Config;
 /// The request's headers as `http` holds them: cloning a pair costs no allocation (standard
 /// names are static, values share the connection's buffer), so the head lends them to the
 /// capture instead of converting each one.
-struct HttpHeaders(Vec<(HeaderName, HeaderValue)>);
+///
+/// Up to [`INLINE_HEADERS`] pairs live inside the head's one boxed allocation (a request of a
+/// browser or a load balancer sends about ten), more spill to the heap.
+struct HttpHeaders(SmallVec<[(HeaderName, HeaderValue); INLINE_HEADERS]>);
+
+/// Header pairs kept without a second allocation; the box stays within 1 KiB (glibc serves
+/// blocks up to that size from its per-thread cache).
+const INLINE_HEADERS: usize = 12;
+const _: () = assert!(std::mem::size_of::<HttpHeaders>() <= 1024);
 
 impl HeaderList for HttpHeaders {
     fn count(&self) -> usize {
@@ -31,14 +40,14 @@ pub(crate) fn request_head(parts: &http::request::Parts) -> RequestHead {
         standard => Cow::Borrowed(standard),
     };
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // Filled in place: the inline array is not moved into the box afterwards.
+    let mut headers = Box::new(HttpHeaders(SmallVec::new()));
+    headers
+        .0
+        .extend(parts.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     RequestHead::new(method, target)
         .version(version(parts.version))
-        .lend_headers(Box::new(HttpHeaders(headers)))
+        .lend_headers(headers)
         .client_address(client_address(parts))
 }
 

@@ -178,9 +178,9 @@ impl RequestId {
     }
 
     /// A fresh UUIDv7, hyphenated.
-    pub(crate) fn generate() -> Self {
+    pub(crate) fn generate(rng: &mut impl rand::Rng) -> Self {
         let mut buf = [0u8; 128];
-        let id = crate::event::new_id(crate::event::Timestamp::now());
+        let id = crate::event::new_id_with(crate::event::Timestamp::now(), rng);
         let n = id.hyphenated().encode_lower(&mut buf).len();
         RequestId { len: n as u8, buf }
     }

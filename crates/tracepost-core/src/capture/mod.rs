@@ -54,6 +54,7 @@ pub use classify::{
     classify, BodyEnd, Classification, ClassifyStatus, Failure, ServerErrors, STATUS_CLIENT_CLOSED,
 };
 pub use finish::ResponseCapture;
+pub(crate) use head::RequestId;
 pub use head::{Header, HeaderList, RequestHead};
 pub use panic::PanicDetail;
 pub use policy::{RouteSnapshot, SnapshotPolicy};

@@ -177,15 +177,17 @@ impl RequestCapture {
             Route::Unmatched | Route::Unknown => http.route(UNMATCHED_ROUTE),
         };
         http.add_active(method, 1);
-        let trace = TraceContext::continue_or_start(head.get("traceparent"));
+        // One handle on the thread's generator for the trace, span and request ids.
+        let mut rng = rand::thread_rng();
+        let trace = TraceContext::continue_or_start_with(head.get("traceparent"), &mut rng);
         let received = head.get("x-request-id").and_then(RequestId::received);
         let request_id_received = received.is_some();
-        let request_id = received.unwrap_or_else(RequestId::generate);
+        let request_id = received.unwrap_or_else(|| RequestId::generate(&mut rng));
         let request_id_str = request_id.as_str();
         let (scope, span) = if scope::layer_installed() {
-            let scope = Arc::new(RequestScope::new(
+            let scope = Arc::new(RequestScope::for_request(
                 trace,
-                Arc::from(request_id_str),
+                request_id,
                 route_metrics.route_arc(),
                 config.max_breadcrumbs,
             ));

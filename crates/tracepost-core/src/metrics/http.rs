@@ -56,7 +56,9 @@ pub struct RequestOutcome {
 /// The process-wide HTTP metrics registry (one per `Tracepost`).
 #[derive(Debug)]
 pub struct HttpMetrics {
-    routes: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
+    /// Looked up once per request: hashed with foldhash (route templates are few and capped
+    /// by `max_routes`, so a fast hasher is safe here).
+    routes: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>, foldhash::fast::RandomState>>,
     active: [AtomicI64; METHODS.len() + 1],
     max_routes: usize,
     window: Duration,
@@ -94,7 +96,7 @@ impl HttpMetrics {
     /// [`OVERFLOW_ROUTE`]), aggregating metric windows of `window` length.
     pub fn new(max_routes: usize, window: Duration) -> Self {
         HttpMetrics {
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::new(HashMap::default()),
             active: Default::default(),
             max_routes,
             window,
