@@ -59,7 +59,9 @@ fi
 otel_venv="${TRACEPOST_OTEL_VENV:-$HOME/.cache/tracepost-otel-venv}"
 if ! "$otel_venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
   echo "installing the OpenTelemetry Python SDK into $otel_venv"
-  python3 -m venv "$otel_venv"
+  # A link left pointing nowhere (a removed venv) makes `venv` fail with "File exists".
+  if [ -L "$otel_venv" ] && [ ! -e "$otel_venv" ]; then rm -f "$otel_venv"; fi
+  python3 -m venv --clear "$otel_venv"
   "$otel_venv/bin/pip" install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 fi
 # The console's browser test drives Debian's Chromium with playwright-core (its pinned

@@ -91,6 +91,14 @@ impl ReplayPolicy {
         if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
             return Err(refuse("path", format!("{path:?} is not an absolute path")));
         }
+        // Dot segments (plain or percent-encoded) would be resolved by the URL parser after
+        // the deny-list check (`/a/../tracepost/…`): never replayed.
+        if path.split('/').any(|seg| {
+            let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+            seg == "." || seg == ".."
+        }) {
+            return Err(refuse("path", format!("{path} has dot segments")));
+        }
         if let Some(d) = self.deny_paths.iter().find(|d| {
             path == d.as_str() || path.starts_with(&format!("{}/", d.trim_end_matches('/')))
         }) {
@@ -314,6 +322,19 @@ mod tests {
             "path"
         );
         assert_eq!(p.target(&snap("GET", "relative")).unwrap_err().rule, "path");
+        // Dot segments would be resolved after the deny-list check (a tester's finding).
+        for sneaky in [
+            "/a/../tracepost/console/logout",
+            "/a/%2e%2e/tracepost/x",
+            "/a/%2E%2E/tracepost/x",
+            "/./tracepost/console",
+        ] {
+            assert_eq!(
+                p.target(&snap("GET", sneaky)).unwrap_err().rule,
+                "path",
+                "{sneaky}"
+            );
+        }
         // A scheme-relative or absolute URL smuggled in the path never changes the host.
         let u = p.target(&snap("GET", "/http://evil.example/")).unwrap();
         assert_eq!(u.host_str(), Some("127.0.0.1"));
