@@ -638,9 +638,29 @@ impl Redactor {
     }
 
     /// Redacts a whole event in place: message, attributes, error type and message,
-    /// breadcrumbs (message and `key=value` fields) and the request snapshot.
+    /// breadcrumbs (message and `key=value` fields), the request snapshot, and the
+    /// envelope's strings that input can set (`user_id`, `session_id`, `request_id`, and the
+    /// resource's `service`, `environment`, `release`, `host`: the ingest routes take them
+    /// from the client).
     pub fn event(&self, e: &mut Event) {
         self.string(&mut e.message);
+        for id in [&mut e.user_id, &mut e.session_id, &mut e.request_id]
+            .into_iter()
+            .flatten()
+        {
+            self.string(id);
+        }
+        self.string(&mut e.resource.service);
+        for field in [
+            &mut e.resource.environment,
+            &mut e.resource.release,
+            &mut e.resource.host,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.string(field);
+        }
         self.map(&mut e.attributes);
         if let Some(err) = &mut e.error {
             self.string(&mut err.message);

@@ -451,3 +451,27 @@ fn masks_textual_bodies_that_are_not_utf8() {
     r.captured_body(&mut captured);
     assert_eq!((captured.encoding.as_str(), captured.text), ("base64", png));
 }
+
+/// Input can set the envelope's ids and resource (the ingest routes take them from the
+/// client): secrets planted there are masked too (a tester's finding).
+#[test]
+fn the_envelope_strings_input_can_set_are_redacted() {
+    let mut e = Event::new(Kind::Log, Level::Info, "hello");
+    e.user_id = Some("user password=hunter2".into());
+    e.session_id = Some("AKIAIOSFODNN7EXAMPLE".into());
+    e.request_id = Some("Bearer abc.def.ghi".into());
+    e.resource.service = "svc token=abcdef0123456789".into();
+    e.resource.environment = Some("password=hunter2".into());
+    e.resource.release = Some("Bearer abc.def.ghi".into());
+    e.resource.host = Some("AKIAIOSFODNN7EXAMPLE".into());
+    Redactor::default().event(&mut e);
+    let text = serde_json::to_string(&e).unwrap();
+    for secret in [
+        "hunter2",
+        "AKIAIOSFODNN7EXAMPLE",
+        "abc.def.ghi",
+        "abcdef0123456789",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
