@@ -114,6 +114,11 @@ async fn the_json_webhook_signs_its_body_and_retries_a_429() {
     );
     assert_eq!(alert["environment"], "production");
     assert_eq!(alert["count"], 1);
+    // The receiver has the body before the engine has read its answer: wait for the count.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while engine.stats().delivered == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(engine.stats().delivered, 1);
     let _ = tp.shutdown(Duration::from_secs(5)).await;
 }
