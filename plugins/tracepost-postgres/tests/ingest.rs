@@ -380,7 +380,7 @@ async fn concurrent_connects_apply_migrations_once() {
     let c = db.client().await;
     assert_eq!(
         count(&c, "SELECT count(*) FROM shared.schema_migrations").await,
-        3
+        4
     );
     assert_eq!(sinks[0].store().schema_version().await.unwrap(), 4);
     // Applying again is a no-op.
