@@ -1,7 +1,6 @@
 //! The `Transform`/`Service` pair and the response future.
 
 use std::future::{ready, Future, Ready};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use tracepost_core::capture::{
-    panic, BodyEnd, CaptureConfig, ClassifyStatus, Failure, PanicDetail, RequestCapture, Route,
+    BodyEnd, CaptureConfig, ClassifyStatus, Failure, PanicDetail, RequestCapture, Route,
     SnapshotPolicy,
 };
 use tracepost_core::TracepostHandle;
@@ -239,14 +238,8 @@ where
         let Some(capture) = this.capture.take() else {
             panic!("ResponseFuture polled after completion");
         };
-        let current = capture.enter();
         let inner = this.inner;
-        let polled = if capture.catch_panics() {
-            panic::catching(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
-        } else {
-            Ok(inner.poll(cx))
-        };
-        drop(current);
+        let polled = capture.poll_guarded(|| inner.poll(cx));
         if let Ok(Poll::Pending) = polled {
             *this.capture = Some(capture);
             return Poll::Pending;

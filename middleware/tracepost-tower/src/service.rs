@@ -1,5 +1,4 @@
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -7,7 +6,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use tower::Service;
-use tracepost_core::capture::{panic, Failure, PanicDetail, RequestCapture};
+use tracepost_core::capture::{Failure, PanicDetail, RequestCapture};
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::head;
@@ -109,13 +108,8 @@ where
         let Some(capture) = this.capture.as_ref() else {
             panic!("ResponseFuture polled after completion");
         };
-        let _current = capture.enter();
         let inner = this.inner;
-        let polled = if capture.catch_panics() {
-            panic::catching(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
-        } else {
-            Ok(inner.poll(cx))
-        };
+        let polled = capture.poll_guarded(|| inner.poll(cx));
         if let Ok(Poll::Pending) = polled {
             return Poll::Pending;
         }

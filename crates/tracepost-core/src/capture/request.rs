@@ -245,6 +245,19 @@ impl RequestCapture {
         self.state.config.catch_panics
     }
 
+    /// Polls the handler's future as every adapter must: inside this request's scope
+    /// ([`enter`](Self::enter)), and, when [`catch_panics`](Self::catch_panics) says so,
+    /// with a panic caught inside [`panic::catching`](super::panic::catching). `Err` holds
+    /// the panic's payload (build the failure with [`PanicDetail::caught`](super::PanicDetail::caught)).
+    pub fn poll_guarded<T>(&self, poll: impl FnOnce() -> T) -> std::thread::Result<T> {
+        let _current = self.enter();
+        if self.catch_panics() {
+            super::panic::catching(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(poll)))
+        } else {
+            Ok(poll())
+        }
+    }
+
     /// The request's trace identity, for the request's extensions.
     pub fn trace_info(&self) -> TraceInfo {
         TraceInfo {
