@@ -27,10 +27,22 @@ pub fn admin_router<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     let token: Arc<str> = token.into().into();
     let last: Arc<Mutex<Option<Instant>>> = Arc::default();
-    Router::new().route(
-        "/admin/alerts/test",
-        post(move |headers: HeaderMap| async move { test_alert(&handle, &token, &last, &headers) }),
-    )
+    // Marked tracepost's own (`OwnRoute`): the tower layer doesn't record a test alert
+    // request as an app request.
+    Router::new()
+        .route(
+            "/admin/alerts/test",
+            post(move |headers: HeaderMap| async move {
+                test_alert(&handle, &token, &last, &headers)
+            }),
+        )
+        .route_layer(axum::middleware::map_response(
+            |mut r: axum::response::Response| async move {
+                r.extensions_mut()
+                    .insert(tracepost_core::capture::OwnRoute);
+                r
+            },
+        ))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

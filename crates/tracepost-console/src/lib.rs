@@ -163,6 +163,14 @@ impl Console {
                 get(|| async { asset("text/javascript", html::JS) }),
             )
             .merge(guarded)
+            // The console's pages are tracepost's own: the tower layer doesn't record them,
+            // wherever the router is merged (a route layer: the fallback stays unmarked).
+            .route_layer(axum::middleware::map_response(
+                |mut r: Response| async move {
+                    r.extensions_mut().insert(tracepost_core::capture::OwnRoute);
+                    r
+                },
+            ))
             .layer(axum::middleware::from_fn(security_headers))
             .with_state(self.state.clone())
     }

@@ -89,15 +89,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .replay_base_url(&format!("http://{addr}/"))?
         .build()?;
 
+    // tracepost's own routes (/metrics, /health, /tracepost/tp.js and the ingest routes, the
+    // console) mark their responses, so the layer doesn't record them as app requests: the
+    // browser's batches become events of their own. Merge every router *before* the layer,
+    // so the layer also wraps the fallback and unmatched requests are measured (`_unmatched`).
     let app = quickstart::app()
         .merge(tp.metrics_router())
         .merge(tp.health_router())
-        .layer(tp.layer())
-        // /tracepost/tp.js and the ingest routes, outside the layer: the browser's batches
-        // become events of their own, not request events.
         .merge(tp.ingest_router()?)
-        // After the layer too: the console's own page views are not captured.
-        .merge(console.router());
+        .merge(console.router())
+        .layer(tp.layer());
     // ANCHOR_END: console
 
     print_banner(addr, generated.then_some(token.as_str()));

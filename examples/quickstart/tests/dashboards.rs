@@ -879,7 +879,7 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
         .expect("a p99 for /slow");
     assert!(slow.1 > 1.0 && slow.1 <= 2.5, "p99 of /slow: {slow:?}");
     // Sink health: 0 up, 2 down; only the Loki sink is down at the end (the embedded
-    // console, NDJSON and SQLite sinks, and Postgres, are up).
+    // console, NDJSON and SQLite sinks, the console's live tail, and Postgres, are up).
     let health: BTreeMap<String, f64> = now(&panel_query("tracepost-pipeline.json", "Sink health"))
         .into_iter()
         .map(|(m, v)| (m["sink"].as_str().unwrap().to_owned(), v))
@@ -890,6 +890,7 @@ fn every_dashboard_query_and_alert_rule_returns_data_from_the_real_quickstart() 
             [
                 ("console", 0.0),
                 ("jsonl", 0.0),
+                ("live_tail", 0.0),
                 ("loki", 2.0),
                 ("postgres", 0.0),
                 ("sqlite", 0.0)

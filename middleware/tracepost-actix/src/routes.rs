@@ -6,11 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Resource};
 use tracepost_core::metrics::MetricsFormat;
 use tracepost_core::{Health, TracepostHandle};
 
-/// Marks a response of tracepost's own routes (`/metrics`, `/health`): the middleware passes it
-/// through without recording it, so a scrape is not an app request and a 503 health check is
-/// not an app failure.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OwnRoute;
+pub(crate) use tracepost_core::capture::OwnRoute;
 
 /// `response`, marked as one of tracepost's own.
 fn own(mut response: HttpResponse) -> HttpResponse {

@@ -31,12 +31,7 @@ impl<S> TracepostService<S> {
     }
 }
 
-/// Marks a response of tracepost's own routes (`/metrics`, `/health`): the layer passes it
-/// through without recording it, so a scrape is not an app request and a 503 health check
-/// is not an app failure.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
-pub(crate) struct OwnRoute;
+pub(crate) use tracepost_core::capture::OwnRoute;
 
 static REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 

@@ -42,6 +42,13 @@ pub fn router(store: PgStore, admin_token: &str) -> Router {
         )
         .route("/admin/keys/{id}/rotate", post(rotate_key))
         .route("/admin/keys/{id}/revoke", post(revoke_key))
+        // tracepost's own routes (`OwnRoute`): not recorded as app requests by the layer.
+        .route_layer(axum::middleware::map_response(
+            |mut r: axum::response::Response| async move {
+                r.extensions_mut().insert(tracepost_core::capture::OwnRoute);
+                r
+            },
+        ))
         .with_state(admin)
 }
 

@@ -38,6 +38,14 @@ pub fn router(store: PgStore) -> Router {
         .route("/events/{id}", get(get_event))
         .route("/histogram", get(histogram))
         .route("/issues", get(issues))
+        // tracepost's own routes (`OwnRoute`): the tower layer doesn't record them as app
+        // requests (a 503 from a stopped database is not an app failure).
+        .route_layer(axum::middleware::map_response(
+            |mut r: axum::response::Response| async move {
+                r.extensions_mut().insert(tracepost_core::capture::OwnRoute);
+                r
+            },
+        ))
         .with_state(store)
 }
 

@@ -4,6 +4,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
+
 //! use bytes::Bytes;
 //! use tracepost_core::capture::{BodyEnd, CaptureConfig, RequestCapture, RequestHead, Route};
 //!
@@ -48,6 +49,20 @@ mod request;
 mod task;
 
 use std::sync::Arc;
+
+/// Marks a response of one of tracepost's own routes (`/metrics`, `/health`, the browser and
+/// log ingest routes, the console): put it in the response's extensions and the tower layer
+/// and the actix middleware pass the response through without recording it — no RED metrics,
+/// no event, no snapshot. A scrape is not an app request, a 503 health check is not an app
+/// failure, and a browser batch becomes events of its own, not a request event.
+///
+/// Because tracepost's routers mark their own responses, they can be merged into the app
+/// *before* `.layer(tp.layer())`, which keeps the layer around the router's fallback: axum's
+/// `Router::merge` keeps the default fallback of the router merged in, so routers merged
+/// *after* the layer leave unmatched requests (404, route `_unmatched`) unmeasured.
+/// A host can mark its own responses too (an internal probe route, say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnRoute;
 
 pub use body::BodyCapture;
 pub use classify::{
