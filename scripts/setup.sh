@@ -45,7 +45,7 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 command -v mdbook >/dev/null || cargo install mdbook --locked --version '^0.4'
 
-# The copy-paste log clients' tests (crates/tracepost-ingest/tests/clients.rs, otel.rs): Go,
+# The copy-paste log clients' tests (examples/quickstart/tests/clients.rs; otel.rs): Go,
 # Python with venv, and the OpenTelemetry Python SDK from PyPI in a venv of its own.
 otel_missing=()
 command -v go >/dev/null || otel_missing+=(golang-go)
