@@ -95,25 +95,23 @@ func (l *Logger) run() {
 	var batch [][]byte
 	size := 0
 	flush := func() { l.send(batch); batch, size = nil, 0 }
+	add := func(item []byte) {
+		if size+len(item) >= l.MaxBatchBytes {
+			flush()
+		}
+		if batch, size = append(batch, item), size+len(item)+1; len(batch) >= l.BatchSize {
+			flush()
+		}
+	}
 	for {
 		select {
 		case item := <-l.queue:
-			if size+len(item) >= l.MaxBatchBytes {
-				flush()
-			}
-			batch, size = append(batch, item), size+len(item)+1
-			if len(batch) >= l.BatchSize {
-				flush()
-			}
+			add(item)
 		case <-tick.C:
 			flush()
 		case <-l.closing:
 			for n := len(l.queue); n > 0; n-- {
-				item := <-l.queue
-				if size+len(item) >= l.MaxBatchBytes || len(batch) >= l.BatchSize {
-					flush()
-				}
-				batch, size = append(batch, item), size+len(item)+1
+				add(<-l.queue)
 			}
 			flush()
 			for { // logged while closing: counted

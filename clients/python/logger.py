@@ -38,7 +38,8 @@ class Logger:
             if len(item) > self.max_log_bytes:
                 raise ValueError(f"{len(item)} bytes, over max_log_bytes={self.max_log_bytes}")
         except Exception as e:  # this log alone is dropped; never crash the host
-            self.invalid += 1
+            with self.cond:
+                self.invalid += 1
             print(f"tracepost: log dropped: {e}", file=sys.stderr)
             return
         with self.cond:
