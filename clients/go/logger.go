@@ -41,6 +41,8 @@ type Logger struct {
 	LastStatus                                  atomic.Int64
 	queue                                       chan []byte
 	start, stop                                 sync.Once
+	mu                                          sync.RWMutex
+	closed                                      bool
 	closing, done                               chan struct{}
 	deadline                                    time.Time
 }
@@ -72,9 +74,13 @@ func (l *Logger) Log(level, message string, context map[string]any) {
 		fmt.Fprintf(os.Stderr, "tracepost: log dropped: %v\n", err)
 		return
 	}
-	select {
-	case <-l.closing:
+	l.mu.RLock() // Close waits for the logs being queued: none is queued after it, uncounted
+	defer l.mu.RUnlock()
+	if l.closed {
 		l.Dropped.Add(1)
+		return
+	}
+	select {
 	case l.queue <- item:
 	default:
 		l.Dropped.Add(1)
@@ -84,7 +90,12 @@ func (l *Logger) Log(level, message string, context map[string]any) {
 // Close sends what is queued within CloseTimeout and stops. Safe to call more than once.
 func (l *Logger) Close() {
 	l.start.Do(func() { close(l.done) }) // never started: nothing to send
-	l.stop.Do(func() { l.deadline = time.Now().Add(l.CloseTimeout); close(l.closing) })
+	l.stop.Do(func() {
+		l.mu.Lock()
+		l.closed, l.deadline = true, time.Now().Add(l.CloseTimeout)
+		close(l.closing)
+		l.mu.Unlock()
+	})
 	<-l.done
 }
 
@@ -114,14 +125,7 @@ func (l *Logger) run() {
 				add(<-l.queue)
 			}
 			flush()
-			for { // logged while closing: counted
-				select {
-				case <-l.queue:
-					l.Dropped.Add(1)
-				default:
-					return
-				}
-			}
+			return
 		}
 	}
 }

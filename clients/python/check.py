@@ -35,5 +35,6 @@ stats["down_log_ms"] = round((time.monotonic() - start) * 1000)
 start = time.monotonic()
 down.close()
 stats["down_close_ms"] = round((time.monotonic() - start) * 1000)
+down.info("after close")  # counted as dropped, never raises
 stats["down_dropped"] = down.dropped
 print(json.dumps(stats))
