@@ -412,6 +412,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer connection, on the blocking pool.
+    #[cfg(feature = "ingest")]
     pub(crate) async fn write_with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
