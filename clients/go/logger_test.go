@@ -35,7 +35,17 @@ func TestAgainstServer(t *testing.T) {
 	log.Close()
 	log.Close() // twice: harmless
 	stats := map[string]int64{"retries": log.Retries.Load(), "dropped": log.Dropped.Load(), "invalid": log.Invalid.Load()}
-	time.Sleep(1500 * time.Millisecond) // let the per-key rate limit refill
+
+	// The server is down: logging must not hold the caller, and Close is bounded, even when it
+	// comes in the middle of a retry's backoff (2 s by then).
+	down := New(os.Getenv("TP_DOWN_URL"), key, "x")
+	down.MaxBuffer, down.CloseTimeout = 1000, 500*time.Millisecond
+	start := time.Now()
+	for i := 0; i < 5000; i++ {
+		down.Log("info", fmt.Sprintf("down-%d", i), nil)
+	}
+	stats["down_log_ms"] = time.Since(start).Milliseconds()
+	time.Sleep(1800 * time.Millisecond) // the rate limit refills; down is in its 2 s backoff (1.5-3.5 s)
 	var gz bytes.Buffer
 	w := gzip.NewWriter(&gz)
 	w.Write([]byte(`{"service":"x","logs":[{"message":"x"}]}`))
@@ -49,15 +59,6 @@ func TestAgainstServer(t *testing.T) {
 	stats["stale"] = int64(status)
 	wrong.Close()
 	stale.Close()
-
-	// The server is down: logging must not hold the caller, and Close is bounded.
-	down := New(os.Getenv("TP_DOWN_URL"), key, "x")
-	down.MaxBuffer, down.CloseTimeout = 1000, time.Second
-	start := time.Now()
-	for i := 0; i < 5000; i++ {
-		down.Log("info", fmt.Sprintf("down-%d", i), nil)
-	}
-	stats["down_log_ms"] = time.Since(start).Milliseconds()
 	start = time.Now()
 	down.Close()
 	stats["down_close_ms"] = time.Since(start).Milliseconds()

@@ -15,7 +15,6 @@
 const subtle = globalThis.crypto.subtle;
 const te = new TextEncoder();
 const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class Logger {
   constructor({ url, key, service, sign = false, batchSize = 100, interval = 5000, attempts = 5,
@@ -58,6 +57,7 @@ class Logger {
   async close() {
     clearInterval(this.timer);
     if (this.deadline === null) this.deadline = Date.now() + this.closeTimeout;
+    if (this.wake) this.wake(); // a retry's pause now ends by the deadline
     await this.flush();
   }
   async headers(body, timestamp = Date.now() / 1000) {
@@ -78,8 +78,19 @@ class Logger {
     } catch { return [0, null]; }
   }
   left() { return this.deadline === null ? Infinity : this.deadline - Date.now(); }
+  // Waits ms, or until the close deadline when close() is called meanwhile.
+  async pause(ms) {
+    const until = Date.now() + ms;
+    while (Date.now() < until && this.left() > 0) {
+      await new Promise((r) => {
+        const t = setTimeout(r, Math.min(until - Date.now(), this.left()));
+        this.wake = () => { clearTimeout(t); r(); };
+      });
+    }
+  }
   async send(batch) {
     try {
+      if (this.left() <= 0) throw new Error("close timeout passed");
       const parts = [te.encode(`{"service":${JSON.stringify(this.service)},"logs":[`)];
       batch.forEach((item, i) => parts.push(...(i ? [te.encode(","), item] : [item])));
       parts.push(te.encode("]}"));
@@ -91,11 +102,11 @@ class Logger {
         if (status >= 200 && status < 300) return;
         if (status !== 0 && status !== 429 && status < 500) break; // will not succeed on retry
         this.retries++;
-        await sleep(Math.min(retryAfter !== null ? retryAfter * 1000 : Math.min(500 * 2 ** attempt, 30000), this.left()));
+        await this.pause(retryAfter !== null ? retryAfter * 1000 : Math.min(500 * 2 ** attempt, 30000));
       }
       this.dropped += batch.length;
       console.error(`tracepost: dropped ${batch.length} logs (HTTP ${this.lastStatus})`);
-    } catch (e) { this.dropped += batch.length; console.error("tracepost: dropped logs:", e); }
+    } catch (e) { this.dropped += batch.length; console.error(`tracepost: dropped ${batch.length} logs: ${e.message}`); }
   }
 }
 if (typeof module !== "undefined") module.exports = { Logger };

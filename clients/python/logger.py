@@ -116,6 +116,9 @@ class Logger:
 
     def _send(self, batch):
         try:
+            left = self._left()
+            if left is not None and left <= 0:
+                raise TimeoutError("close timeout passed")
             head = b'{"service":' + json.dumps(self.service).encode() + b',"logs":['
             body = gzip.compress(head + b",".join(batch) + b"]}")
             for attempt in range(self.attempts):
@@ -129,9 +132,9 @@ class Logger:
                 if status != 0 and status != 429 and status < 500:
                     break  # a 4xx other than 429 will not succeed on retry
                 self.retries += 1
-                wait = retry_after if retry_after is not None else min(0.5 * 2 ** attempt, 30)
-                left = self._left()
-                time.sleep(max(0, min(wait, left if left is not None else wait)))
+                until = time.monotonic() + (retry_after if retry_after is not None else min(0.5 * 2 ** attempt, 30))
+                while time.monotonic() < until and (self._left() is None or self._left() > 0):
+                    time.sleep(0.05)  # until the retry, or the close deadline if close() came meanwhile
             self._drop(len(batch), f"HTTP {self.last_status}")
         except Exception as e:
             self._drop(len(batch), e)

@@ -5,7 +5,8 @@
 //! alone and counted; gets 401 for a wrong key and for a stale signature; meets 429s (a
 //! per-key limit of 4/s, burst 3) that it honours (it retries after `Retry-After` and loses
 //! nothing); and, logging to a server that is down, never holds the caller (5,000 logs in
-//! well under a second, every one counted as dropped, `close` within its 1 s timeout, and a
+//! well under a second, every one counted as dropped, `close` within its 0.5 s timeout though
+//! it comes in the middle of a 2 s retry backoff, and a
 //! log after `close` counted too). A key
 //! created in the quickstart's SQLite file (as `tracepost keys create --sqlite` does) is
 //! accepted besides `TRACEPOST_API_KEY`.
@@ -103,7 +104,9 @@ fn clients_send_1000_logs_exactly_once_to_the_quickstart() {
         assert!(s["retries"].as_u64().unwrap() > 0, "{name}: {s}");
         // The server is down: the caller is never held, and nothing is lost uncounted.
         assert!(s["down_log_ms"].as_u64().unwrap() < 1000, "{name}: {s}");
-        assert!(s["down_close_ms"].as_u64().unwrap() < 2500, "{name}: {s}");
+        // close() came at ~1.85 s, in the 2 s backoff from 1.5 s to 3.5 s: it ends by its 0.5 s
+        // deadline, not the backoff's.
+        assert!(s["down_close_ms"].as_u64().unwrap() < 1200, "{name}: {s}");
         // 5,000 and one logged after close.
         assert_eq!(s["down_dropped"], 5001, "{name}: {s}");
 
