@@ -32,9 +32,11 @@ pg_isready -h 127.0.0.1 -p 5432
 
 # npm packages of the browser tests, from their lockfiles (playwright-core drives
 # /usr/bin/chromium and downloads no browser; rrweb 1.x/2.x for tracepost-rrweb's
-# recordings); reinstalled only when a lockfile changed.
+# recordings; the OpenTelemetry JS logs SDK for examples/quickstart/tests/otel_node.rs);
+# reinstalled only when a lockfile changed.
 for dir in "$(dirname "$0")/../examples/quickstart/tests/browser" \
-           "$(dirname "$0")/../crates/tracepost-rrweb/tests/browser"; do
+           "$(dirname "$0")/../crates/tracepost-rrweb/tests/browser" \
+           "$(dirname "$0")/../clients/javascript/otel"; do
   if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
     echo "npm ci in $dir"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
@@ -45,7 +47,7 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 command -v mdbook >/dev/null || cargo install mdbook --locked --version '^0.4'
 
-# The copy-paste log clients' tests (crates/tracepost-ingest/tests/clients.rs, otel.rs): Go,
+# The copy-paste log clients' tests (examples/quickstart/tests/clients.rs; otel.rs): Go,
 # Python with venv, and the OpenTelemetry Python SDK from PyPI in a venv of its own.
 otel_missing=()
 command -v go >/dev/null || otel_missing+=(golang-go)

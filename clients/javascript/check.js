@@ -1,20 +1,44 @@
-// Driven by crates/tracepost-ingest/tests/clients.rs: sends 1,000 logs through logger.js to a
-// running server, then checks a wrong key (401) and a stale signature (401). Prints JSON stats.
+// Driven by examples/quickstart/tests/clients.rs against the quickstart (TP_URL, TP_KEY): sends
+// 1,000 logs through logger.js among bad ones (unserialisable, oversized) that are dropped
+// alone; checks a wrong key (401) and a stale signature (401); then logs to a server that is
+// down (TP_DOWN_URL) and times how long the caller was held. Prints JSON stats.
 "use strict";
 const zlib = require("zlib");
 const { Logger } = require("./logger.js");
 (async () => {
   const url = process.env.TP_URL, key = process.env.TP_KEY;
-  const log = new Logger({ url, key, service: "js-client", sign: true });
-  for (let i = 0; i < 1000; i++) log.info(`javascript-${i}`, { i, password: "hunter2-planted" });
+  const log = new Logger({ url, key, service: "js-client", sign: true, closeTimeout: 30000 });
+  const circular = {}; circular.self = circular;
+  for (let i = 0; i < 1000; i++) {
+    log.info(`javascript-${i}`, { i, password: "hunter2-planted" });
+    if (i === 500) {
+      log.info("bad-unserialisable", circular);
+      log.info("bad-bigint", { n: 1n });
+      log.info("bad-oversized", { blob: "x".repeat(100000) });
+      log.info("x".repeat(40000)); // over the server's 32 KiB message limit
+    }
+  }
   await log.close();
-  const stats = { retries: log.retries, dropped: log.dropped };
-  await new Promise((r) => setTimeout(r, 1500)); // let the per-key rate limit refill
+  await log.close(); // twice: harmless
+  const stats = { retries: log.retries, dropped: log.dropped, invalid: log.invalid };
+
+  // The server is down: logging must not hold the caller, and close() is bounded, even when
+  // it comes in the middle of a retry's backoff (2 s by then).
+  const down = new Logger({ url: process.env.TP_DOWN_URL, key, service: "x", maxBuffer: 1000, closeTimeout: 500 });
+  let start = performance.now();
+  for (let i = 0; i < 5000; i++) down.info(`down-${i}`);
+  stats.down_log_ms = Math.round(performance.now() - start);
+  await new Promise((r) => setTimeout(r, 1800)); // the rate limit refills; down is in its 2 s backoff (1.5-3.5 s)
   const body = zlib.gzipSync('{"service":"x","logs":[{"message":"x"}]}');
   const wrong = new Logger({ url, key: "tpk_" + "0".repeat(64), service: "x" });
   stats.wrong_key = (await wrong.post(body, await wrong.headers(body)))[0];
   const stale = new Logger({ url, key, service: "x", sign: true });
   stats.stale = (await stale.post(body, await stale.headers(body, Date.now() / 1000 - 600)))[0];
   await wrong.close(); await stale.close();
+  start = performance.now();
+  await down.close();
+  stats.down_close_ms = Math.round(performance.now() - start);
+  down.info("after close"); // counted as dropped, never throws
+  stats.down_dropped = down.dropped;
   console.log(JSON.stringify(stats));
 })();

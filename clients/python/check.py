@@ -1,20 +1,41 @@
-"""Driven by crates/tracepost-ingest/tests/clients.rs: sends 1,000 logs through logger.py to a
-running server, then checks a wrong key (401) and a stale signature (401). Prints JSON stats."""
+"""Driven by examples/quickstart/tests/clients.rs against the quickstart (TP_URL, TP_KEY): sends
+1,000 logs through logger.py among two bad ones (unserialisable, oversized) that are dropped
+alone; checks a wrong key (401) and a stale signature (401); then logs to a server that is down
+(TP_DOWN_URL) and times how long the caller was held. Prints JSON stats."""
 import gzip, json, os, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 from logger import Logger
 
 url, key = os.environ["TP_URL"], os.environ["TP_KEY"]
-log = Logger(url, key, service="py-client", sign=True)
+log = Logger(url, key, service="py-client", sign=True, close_timeout=30)
+circular = {}
+circular["self"] = circular
 for i in range(1000):
     log.info(f"python-{i}", {"i": i, "password": "hunter2-planted"})
+    if i == 500:
+        log.info("bad-unserialisable", circular)
+        log.info("bad-oversized", {"blob": "x" * 100_000})
+        log.info("x" * 40_000)  # over the server's 32 KiB message limit
 log.close()
-stats = {"retries": log.retries, "dropped": log.dropped}
-time.sleep(1.5)  # let the per-key rate limit refill before the stale check
+log.close()  # twice: harmless
+stats = {"retries": log.retries, "dropped": log.dropped, "invalid": log.invalid}
+
+# The server is down: logging must not hold the caller, and close() is bounded, even when it
+# comes in the middle of a retry's backoff (2 s by then).
+down = Logger(os.environ["TP_DOWN_URL"], key, service="py-client", max_buffer=1000, close_timeout=0.5)
+start = time.monotonic()
+for i in range(5000):
+    down.info(f"down-{i}")
+stats["down_log_ms"] = round((time.monotonic() - start) * 1000)
+time.sleep(1.8)  # the per-key rate limit refills; the down logger is in its 2 s backoff (1.5-3.5 s)
 wrong = Logger(url, "tpk_" + "0" * 64, service="py-client")
 body = gzip.compress(b'{"service":"x","logs":[{"message":"x"}]}')
 stats["wrong_key"] = wrong.post(body, wrong.headers(body))[0]
 stale = Logger(url, key, service="py-client", sign=True)
 stats["stale"] = stale.post(body, stale.headers(body, timestamp=time.time() - 600))[0]
-wrong.stop.set(); stale.stop.set()
+start = time.monotonic()
+down.close()
+stats["down_close_ms"] = round((time.monotonic() - start) * 1000)
+down.info("after close")  # counted as dropped, never raises
+stats["down_dropped"] = down.dropped
 print(json.dumps(stats))

@@ -3,57 +3,94 @@
     log = Logger("https://tracepost.example/tracepost", "tpk_...", service="billing")
     log.error("charge failed", {"order_id": 42})
 
-Buffers up to 100 logs or 5 s, sends them gzipped to POST {url}/v1/batch, signs with HMAC
-(sign=True: the key itself never travels), retries 429/5xx with backoff (honouring
-Retry-After), flushes at exit, and never raises into your code.
+log() never blocks and never raises: it serialises the log at once (a log that cannot be
+serialised, or is over max_log_bytes, is dropped alone and counted in `invalid`) and queues it
+(at most max_buffer; beyond, counted in `dropped`). A background thread sends batches of up to
+100 logs (and max_batch_bytes) every 5 s, gzipped, to POST {url}/v1/batch, signed with HMAC when
+sign=True (the key itself never travels), retrying 429/5xx with backoff (honouring
+Retry-After). At exit it sends what is left for at most close_timeout seconds; what it could
+not send is counted in `dropped` and reported on stderr.
 """
-import atexit, gzip, hashlib, hmac, json, sys, threading, time, urllib.error, urllib.request
+import atexit, collections, gzip, hashlib, hmac, json, sys, threading, time, urllib.error, urllib.request
 from datetime import datetime, timezone
 
 
 class Logger:
-    def __init__(self, url, key, service, sign=False, batch_size=100, interval=5.0, attempts=5):
+    def __init__(self, url, key, service, sign=False, batch_size=100, interval=5.0, attempts=5,
+                 max_buffer=10_000, max_log_bytes=64 * 1024, max_batch_bytes=500_000, close_timeout=5.0):
         self.url, self.key, self.service, self.sign = url.rstrip("/") + "/v1/batch", key, service, sign
         self.batch_size, self.interval, self.attempts = batch_size, interval, attempts
-        self.buf, self.lock, self.send_lock = [], threading.Lock(), threading.Lock()
-        self.retries, self.dropped, self.last_status = 0, 0, None
-        self.stop = threading.Event()
-        threading.Thread(target=self._tick, daemon=True).start()
+        self.max_buffer, self.max_log_bytes, self.max_batch_bytes = max_buffer, max_log_bytes, max_batch_bytes
+        self.close_timeout, self.deadline, self.urgent, self.inflight = close_timeout, None, False, 0
+        self.buf, self.cond = collections.deque(), threading.Condition()
+        self.retries, self.dropped, self.invalid, self.last_status = 0, 0, 0, None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
         atexit.register(self.close)
 
     def log(self, level, message, context=None):
         try:
-            entry = {"timestamp": datetime.now(timezone.utc).isoformat(), "level": level,
-                     "message": str(message), "context": dict(context or {})}
-            with self.lock:
-                self.buf.append(entry)
-                full = len(self.buf) >= self.batch_size
-            if full:
-                self.flush()
-        except Exception as e:  # never crash the host
+            message = str(message)
+            if len(message.encode()) > 32 * 1024:  # the server's limit (400 for the whole batch)
+                raise ValueError("message over 32 KiB")
+            item = json.dumps({"timestamp": datetime.now(timezone.utc).isoformat(), "level": level,
+                               "message": message, "context": dict(context or {})}, default=str).encode()
+            if len(item) > self.max_log_bytes:
+                raise ValueError(f"{len(item)} bytes, over max_log_bytes={self.max_log_bytes}")
+        except Exception as e:  # this log alone is dropped; never crash the host
+            with self.cond:
+                self.invalid += 1
             print(f"tracepost: log dropped: {e}", file=sys.stderr)
+            return
+        with self.cond:
+            if len(self.buf) >= self.max_buffer or self.deadline is not None:
+                self.dropped += 1
+                return
+            self.buf.append(item)
+            if len(self.buf) >= self.batch_size:
+                self.cond.notify()
 
     def debug(self, m, c=None): self.log("debug", m, c)
     def info(self, m, c=None): self.log("info", m, c)
     def warn(self, m, c=None): self.log("warn", m, c)
     def error(self, m, c=None): self.log("error", m, c)
 
-    def flush(self):
-        with self.send_lock:
-            while True:
-                with self.lock:
-                    batch, self.buf = self.buf[: self.batch_size], self.buf[self.batch_size:]
-                if not batch:
+    def flush(self, timeout=None):
+        """Sends what is queued now; waits (at most timeout s) until it is sent or dropped."""
+        with self.cond:
+            self.urgent = True
+            self.cond.notify()
+            return self.cond.wait_for(lambda: not self.buf and not self.inflight, timeout)
+
+    def close(self, timeout=None):
+        """Sends what is left within timeout (default close_timeout) s; idempotent."""
+        with self.cond:
+            if self.deadline is None:
+                self.deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+            self.cond.notify()
+        self.thread.join(max(0.0, self.deadline - time.monotonic()) + 1.0)
+
+    def _left(self):
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _run(self):
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.deadline is not None or self.urgent or len(self.buf) >= self.batch_size,
+                                   self.interval)
+                batch, size = [], 0
+                while self.buf and len(batch) < self.batch_size and size + len(self.buf[0]) < self.max_batch_bytes:
+                    size += len(self.buf[0]) + 1
+                    batch.append(self.buf.popleft())
+                self.inflight, self.urgent = len(batch), bool(self.buf) and self.urgent
+                if not batch and self.deadline is not None:
+                    self.cond.notify_all()
                     return
+            if batch:
                 self._send(batch)
-
-    def close(self):
-        self.stop.set()
-        self.flush()
-
-    def _tick(self):
-        while not self.stop.wait(self.interval):
-            self.flush()
+            with self.cond:
+                self.inflight = 0
+                self.cond.notify_all()
 
     def headers(self, body, timestamp=None):
         h = {"content-type": "application/json", "content-encoding": "gzip"}
@@ -65,11 +102,11 @@ class Logger:
         return {**h, "x-tracepost-key": self.key[:12], "x-tracepost-timestamp": ts,
                 "x-tracepost-signature": "v1=" + sig}
 
-    def post(self, body, headers):
+    def post(self, body, headers, timeout=10):
         """One attempt: (status, Retry-After seconds or None). Network errors are status 0."""
         req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, None
         except urllib.error.HTTPError as e:
             ra = e.headers.get("retry-after")
@@ -79,18 +116,30 @@ class Logger:
 
     def _send(self, batch):
         try:
-            body = gzip.compress(json.dumps({"service": self.service, "logs": batch}).encode())
+            left = self._left()
+            if left is not None and left <= 0:
+                raise TimeoutError("close timeout passed")
+            head = b'{"service":' + json.dumps(self.service).encode() + b',"logs":['
+            body = gzip.compress(head + b",".join(batch) + b"]}")
             for attempt in range(self.attempts):
-                status, retry_after = self.post(body, self.headers(body))
+                left = self._left()
+                if left is not None and left <= 0:
+                    break  # closing, out of time
+                status, retry_after = self.post(body, self.headers(body), min(10, left or 10))
                 self.last_status = status
                 if 200 <= status < 300:
                     return
                 if status != 0 and status != 429 and status < 500:
                     break  # a 4xx other than 429 will not succeed on retry
                 self.retries += 1
-                time.sleep(retry_after if retry_after is not None else min(0.5 * 2 ** attempt, 30))
-            self.dropped += len(batch)
-            print(f"tracepost: dropped {len(batch)} logs (HTTP {self.last_status})", file=sys.stderr)
+                until = time.monotonic() + (retry_after if retry_after is not None else min(0.5 * 2 ** attempt, 30))
+                while time.monotonic() < until and (self._left() is None or self._left() > 0):
+                    time.sleep(0.05)  # until the retry, or the close deadline if close() came meanwhile
+            self._drop(len(batch), f"HTTP {self.last_status}")
         except Exception as e:
-            self.dropped += len(batch)
-            print(f"tracepost: dropped {len(batch)} logs: {e}", file=sys.stderr)
+            self._drop(len(batch), e)
+
+    def _drop(self, n, why):
+        with self.cond:
+            self.dropped += n
+        print(f"tracepost: dropped {n} logs ({why})", file=sys.stderr)

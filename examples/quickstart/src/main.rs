@@ -5,13 +5,18 @@
 //! printed to the console, appended to `./tracepost-data/events-*.ndjson` and stored,
 //! queryable, in `./tracepost-data/tracepost.sqlite3`; the Prometheus metrics are served at
 //! `/metrics`. Its demo page at `/` loads the browser script, `/tracepost/tp.js`, whose errors,
-//! page views and events arrive through the ingest routes into the same sinks.
+//! page views and events arrive through the ingest routes into the same sinks. Services in
+//! any language send their logs to `/tracepost/v1/batch` (the copy-paste clients in
+//! `clients/`) and `/tracepost/v1/logs` (OTLP/HTTP) with the project API key
+//! `TRACEPOST_API_KEY` (or the one generated for this run and printed at start).
 
 // ANCHOR: imports
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use tracepost::ingest::logs::keys::BoxFuture;
+use tracepost::ingest::logs::{KeyRecord, KeyStore};
 use tracepost::prelude::*;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
@@ -23,6 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ANCHOR: sinks
     let sqlite = tracepost::sinks::sqlite::SqliteSink::new(data_dir()); // opened on first use
     let store = Arc::new(sqlite.store().clone()); // what the console reads
+    let key_store = sqlite.store().clone(); // the log routes' project API keys
     let tail = tracepost::console::LiveTail::default(); // the console's live tail
     let builder = tracepost::Tracepost::builder()
         .service("quickstart")
@@ -78,6 +84,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
 
+    // ANCHOR: logs
+    // The log routes' project API key: TRACEPOST_API_KEY, or a new one for this run.
+    let (api_key, api_key_generated) = api_key()?;
+    // Keys created in the SQLite file (`tracepost keys create --sqlite
+    // ./tracepost-data/tracepost.sqlite3 <project>`) are accepted too.
+    let keys = QuickstartKeys {
+        env: tracepost::ingest::logs::StaticKeys::new([("quickstart", api_key.as_str())], false),
+        stored: key_store,
+    };
+    let log_ingest =
+        tracepost::ingest::LogIngest::new(tp.handle(), log_ingest_config()?, Arc::new(keys))?;
+    // ANCHOR_END: logs
+
     // ANCHOR: console
     // The console at /tracepost/console: sign in with TRACEPOST_CONSOLE_TOKEN (or the
     // token printed below); "replay request" sends captured GET/HEAD requests to this app.
@@ -97,11 +116,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(tp.metrics_router())
         .merge(tp.health_router())
         .merge(tp.ingest_router()?)
+        // Logs from services in any language (OTLP/HTTP and the clients' JSON batch): each
+        // log becomes an event of its own.
+        .merge(tracepost::ingest::logs_router(log_ingest))
         .merge(console.router())
         .layer(tp.layer());
     // ANCHOR_END: console
 
-    print_banner(addr, generated.then_some(token.as_str()));
+    print_banner(
+        addr,
+        generated.then_some(token.as_str()),
+        api_key_generated.then_some(api_key.as_str()),
+    );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -144,17 +170,81 @@ fn console_token() -> (String, bool) {
     }
 }
 
+/// The log routes' keys: the one from the environment (or generated), then those in the
+/// SQLite file. Ids of the first are negative, so that only stored keys' last use is stored.
+struct QuickstartKeys {
+    env: tracepost::ingest::logs::StaticKeys,
+    stored: tracepost::sinks::sqlite::SqliteStore,
+}
+
+impl KeyStore for QuickstartKeys {
+    fn by_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<KeyRecord>, String>> {
+        Box::pin(async move {
+            let mut found: Vec<KeyRecord> = self.env.by_prefix(prefix).await?;
+            for k in &mut found {
+                k.id = -1 - k.id;
+            }
+            match self.stored.by_prefix(prefix).await {
+                Ok(stored) => found.extend(stored),
+                // The file unreadable: the environment's key still works.
+                Err(e) if found.is_empty() => return Err(e),
+                Err(_) => {}
+            }
+            Ok(found)
+        })
+    }
+
+    fn touch(&self, used: Vec<(i64, SystemTime)>) -> BoxFuture<'_, Result<(), String>> {
+        self.stored
+            .touch(used.into_iter().filter(|(id, _)| *id >= 0).collect())
+    }
+}
+
+/// The log routes' API key: `TRACEPOST_API_KEY` (`tpk_` and 64 hex digits, as `tracepost
+/// keys create` prints them), or a random one for this run (true: generated, to be printed).
+fn api_key() -> Result<(String, bool), String> {
+    match std::env::var("TRACEPOST_API_KEY") {
+        Ok(k) if tracepost::ingest::logs::keys::is_well_formed(&k) => Ok((k, false)),
+        Ok(_) => Err("TRACEPOST_API_KEY must be tpk_ and 64 hex digits".into()),
+        Err(_) => Ok((tracepost::ingest::logs::keys::generate(), true)),
+    }
+}
+
+/// The log routes' settings: the defaults, with the per-key rate limit from
+/// `TRACEPOST_LOG_KEY_RATE` (requests per second, default 100) and `TRACEPOST_LOG_KEY_BURST`
+/// (default 200).
+fn log_ingest_config() -> Result<tracepost::ingest::LogIngestConfig, String> {
+    let config = tracepost::ingest::LogIngestConfig::new();
+    let var = |name: &str, default: u32| match std::env::var(name) {
+        Ok(v) => v
+            .parse::<u32>()
+            .map_err(|_| format!("{name} must be a whole number, not {v:?}")),
+        Err(_) => Ok(default),
+    };
+    let rate = var("TRACEPOST_LOG_KEY_RATE", config.per_key_rate)?;
+    let burst = var("TRACEPOST_LOG_KEY_BURST", config.per_key_burst)?;
+    Ok(config.per_key_limit(rate, burst))
+}
+
 fn data_dir() -> String {
     std::env::var("TRACEPOST_DATA").unwrap_or_else(|_| "./tracepost-data".into())
 }
 
-fn print_banner(addr: SocketAddr, generated_token: Option<&str>) {
+fn print_banner(addr: SocketAddr, generated_token: Option<&str>, generated_key: Option<&str>) {
     match generated_token {
         Some(t) => println!(
             "console: http://{addr}/tracepost/console (admin token for this run: {t}; set TRACEPOST_CONSOLE_TOKEN to choose one)"
         ),
         None => println!(
             "console: http://{addr}/tracepost/console (admin token: $TRACEPOST_CONSOLE_TOKEN)"
+        ),
+    }
+    match generated_key {
+        Some(k) => println!(
+            "logs: POST http://{addr}/tracepost/v1/batch and /tracepost/v1/logs (OTLP) with x-tracepost-key: {k} (for this run; set TRACEPOST_API_KEY to choose one)"
+        ),
+        None => println!(
+            "logs: POST http://{addr}/tracepost/v1/batch and /tracepost/v1/logs (OTLP) with x-tracepost-key: $TRACEPOST_API_KEY"
         ),
     }
     println!(

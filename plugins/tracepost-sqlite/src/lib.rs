@@ -26,7 +26,8 @@
 //! * **Tables**: `events` (primary key `id`: a redelivered event is stored once),
 //!   `events_fts` (FTS5, trigram tokenizer: substring search on messages, ignoring case),
 //!   `request_snapshots`, `metric_windows` and `issues` (one row per error fingerprint,
-//!   updated in the same transaction as the events). Replay sessions, projects and API keys
+//!   updated in the same transaction as the events), and (feature `ingest`) `projects` and
+//!   `api_keys`: the project API keys of the log routes, hashed ([`keys`]). Replay sessions
 //!   are not stored yet.
 //! * **Threads**: SQLite calls run on tokio's blocking pool (`spawn_blocking`): one writer
 //!   connection, up to four idle readers. The async runtime is never blocked.
@@ -41,6 +42,8 @@
 //!   (a new file, or a temporary error while the directory is gone) instead of writing into
 //!   an unlinked file.
 
+#[cfg(feature = "ingest")]
+pub mod keys;
 mod limits;
 mod store;
 

@@ -113,7 +113,24 @@ CREATE TABLE IF NOT EXISTS issues (
     regressed_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS issues_count ON issues (count DESC, last_seen DESC);
-PRAGMA user_version = 2;
+
+CREATE TABLE IF NOT EXISTS projects (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    key_hash BLOB NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    require_signature INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_keys_prefix ON api_keys (prefix) WHERE revoked_at IS NULL;
+PRAGMA user_version = 3;
 ";
 
 /// Columns added after version 1, for files created before them: (table, column, type).
@@ -276,7 +293,7 @@ pub(crate) fn sink_error(e: rusqlite::Error) -> SinkError {
     err.with_source(e)
 }
 
-fn store_error(e: rusqlite::Error) -> StoreError {
+pub(crate) fn store_error(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::CannotOpen | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             StoreError::Unavailable(format!("sqlite: {e}"))
@@ -372,7 +389,8 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(e.to_string()))?
     }
 
-    async fn read<T: Send + 'static>(
+    /// Runs `f` on a reader connection, on the blocking pool.
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -391,6 +409,18 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+
+    /// Runs `f` on the writer connection, on the blocking pool.
+    #[cfg(feature = "ingest")]
+    pub(crate) async fn write_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.with_writer(f).map_err(store_error))
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?
     }
 
     /// Events matching `filter`, newest first (see [`Store::events`](tracepost_core::store::Store::events)).

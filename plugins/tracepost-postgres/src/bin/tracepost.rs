@@ -1,6 +1,8 @@
 //! `tracepost keys create|list|rotate|revoke`: manages the project API keys of the log
-//! routes in the Postgres store (`--database-url` or `DATABASE_URL`; `--schema`, default
-//! `tracepost`). Build with `cargo install tracepost-postgres --features cli`.
+//! routes, in the Postgres store (`--database-url` or `DATABASE_URL`; `--schema`, default
+//! `tracepost`) or in the embedded SQLite store (`--sqlite <file>`, e.g.
+//! `./tracepost-data/tracepost.sqlite3`, or a `DATABASE_URL` of `sqlite:<file>`). Build with
+//! `cargo install tracepost-postgres --features cli`.
 //!
 //! ```text
 //! tracepost keys create <project> [--require-signature]   # prints the key once
@@ -13,8 +15,9 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use tracepost_postgres::PostgresSink;
+use tracepost_sqlite::SqliteStore;
 
-const USAGE: &str = "usage: tracepost [--database-url URL] [--schema NAME] keys \
+const USAGE: &str = "usage: tracepost [--database-url URL | --sqlite FILE] [--schema NAME] keys \
 create <project> [--require-signature] | list <project> | rotate <key-id> | revoke <key-id>";
 
 fn ts(t: Option<SystemTime>) -> String {
@@ -22,6 +25,104 @@ fn ts(t: Option<SystemTime>) -> String {
         || "-".into(),
         |t| humantime::format_rfc3339_seconds(t).to_string(),
     )
+}
+
+/// The store the keys live in.
+enum Keys {
+    Postgres(tracepost_postgres::PgStore),
+    Sqlite(SqliteStore),
+}
+
+/// A created key: (id, project, key).
+type Created = (i64, String, String);
+/// A listed key: (id, prefix, signed, created, last used, revoked).
+type Listed = (
+    i64,
+    String,
+    bool,
+    SystemTime,
+    Option<SystemTime>,
+    Option<SystemTime>,
+);
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Keys {
+    async fn create(&self, project: &str, signed: bool) -> Result<Created, String> {
+        match self {
+            Keys::Postgres(s) => {
+                let p = match s.project_by_name(project).await.map_err(err)? {
+                    Some(p) => p,
+                    None => s.create_project(project).await.map_err(err)?,
+                };
+                let k = s.create_api_key_with(p.id, signed).await.map_err(err)?;
+                Ok((k.id, p.name, k.key))
+            }
+            Keys::Sqlite(s) => {
+                let p = match s.project_by_name(project).await.map_err(err)? {
+                    Some(p) => p,
+                    None => s.create_project(project).await.map_err(err)?,
+                };
+                let k = s.create_api_key_with(p.id, signed).await.map_err(err)?;
+                Ok((k.id, p.name, k.key))
+            }
+        }
+    }
+
+    async fn list(&self, project: &str) -> Result<Vec<Listed>, String> {
+        let missing = || format!("no project {project:?}");
+        match self {
+            Keys::Postgres(s) => {
+                let p = s.project_by_name(project).await.map_err(err)?;
+                let keys = s.list_api_keys(p.ok_or_else(missing)?.id).await;
+                Ok(keys
+                    .map_err(err)?
+                    .into_iter()
+                    .map(|k| {
+                        let t = (k.created_at, k.last_used_at, k.revoked_at);
+                        (k.id, k.prefix, k.require_signature, t.0, t.1, t.2)
+                    })
+                    .collect())
+            }
+            Keys::Sqlite(s) => {
+                let p = s.project_by_name(project).await.map_err(err)?;
+                let keys = s.list_api_keys(p.ok_or_else(missing)?.id).await;
+                Ok(keys
+                    .map_err(err)?
+                    .into_iter()
+                    .map(|k| {
+                        let t = (k.created_at, k.last_used_at, k.revoked_at);
+                        (k.id, k.prefix, k.require_signature, t.0, t.1, t.2)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The new key's (id, key), `None` when `id` is no unrevoked key.
+    async fn rotate(&self, id: i64) -> Result<Option<(i64, String)>, String> {
+        Ok(match self {
+            Keys::Postgres(s) => s
+                .rotate_api_key(id)
+                .await
+                .map_err(err)?
+                .map(|k| (k.id, k.key)),
+            Keys::Sqlite(s) => s
+                .rotate_api_key(id)
+                .await
+                .map_err(err)?
+                .map(|k| (k.id, k.key)),
+        })
+    }
+
+    async fn revoke(&self, id: i64) -> Result<bool, String> {
+        match self {
+            Keys::Postgres(s) => s.revoke_api_key(id).await.map_err(err),
+            Keys::Sqlite(s) => s.revoke_api_key(id).await.map_err(err),
+        }
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -37,6 +138,7 @@ async fn main() -> ExitCode {
 
 async fn run(mut args: Vec<String>) -> Result<(), String> {
     let mut url = std::env::var("DATABASE_URL").ok();
+    let mut sqlite = None;
     let mut schema = "tracepost".to_owned();
     let mut require_signature = false;
     let mut rest = Vec::new();
@@ -44,6 +146,7 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--database-url" => url = Some(it.next().ok_or(USAGE)?),
+            "--sqlite" => sqlite = Some(it.next().ok_or(USAGE)?),
             "--schema" => schema = it.next().ok_or(USAGE)?,
             "--require-signature" => require_signature = true,
             "-h" | "--help" => {
@@ -53,12 +156,26 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
             _ => rest.push(a),
         }
     }
-    let url = url.ok_or("set DATABASE_URL or pass --database-url")?;
-    let store = PostgresSink::builder(&url)
-        .schema(schema)
-        .connect_store()
-        .await
-        .map_err(|e| e.to_string())?;
+    // `sqlite:<file>` and `sqlite://<file>` URLs name the embedded store too.
+    if let Some(file) = url.as_deref().and_then(|u| u.strip_prefix("sqlite:")) {
+        sqlite.get_or_insert_with(|| file.strip_prefix("//").unwrap_or(file).to_owned());
+    }
+    let store = match sqlite {
+        Some(file) => Keys::Sqlite(SqliteStore::new(
+            file,
+            tracepost_sqlite::TimeRange::default(),
+            None,
+        )),
+        None => {
+            let url = url.ok_or("set DATABASE_URL, or pass --database-url or --sqlite")?;
+            let pg = PostgresSink::builder(&url)
+                .schema(schema)
+                .connect_store()
+                .await
+                .map_err(err)?;
+            Keys::Postgres(pg)
+        }
+    };
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let id = |s: &str| {
         s.parse::<i64>()
@@ -66,58 +183,31 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
     };
     match rest.as_slice() {
         ["keys", "create", project] => {
-            let p = match store
-                .project_by_name(project)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Some(p) => p,
-                None => store
-                    .create_project(project)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            };
-            let k = store
-                .create_api_key_with(p.id, require_signature)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("id\t{}\nproject\t{}\nkey\t{}", k.id, p.name, k.key);
+            let (id, project, key) = store.create(project, require_signature).await?;
+            println!("id\t{id}\nproject\t{project}\nkey\t{key}");
             eprintln!("store the key now: it is not shown again");
         }
         ["keys", "list", project] => {
-            let p = store
-                .project_by_name(project)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no project {project:?}"))?;
             println!("id\tprefix\tsigned\tcreated\tlast_used\trevoked");
-            for k in store.list_api_keys(p.id).await.map_err(|e| e.to_string())? {
+            for (id, prefix, signed, created, used, revoked) in store.list(project).await? {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    k.id,
-                    k.prefix,
-                    k.require_signature,
-                    ts(Some(k.created_at)),
-                    ts(k.last_used_at),
-                    ts(k.revoked_at)
+                    "{id}\t{prefix}\t{signed}\t{}\t{}\t{}",
+                    ts(Some(created)),
+                    ts(used),
+                    ts(revoked)
                 );
             }
         }
         ["keys", "rotate", key_id] => {
-            let k = store
-                .rotate_api_key(id(key_id)?)
-                .await
-                .map_err(|e| e.to_string())?
+            let (new_id, key) = store
+                .rotate(id(key_id)?)
+                .await?
                 .ok_or_else(|| format!("no unrevoked key {key_id}"))?;
-            println!("id\t{}\nkey\t{}", k.id, k.key);
+            println!("id\t{new_id}\nkey\t{key}");
             eprintln!("deploy the new key, then: tracepost keys revoke {key_id}");
         }
         ["keys", "revoke", key_id] => {
-            if !store
-                .revoke_api_key(id(key_id)?)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            if !store.revoke(id(key_id)?).await? {
                 return Err(format!("no unrevoked key {key_id}"));
             }
             println!("revoked {key_id}");
