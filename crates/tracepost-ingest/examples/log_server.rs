@@ -4,7 +4,7 @@
 //! `tpk_`), events written as NDJSON files under `logs/`.
 //!
 //! `TRACEPOST_KEY=tpk_… cargo run -p tracepost-ingest --example log_server` (port 4318,
-//! OTLP's, or `PORT`).
+//! OTLP's, or `PORT`). It stops on Ctrl-C or SIGTERM, after flushing what it accepted.
 
 // ANCHOR: imports
 use std::net::SocketAddr;
@@ -18,7 +18,10 @@ use tracepost_ingest::{LogIngest, LogIngestConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let key = std::env::var("TRACEPOST_KEY")?;
+    // No default key: a constant in the source would be public. Refuse to start instead.
+    let key = std::env::var("TRACEPOST_KEY").map_err(|_| {
+        "TRACEPOST_KEY is not set: make a key with `echo tpk_$(openssl rand -hex 32)`"
+    })?;
     let port: u16 = std::env::var("PORT").map_or(Ok(4318), |p| p.parse())?;
     // ANCHOR: setup
     let tp = Tracepost::builder()
@@ -37,15 +40,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let app: axum::Router = tracepost_ingest::logs_router(logs);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    println!("log_server: listening on {}", listener.local_addr()?);
+    // Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, then flush every
+    // accepted log to the sinks.
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown_signal())
     .await?;
     tp.shutdown(std::time::Duration::from_secs(5)).await;
     // ANCHOR_END: setup
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM — what `docker stop`, systemd and Kubernetes send
+/// — so that the server drains and the pipeline flushes instead of the process dying with
+/// accepted events still queued.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

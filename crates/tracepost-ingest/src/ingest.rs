@@ -17,7 +17,7 @@ use http_body::Body;
 use parking_lot::Mutex;
 use tracepost_core::TracepostHandle;
 
-use crate::body::{check_content, decode, read_limited};
+use crate::body::{check_content, decode, read_limited_within};
 use crate::config::{ConfigError, IngestConfig};
 use crate::error::IngestError;
 use crate::map::{to_events, Context};
@@ -309,7 +309,13 @@ impl Ingest {
                 wait.as_secs_f64().ceil() as u64,
             ));
         }
-        let raw = read_limited(headers, body, config.max_body_bytes).await?;
+        let raw = read_limited_within(
+            headers,
+            body,
+            config.max_body_bytes,
+            config.body_read_timeout,
+        )
+        .await?;
         let decoded = decode(raw, encoding, config.max_decompressed_bytes)?;
         let batch = parse_batch(&decoded)?;
 
