@@ -629,3 +629,68 @@ async fn the_client_limit_comes_first_and_unknown_keys_are_remembered() {
     assert_eq!(lookups.load(Ordering::SeqCst), 1);
     tp.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_planted_as_keys_on_every_route_reach_no_file() {
+    const STRIPE: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Tracepost::builder()
+        .service("shop")
+        .sink(tracepost_core::sinks::JsonlFile::new(dir.path()))
+        .build()
+        .unwrap();
+    let ingest = Ingest::new(tp.handle(), IngestConfig::new().key(PK)).unwrap();
+    let logs = LogIngest::new(
+        tp.handle(),
+        LogIngestConfig::new(),
+        Arc::new(StaticKeys::new([("shop", TPK)], false)),
+    )
+    .unwrap();
+    let app = tracepost_ingest::router(ingest).merge(tracepost_ingest::logs_router(logs));
+    let (_stop, stopped) = tokio::sync::oneshot::channel();
+    let (addr, _) = serve(app, stopped).await;
+    let client = reqwest::Client::new();
+    let events = json!([
+        {"type": "track", "ts": now_ms(), "name": "signup",
+         "props": {STRIPE: 1, "plan": {"password=hunter2": "pro"}}},
+        {"type": "error", "ts": now_ms(), "name": "Error", "message": "boom",
+         "stack": format!("Error: boom\n    at {STRIPE} (https://shop.example/app.js:1:2)"),
+         "extra": {"deep": [{"token=hunter2": 1}]}},
+    ]);
+    let r = client
+        .post(format!("http://{addr}/tracepost/v1/events?key={PK}"))
+        .header("content-type", "text/plain")
+        .body(browser_batch("keys-1", events))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = client
+        .post(format!("http://{addr}/tracepost/v1/batch"))
+        .header("x-tracepost-key", TPK)
+        .json(&json!({"service": "worker", "logs": [
+            {"message": "batch", "context": {STRIPE: 1, "a": {"password=hunter2": 2}}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = client
+        .post(format!("http://{addr}/tracepost/v1/logs"))
+        .header("x-tracepost-key", TPK)
+        .json(&json!({"resourceLogs": [{
+            "resource": {"attributes": [{"key": STRIPE, "value": {"intValue": "1"}}]},
+            "scopeLogs": [{"logRecords": [{"body": {"stringValue": "otlp"},
+                "attributes": [{"key": "password=hunter2", "value": {"stringValue": "v"}}]}]}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tp.shutdown(Duration::from_secs(5)).await;
+    let mut out = String::new();
+    for f in tracepost_core::sinks::JsonlFile::files(dir.path()).unwrap() {
+        out.push_str(&std::fs::read_to_string(f).unwrap());
+    }
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(!out.contains("sk_live_"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}
