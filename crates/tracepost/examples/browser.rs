@@ -7,6 +7,8 @@
 // ANCHOR: imports
 use std::net::SocketAddr;
 
+use axum::http::header::COOKIE;
+use axum::http::request::Parts;
 use axum::response::Html;
 use axum::routing::get;
 use tracepost::ingest::IngestConfig;
@@ -42,10 +44,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ))
         }
     };
+    // For single-page apps that outlive their token: GET /tracepost/v1/token, opt-in and
+    // only for the host's signed-in users (whoever can call it can send events).
+    let token_route = tp.token_router(|head: &Parts| {
+        // The host's own check: here the session cookie its login route would set (look
+        // the session up for real). Refused: 401 with the JSON error body.
+        head.headers
+            .get(COOKIE)
+            .and_then(|c| c.to_str().ok())
+            .is_some_and(|c| c.split("; ").any(|kv| kv == "session=signed-in"))
+    })?;
     let app = axum::Router::new()
         .route("/", get(page))
         .layer(tp.layer())
-        .merge(tp.ingest_router()?); // GET /tracepost/tp.js, POST /tracepost/v1/events, …
+        .merge(tp.ingest_router()?) // GET /tracepost/tp.js, POST /tracepost/v1/events, …
+        .merge(token_route);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     // The client's address is the rate-limit key: serve with connect info.
