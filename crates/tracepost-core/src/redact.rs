@@ -35,7 +35,8 @@ pub struct ValueRule {
     name: Arc<str>,
     regex: Regex,
     anchors: Vec<String>,
-    check: Option<fn(&str) -> bool>,
+    /// Called with (the whole match, the secret): false keeps the match as it is.
+    check: Option<fn(&str, &str) -> bool>,
 }
 
 impl std::fmt::Debug for ValueRule {
@@ -84,7 +85,7 @@ impl ValueRule {
         name: &'static str,
         pattern: &str,
         anchors: &[&str],
-        check: Option<fn(&str) -> bool>,
+        check: Option<fn(&str, &str) -> bool>,
     ) -> Self {
         let mut rule = ValueRule::new(name, pattern)
             .unwrap_or_else(|e| panic!("built-in rule {name}: {e}"))
@@ -101,6 +102,22 @@ fn looks_random(token: &str) -> bool {
     token.char_indices().any(|(i, c)| {
         c.is_ascii_digit() || !c.is_ascii_alphanumeric() || (i > 0 && c.is_ascii_uppercase())
     })
+}
+
+/// An `assignment` match is a source location, not a secret, when a file name
+/// (`secret_store.rs`, `token.js`: a name ending in `.` and 1 to 4 letters) is followed by
+/// `:` and a line (and column) number: `src/secret_store.rs:10:5` in a backtrace.
+fn not_a_location(whole: &str, secret: &str) -> bool {
+    let Some(key) = whole.strip_suffix(secret).and_then(|k| k.strip_suffix(':')) else {
+        return true;
+    };
+    let is_file = key.rsplit_once('.').is_some_and(|(_, ext)| {
+        (1..=4).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphabetic())
+    });
+    let is_line = secret
+        .split(':')
+        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    !(is_file && is_line)
 }
 
 /// The built-in rules, compiled once per process. Shapes follow the public secret-scanner
@@ -123,13 +140,13 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
             "bearer",
             r"(?i:\bbearer)\s+(?P<secret>[A-Za-z0-9._~+/=-]{6,})",
             &["bearer"],
-            Some(looks_random),
+            Some(|_, token| looks_random(token)),
         ),
         ValueRule::builtin(
             "basic",
             r"(?i:\bbasic)\s+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})",
             &["basic"],
-            Some(looks_random),
+            Some(|_, token| looks_random(token)),
         ),
         ValueRule::builtin(
             "jwt",
@@ -171,7 +188,9 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ),
         ValueRule::builtin(
             "assignment",
-            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[a-z0-9_.-]*["']?\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s"',;&)\]}]+)"#,
+            // A bare value does not start with `:`, so a Rust path (`auth::token::verify`,
+            // `jsonwebtoken::decode`, in messages and backtraces) is not an assignment.
+            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[a-z0-9_.-]*["']?\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s"',;&)\]}:][^\s"',;&)\]}]*)"#,
             &[
                 "password",
                 "passwd",
@@ -189,7 +208,7 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
                 "private-key",
                 "credential",
             ],
-            None,
+            Some(not_a_location),
         ),
     ]
 });
@@ -891,7 +910,9 @@ fn apply_rule(rule: &ValueRule, text: &str) -> Option<String> {
             caps.get(0).expect("group 0 always matches")
         };
         let secret = m.as_str();
-        if text[m.start()..].starts_with(REDACTED) || rule.check.is_some_and(|check| !check(secret))
+        let whole = caps.get(0).map_or(secret, |w| w.as_str());
+        if text[m.start()..].starts_with(REDACTED)
+            || rule.check.is_some_and(|check| !check(whole, secret))
         {
             continue;
         }
