@@ -54,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+// ANCHOR: shutdown
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM — what `docker stop`, systemd and Kubernetes send
 /// — so that the server drains and the pipeline flushes instead of the process dying with
 /// accepted events still queued.
@@ -74,3 +75,4 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+// ANCHOR_END: shutdown

@@ -73,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+// ANCHOR: token_secret
 /// `TP_TOKEN_SECRET`, else a random secret for this run with a warning: never a constant in
 /// the source, which anyone could read and mint tokens with. Tokens minted with a random
 /// secret stop verifying when the process restarts (and differ between replicas): set the
@@ -87,7 +88,9 @@ fn token_secret() -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     })
 }
+// ANCHOR_END: token_secret
 
+// ANCHOR: shutdown
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, so that the pipeline flushes before exit.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -106,3 +109,4 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+// ANCHOR_END: shutdown

@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 // ANCHOR_END: main
 
+// ANCHOR: shutdown
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM — what `docker stop`, systemd and Kubernetes send
 /// — so that the server drains and the pipeline flushes instead of the process dying with
 /// accepted events still queued.
@@ -52,3 +53,4 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+// ANCHOR_END: shutdown
