@@ -9,6 +9,7 @@
 // ANCHOR: imports
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracepost_core::sinks::JsonlFile;
 use tracepost_core::Tracepost;
@@ -42,14 +43,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     println!("log_server: listening on {}", listener.local_addr()?);
     // Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, then flush every
-    // accepted log to the sinks.
-    axum::serve(
+    // accepted log to the sinks. A body has its read deadline (`408` after 10 s), but a
+    // client trickling its request *head* is the server's to cut: give the requests in
+    // flight a grace period (SHUTDOWN_GRACE_SECS, 10 s), then stop waiting for them.
+    let grace =
+        Duration::from_secs(std::env::var("SHUTDOWN_GRACE_SECS").map_or(Ok(10), |s| s.parse())?);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut signalled = stopping.clone();
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    tp.shutdown(std::time::Duration::from_secs(5)).await;
+    .with_graceful_shutdown(async move {
+        let _ = signalled.wait_for(|s| *s).await;
+    });
+    let mut signalled = stopping;
+    tokio::select! {
+        served = server => served?,
+        _ = async {
+            let _ = signalled.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => eprintln!("log_server: connections still open {grace:?} after the signal; closing them"),
+    }
+    tp.shutdown(Duration::from_secs(5)).await;
     // ANCHOR_END: setup
     Ok(())
 }

@@ -205,6 +205,7 @@ async fn log_server_flushes_what_it_accepted_on_sigterm() {
     let mut child = std::process::Command::new(exe)
         .env("TRACEPOST_KEY", TPK)
         .env("PORT", "0")
+        .env("SHUTDOWN_GRACE_SECS", "1")
         .env_remove("RUST_LOG")
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
@@ -226,7 +227,25 @@ async fn log_server_flushes_what_it_accepted_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202, "{line}");
+    // A client trickling its request head, which no body deadline covers: the grace
+    // period ends the wait for it.
+    let mut slow = TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    slow.write_all(b"POST /tracepost/v1/batch HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let trickler = tokio::spawn(async move {
+        for _ in 0..300 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"x-slow: 1\r\n").await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // At once, as an orchestrator would: the logs are accepted, not yet written.
+    let signalled = Instant::now();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -239,6 +258,12 @@ async fn log_server_flushes_what_it_accepted_on_sigterm() {
         status.success(),
         "log_server died on SIGTERM instead of shutting down: {status}"
     );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(6),
+        "log_server waited {:?} on a client trickling its head",
+        signalled.elapsed()
+    );
+    trickler.abort();
     let mut written = 0;
     for entry in std::fs::read_dir(dir.path().join("logs")).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
