@@ -427,8 +427,12 @@ fn resource_into(a: &mut Alert, event: &Event) {
     a.release = event.resource.release.clone();
 }
 
-/// The text of an issue alert from one (redacted) error event.
+/// The text of an issue alert from one (redacted) error event. Every piece of event text
+/// (input: a browser or a log client may have sent it) is put on its line with its control
+/// characters escaped, so a message cannot forge the alert's other lines (`\n`,
+/// `\r`, ANSI sequences become visible escapes).
 fn issue_alert(event: &Event) -> Alert {
+    use tracepost_core::escape_control as esc;
     let title = match &event.error {
         Some(e) if !e.error_type.is_empty() => format!("{}: {}", e.error_type, e.message),
         Some(e) if !e.message.is_empty() => e.message.clone(),
@@ -436,10 +440,15 @@ fn issue_alert(event: &Event) -> Alert {
     };
     let mut description = String::new();
     if let Some(r) = &event.request {
-        description.push_str(&format!("`{} {}` → {}\n", r.method, r.route, r.status));
+        description.push_str(&format!(
+            "`{} {}` → {}\n",
+            esc(&r.method),
+            esc(&r.route),
+            r.status
+        ));
     }
     if let Some(location) = event.error.as_ref().and_then(|e| e.location.as_deref()) {
-        description.push_str(&format!("at {location}\n"));
+        description.push_str(&format!("at {}\n", esc(location)));
     }
     let frames = event
         .error
@@ -449,12 +458,14 @@ fn issue_alert(event: &Event) -> Alert {
         .unwrap_or_default();
     if !frames.is_empty() {
         description.push_str("```\n");
+        let frames: Vec<_> = frames.iter().map(|f| esc(f)).collect();
         description.push_str(&frames.join("\n"));
         description.push_str("\n```\n");
     }
     if title != event.message && !event.message.is_empty() {
-        description.push_str(&event.message);
+        description.push_str(&esc(&event.message));
     }
+    let title = esc(&title).into_owned();
     let mut a = Alert::new(AlertKind::NewIssue, event.level, title).with_description(description);
     resource_into(&mut a, event);
     a.route = event.request.as_ref().map(|r| r.route.clone());
@@ -513,6 +524,30 @@ mod tests {
     }
 
     const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn event_text_cannot_forge_lines_of_an_issue_alert() {
+        let mut e = Event::new(
+            Kind::Error,
+            Level::Error,
+            "x\n`GET /admin` → 200\n\x1b[2Jforged",
+        );
+        e.error = Some(tracepost_core::ErrorDetail {
+            error_type: "TypeError".into(),
+            message: "boom\nforged title line".into(),
+            backtrace: None,
+            location: Some("app.js:1:2\nat forged.js:9:9".into()),
+        });
+        let a = issue_alert(&e);
+        assert!(!a.title.contains('\n'), "{:?}", a.title);
+        assert_eq!(a.title, r"TypeError: boom\nforged title line");
+        // Two lines: the location, then the message; none of the input's line breaks.
+        assert_eq!(a.description.lines().count(), 2, "{:?}", a.description);
+        assert!(!a.description.contains('\x1b'));
+        assert!(a
+            .description
+            .ends_with(r"x\n`GET /admin` → 200\n\x1b[2Jforged"));
+    }
 
     #[test]
     fn a_known_issue_spikes_at_five_within_sixty_seconds_once() {

@@ -51,3 +51,46 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
+
+/// Whether `c` must not reach a terminal or a line-oriented log as is: C0 controls (line
+/// feed, carriage return, ESC…), DEL, C1 controls (8-bit CSI…), the Unicode line and
+/// paragraph separators, and the bidirectional overrides and isolates that reorder what a
+/// reader sees.
+fn is_hostile_char(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}'
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` safe to print on one line of a terminal or a text log: every control character
+/// (see above) is written as an escape — `\n`, `\r`, `\t`, else `\x1b`-style for ASCII and
+/// `\u{85}`-style above — so that input can neither start a forged line nor send ANSI
+/// sequences (colours, cursor moves, title changes). Borrowed when nothing needs escaping.
+///
+/// ```
+/// use tracepost_core::escape_control;
+/// assert_eq!(escape_control("ok\n2026 ERROR forged\x1b[31m"), r"ok\n2026 ERROR forged\x1b[31m");
+/// assert_eq!(escape_control("plain"), "plain");
+/// ```
+pub fn escape_control(s: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    if !s.chars().any(is_hostile_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_hostile_char(c) && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_hostile_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}

@@ -35,7 +35,8 @@ pub struct ValueRule {
     name: Arc<str>,
     regex: Regex,
     anchors: Vec<String>,
-    check: Option<fn(&str) -> bool>,
+    /// Called with (the whole match, the secret): false keeps the match as it is.
+    check: Option<fn(&str, &str) -> bool>,
 }
 
 impl std::fmt::Debug for ValueRule {
@@ -84,7 +85,7 @@ impl ValueRule {
         name: &'static str,
         pattern: &str,
         anchors: &[&str],
-        check: Option<fn(&str) -> bool>,
+        check: Option<fn(&str, &str) -> bool>,
     ) -> Self {
         let mut rule = ValueRule::new(name, pattern)
             .unwrap_or_else(|e| panic!("built-in rule {name}: {e}"))
@@ -101,6 +102,22 @@ fn looks_random(token: &str) -> bool {
     token.char_indices().any(|(i, c)| {
         c.is_ascii_digit() || !c.is_ascii_alphanumeric() || (i > 0 && c.is_ascii_uppercase())
     })
+}
+
+/// An `assignment` match is a source location, not a secret, when a file name
+/// (`secret_store.rs`, `token.js`: a name ending in `.` and 1 to 4 letters) is followed by
+/// `:` and a line (and column) number: `src/secret_store.rs:10:5` in a backtrace.
+fn not_a_location(whole: &str, secret: &str) -> bool {
+    let Some(key) = whole.strip_suffix(secret).and_then(|k| k.strip_suffix(':')) else {
+        return true;
+    };
+    let is_file = key.rsplit_once('.').is_some_and(|(_, ext)| {
+        (1..=4).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphabetic())
+    });
+    let is_line = secret
+        .split(':')
+        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    !(is_file && is_line)
 }
 
 /// The built-in rules, compiled once per process. Shapes follow the public secret-scanner
@@ -123,13 +140,13 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
             "bearer",
             r"(?i:\bbearer)\s+(?P<secret>[A-Za-z0-9._~+/=-]{6,})",
             &["bearer"],
-            Some(looks_random),
+            Some(|_, token| looks_random(token)),
         ),
         ValueRule::builtin(
             "basic",
             r"(?i:\bbasic)\s+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})",
             &["basic"],
-            Some(looks_random),
+            Some(|_, token| looks_random(token)),
         ),
         ValueRule::builtin(
             "jwt",
@@ -171,7 +188,9 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ),
         ValueRule::builtin(
             "assignment",
-            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[a-z0-9_.-]*["']?\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s"',;&)\]}]+)"#,
+            // A bare value does not start with `:`, so a Rust path (`auth::token::verify`,
+            // `jsonwebtoken::decode`, in messages and backtraces) is not an assignment.
+            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[a-z0-9_.-]*["']?\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s"',;&)\]}:][^\s"',;&)\]}]*)"#,
             &[
                 "password",
                 "passwd",
@@ -189,7 +208,7 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
                 "private-key",
                 "credential",
             ],
-            None,
+            Some(not_a_location),
         ),
     ]
 });
@@ -464,8 +483,31 @@ impl Redactor {
         }
     }
 
-    /// Masks a map of attributes or fields in place, as [`Redactor::json`] does.
+    /// Masks a map of attributes or fields in place, as [`Redactor::json`] does. Keys are
+    /// input too: a key with a credential shape (`{"sk_live_…": 1}`, `"password=hunter2"`)
+    /// is masked by the value rules like any string (`"[REDACTED]"`, `"password=[REDACTED]"`);
+    /// when two keys mask to the same text, the later ones get ` #2`, ` #3`… so that no value
+    /// is lost.
     pub fn map(&self, map: &mut Map<String, Value>) {
+        if map.keys().any(|k| matches!(self.text(k), Cow::Owned(_))) {
+            let old = std::mem::take(map);
+            for (k, v) in old {
+                let masked = match self.text(&k) {
+                    Cow::Owned(new) => Some(new),
+                    Cow::Borrowed(_) => None,
+                };
+                let mut key = masked.unwrap_or(k);
+                if map.contains_key(&key) {
+                    let base = key.clone();
+                    let mut n = 2;
+                    while map.contains_key(&key) {
+                        key = format!("{base} #{n}");
+                        n += 1;
+                    }
+                }
+                map.insert(key, v);
+            }
+        }
         for (k, v) in map.iter_mut() {
             if self.is_secret_key(k) {
                 if v.as_str() != Some(REDACTED) {
@@ -487,19 +529,35 @@ impl Redactor {
             }
             match pair.split_once('=') {
                 Some((k, _)) if self.is_secret_key(&percent_decode_lossy(k)) => {
-                    out.push_str(k);
+                    out.push_str(&self.query_key(k));
                     out.push('=');
                     out.push_str(REDACTED);
                 }
                 Some((k, v)) => {
-                    out.push_str(k);
+                    out.push_str(&self.query_key(k));
                     out.push('=');
                     out.push_str(&self.text(v));
                 }
-                None => out.push_str(&self.text(pair)),
+                None => out.push_str(&self.query_key(pair)),
             }
         }
         out
+    }
+
+    /// A query or form key (as sent, percent-encoded) with credential-shaped parts of its
+    /// decoded text masked (re-encoded then); the key as sent when nothing is masked.
+    fn query_key<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        let decoded = percent_decode_lossy(key);
+        match self.text(&decoded) {
+            Cow::Borrowed(_) => match self.text(key) {
+                // A shape only visible encoded (rare): mask the text as sent.
+                Cow::Owned(masked) => Cow::Owned(masked),
+                Cow::Borrowed(_) => Cow::Borrowed(key),
+            },
+            Cow::Owned(masked) => {
+                Cow::Owned(form_urlencoded::byte_serialize(masked.as_bytes()).collect())
+            }
+        }
     }
 
     /// `key=value` text as the `tracing` layer writes breadcrumbs (logfmt: values with spaces
@@ -610,9 +668,14 @@ impl Redactor {
         }
     }
 
-    /// Redacts a request snapshot in place: path, query, header names and values, bodies.
+    /// Redacts a request snapshot in place: method, path, query (keys and values), header
+    /// names and values, bodies, and the client address.
     pub fn request(&self, r: &mut RequestSnapshot) {
+        self.string(&mut r.method);
         self.string(&mut r.path);
+        if let Some(a) = &mut r.client_address {
+            self.string(a);
+        }
         if let Some(q) = &mut r.query {
             *q = self.query(q);
         }
@@ -621,6 +684,8 @@ impl Redactor {
             .iter_mut()
             .chain(r.response_headers.iter_mut())
         {
+            // A header name is input too (`sk_live_…: 1`).
+            self.string(k);
             if self.is_secret_header(k) {
                 if v != REDACTED {
                     *v = REDACTED.to_owned();
@@ -637,8 +702,9 @@ impl Redactor {
         }
     }
 
-    /// Redacts a whole event in place: message, attributes, error type and message,
-    /// breadcrumbs (message and `key=value` fields), the request snapshot, and the
+    /// Redacts a whole event in place: message, attributes (keys and values, at any depth),
+    /// error type, message, backtrace and location, breadcrumbs (target, message and
+    /// `key=value` fields), the request snapshot, and the
     /// envelope's strings that input can set (`user_id`, `session_id`, `request_id`, and the
     /// resource's `service`, `environment`, `release`, `host`: the ingest routes take them
     /// from the client).
@@ -665,8 +731,16 @@ impl Redactor {
         if let Some(err) = &mut e.error {
             self.string(&mut err.message);
             self.string(&mut err.error_type);
+            // A browser's stack becomes the backtrace: its function names and files are input.
+            for field in [&mut err.backtrace, &mut err.location]
+                .into_iter()
+                .flatten()
+            {
+                self.string(field);
+            }
         }
         for b in &mut e.breadcrumbs {
+            self.string(&mut b.target);
             if b.message.contains('=') {
                 b.message = self.logfmt(&b.message);
             } else {
@@ -836,7 +910,9 @@ fn apply_rule(rule: &ValueRule, text: &str) -> Option<String> {
             caps.get(0).expect("group 0 always matches")
         };
         let secret = m.as_str();
-        if text[m.start()..].starts_with(REDACTED) || rule.check.is_some_and(|check| !check(secret))
+        let whole = caps.get(0).map_or(secret, |w| w.as_str());
+        if text[m.start()..].starts_with(REDACTED)
+            || rule.check.is_some_and(|check| !check(whole, secret))
         {
             continue;
         }

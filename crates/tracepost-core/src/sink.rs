@@ -208,7 +208,9 @@ impl std::fmt::Display for SinkErrorKind {
 /// assert_eq!(e.kind(), SinkErrorKind::RateLimited);
 /// ```
 #[derive(Debug, thiserror::Error)]
-#[error("{class} ({kind}): {message}")]
+// The message often quotes a remote answer (which may echo event text): printed with its
+// control characters escaped, so it cannot forge lines in tracepost's own log output.
+#[error("{class} ({kind}): {}", crate::escape_control(.message))]
 pub struct SinkError {
     class: SinkErrorClass,
     kind: SinkErrorKind,

@@ -4,11 +4,12 @@
 //! `tpk_`), events written as NDJSON files under `logs/`.
 //!
 //! `TRACEPOST_KEY=tpk_… cargo run -p tracepost-ingest --example log_server` (port 4318,
-//! OTLP's, or `PORT`).
+//! OTLP's, or `PORT`). It stops on Ctrl-C or SIGTERM, after flushing what it accepted.
 
 // ANCHOR: imports
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracepost_core::sinks::JsonlFile;
 use tracepost_core::Tracepost;
@@ -18,7 +19,10 @@ use tracepost_ingest::{LogIngest, LogIngestConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let key = std::env::var("TRACEPOST_KEY")?;
+    // No default key: a constant in the source would be public. Refuse to start instead.
+    let key = std::env::var("TRACEPOST_KEY").map_err(|_| {
+        "TRACEPOST_KEY is not set: make a key with `echo tpk_$(openssl rand -hex 32)`"
+    })?;
     let port: u16 = std::env::var("PORT").map_or(Ok(4318), |p| p.parse())?;
     // ANCHOR: setup
     let tp = Tracepost::builder()
@@ -37,15 +41,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let app: axum::Router = tracepost_ingest::logs_router(logs);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
-    axum::serve(
+    println!("log_server: listening on {}", listener.local_addr()?);
+    // Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, then flush every
+    // accepted log to the sinks. A body has its read deadline (`408` after 10 s), but a
+    // client trickling its request *head* is the server's to cut: give the requests in
+    // flight a grace period (SHUTDOWN_GRACE_SECS, 10 s), then stop waiting for them.
+    let grace =
+        Duration::from_secs(std::env::var("SHUTDOWN_GRACE_SECS").map_or(Ok(10), |s| s.parse())?);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut signalled = stopping.clone();
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
-    tp.shutdown(std::time::Duration::from_secs(5)).await;
+    .with_graceful_shutdown(async move {
+        let _ = signalled.wait_for(|s| *s).await;
+    });
+    let mut signalled = stopping;
+    tokio::select! {
+        served = server => served?,
+        _ = async {
+            let _ = signalled.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => eprintln!("log_server: connections still open {grace:?} after the signal; closing them"),
+    }
+    tp.shutdown(Duration::from_secs(5)).await;
     // ANCHOR_END: setup
     Ok(())
 }
+
+// ANCHOR: shutdown
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM — what `docker stop`, systemd and Kubernetes send
+/// — so that the server drains and the pipeline flushes instead of the process dying with
+/// accepted events still queued.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+// ANCHOR_END: shutdown

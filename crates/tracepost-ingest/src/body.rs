@@ -1,9 +1,12 @@
 //! Reading a request body within its limits: the bytes as sent (`413 body_too_large`, checked
-//! on `Content-Length` first, then while streaming), and gzip decoding into a buffer that
-//! never grows past the decompressed limit (`413 decompressed_too_large`), so a gzip bomb
-//! costs at most that limit in memory.
+//! on `Content-Length` first, then while streaming), within a read deadline (`408
+//! body_timeout`, so a client trickling its upload cannot hold a connection — and graceful
+//! shutdown — for ever), and gzip decoding into a buffer that never grows past the
+//! decompressed limit (`413 decompressed_too_large`), so a gzip bomb costs at most that limit
+//! in memory.
 
 use std::io::Read;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
@@ -55,14 +58,44 @@ pub fn check_content(headers: &HeaderMap) -> Result<Encoding, IngestError> {
     Ok(encoding)
 }
 
-/// Reads `body` whole if it is at most `limit` bytes. A `Content-Length` over the limit is
-/// refused before reading. Errors: `413 body_too_large`; `400 body_unreadable` when the
-/// connection fails mid-body.
+/// How long a route waits for a whole request body by default: 10 s, from the first read
+/// to the last byte (the `body_read_timeout` setting of each route's config overrides it).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`read_limited_within`] with the [`DEFAULT_BODY_READ_TIMEOUT`].
 pub async fn read_limited<B>(
     headers: &HeaderMap,
     body: B,
     limit: usize,
 ) -> Result<Bytes, IngestError>
+where
+    B: Body,
+    B::Error: std::fmt::Display,
+{
+    read_limited_within(headers, body, limit, DEFAULT_BODY_READ_TIMEOUT).await
+}
+
+/// Reads `body` whole if it is at most `limit` bytes and arrives within `timeout` (counted
+/// from this call to the last byte). A `Content-Length` over the limit is refused before
+/// reading. Errors: `413 body_too_large`; `408 body_timeout` when the body is still
+/// incomplete after `timeout` (the connection is then closed, not drained); `400
+/// body_unreadable` when the connection fails mid-body.
+pub async fn read_limited_within<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, IngestError>
+where
+    B: Body,
+    B::Error: std::fmt::Display,
+{
+    tokio::time::timeout(timeout, read_all(headers, body, limit))
+        .await
+        .unwrap_or_else(|_| Err(IngestError::body_timeout(timeout)))
+}
+
+async fn read_all<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, IngestError>
 where
     B: Body,
     B::Error: std::fmt::Display,

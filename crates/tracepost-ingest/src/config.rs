@@ -51,6 +51,11 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// The largest body after gzip decoding (default 1 MiB) → `413 decompressed_too_large`.
     pub max_decompressed_bytes: usize,
+    /// How long the whole request body may take to arrive, from the first read to the last
+    /// byte (default 10 s, [`DEFAULT_BODY_READ_TIMEOUT`](crate::body::DEFAULT_BODY_READ_TIMEOUT))
+    /// → `408 body_timeout`: a client trickling its upload holds a connection no longer.
+    #[serde(with = "serde_duration")]
+    pub body_read_timeout: Duration,
     /// Requests per second allowed per client address (default 20), refilled continuously.
     pub per_client_rate: u32,
     /// Requests allowed at once per client address above the rate (default 40).
@@ -89,6 +94,7 @@ impl Default for IngestConfig {
             token_ttl: Duration::from_secs(3600),
             max_body_bytes: 256 * 1024,
             max_decompressed_bytes: 1024 * 1024,
+            body_read_timeout: crate::body::DEFAULT_BODY_READ_TIMEOUT,
             per_client_rate: 20,
             per_client_burst: 40,
             per_key_rate: 1000,
@@ -114,6 +120,7 @@ impl fmt::Debug for IngestConfig {
             .field("token_ttl", &self.token_ttl)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_decompressed_bytes", &self.max_decompressed_bytes)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("per_client_rate", &self.per_client_rate)
             .field("per_key_rate", &self.per_key_rate)
             .field("trusted_proxies", &self.trusted_proxies)
@@ -237,6 +244,12 @@ impl IngestConfig {
         self
     }
 
+    /// How long a whole request body may take to arrive (`408 body_timeout` after).
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
     /// Requests per second and burst allowed per client address.
     pub fn per_client_limit(mut self, per_second: u32, burst: u32) -> Self {
         self.per_client_rate = per_second;
@@ -334,6 +347,9 @@ impl IngestConfig {
                 "max_decompressed_bytes",
                 "must be at least max_body_bytes",
             ));
+        }
+        if self.body_read_timeout < Duration::from_millis(1) {
+            return Err(invalid("body_read_timeout", "must be at least 1 ms"));
         }
         for (field, v) in [
             ("per_client_rate", self.per_client_rate),

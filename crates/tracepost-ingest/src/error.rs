@@ -112,6 +112,19 @@ impl IngestError {
         )
     }
 
+    /// `408 body_timeout`: the body did not arrive whole within `timeout` (the route's
+    /// `body_read_timeout` setting).
+    pub fn body_timeout(timeout: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {} (body_read_timeout)",
+                humantime::format_duration(timeout)
+            ),
+        )
+    }
+
     /// `413 decompressed_too_large`: the body inflates to more than `limit` bytes.
     pub fn decompressed_too_large(limit: usize) -> Self {
         Self::new(
@@ -148,12 +161,15 @@ impl IngestError {
     /// `429 rate_limited`, retry after `seconds` (at least 1). `what` names the limit
     /// (`"client address"`, `"key"`).
     pub fn rate_limited(what: &str, seconds: u64) -> Self {
+        // The message and the header say the same: a wait under a second rounds up to 1 s
+        // (`Retry-After: 0` would invite an immediate retry).
+        let seconds = seconds.max(1);
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!("too many requests for this {what}; retry after {seconds} s"),
         );
-        e.retry_after = Some(seconds.max(1));
+        e.retry_after = Some(seconds);
         e
     }
 
@@ -252,6 +268,10 @@ mod tests {
         let e = IngestError::rate_limited("key", 0);
         let r = e.to_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            e.message(),
+            "too many requests for this key; retry after 1 s"
+        );
         assert!(!String::from_utf8_lossy(r.body()).contains("field"));
     }
 }

@@ -17,7 +17,7 @@ use http_body::Body;
 use parking_lot::Mutex;
 use tracepost_core::TracepostHandle;
 
-use crate::body::{check_content, decode, read_limited};
+use crate::body::{check_content, decode, read_limited_within};
 use crate::config::{ConfigError, IngestConfig};
 use crate::error::IngestError;
 use crate::map::{to_events, Context};
@@ -186,8 +186,9 @@ impl Ingest {
     }
 
     /// `GET {prefix}/v1/token?key=pk_…`: `200 {"token": …, "expires_at": …}` for the
-    /// request's origin (or the same host when it sends none). Mount it behind the host's own
-    /// authentication: whoever can call it can send events. Errors: `401` for a missing or
+    /// request's origin (or the same host when it sends none). Whoever can call it can send
+    /// events: call it only for the host's signed-in users (the axum adapter,
+    /// `token_router` (feature `axum`), takes the host's guard). Errors: `401` for a missing or
     /// unknown key, `403` for an origin not allowed, `404 tokens_disabled` without a secret.
     pub fn token(&self, headers: &HeaderMap, query: Option<&str>) -> Response<Bytes> {
         let result = (|| {
@@ -231,9 +232,11 @@ impl Ingest {
 
     /// `POST {prefix}/v1/events`: checks, in order, the client's rate (`429`), the content
     /// type and encoding (`415`), the key (`401`), the origin (`403`), the token (`401`), the
-    /// key's rate (`429`), the body size (`413`), the decompressed size (`413`) and the
-    /// schema (`400`); then drops a duplicate `batch_id` (`200 {"accepted":0,"duplicate":true}`)
-    /// or captures every event through the pipeline (`202 {"accepted": N}`).
+    /// key's rate (`429`), the body size (`413`) and read deadline (`408`,
+    /// `body_read_timeout`), the decompressed size (`413`) and the schema (`400`); then drops
+    /// a duplicate `batch_id` (`200 {"accepted":0,"duplicate":true}`) or captures every event
+    /// through the pipeline (`202 {"accepted": N}`: accepted into the in-memory pipeline
+    /// queue; the sinks write them moments later).
     ///
     /// `peer` is the TCP peer address (`None` when the server does not provide it: every
     /// such request then shares one rate-limit bucket).
@@ -309,7 +312,13 @@ impl Ingest {
                 wait.as_secs_f64().ceil() as u64,
             ));
         }
-        let raw = read_limited(headers, body, config.max_body_bytes).await?;
+        let raw = read_limited_within(
+            headers,
+            body,
+            config.max_body_bytes,
+            config.body_read_timeout,
+        )
+        .await?;
         let decoded = decode(raw, encoding, config.max_decompressed_bytes)?;
         let batch = parse_batch(&decoded)?;
 

@@ -13,6 +13,7 @@ pub mod schema;
 pub mod script;
 pub mod sourcemaps;
 pub mod stack;
+pub mod time;
 pub mod token;
 pub mod ua;
 pub mod visitor;

@@ -13,7 +13,9 @@
 //! derived it), `user_agent.original`, `user_agent.name`, `user_agent.version`, `os.name`,
 //! `os.version`, `device.type`, `geo.country.iso_code`, `browser.language`,
 //! `browser.screen`, `utm.*`, `ingest.batch_id`. Timestamps are corrected for the browser's
-//! clock skew (`sent_at` against the server's clock).
+//! clock skew (`sent_at` against the server's clock), then believed only within
+//! [`crate::time`]'s window around the receive time: outside it the event gets the receive
+//! time and keeps the browser's `ts` in `client.timestamp`.
 
 use serde_json::{Map, Value};
 use tracepost_core::pipeline::stages::ANALYTICS_EVENT;
@@ -145,8 +147,17 @@ pub fn to_events(batch: &Batch, ctx: &Context, maps: Option<&SourceMaps>) -> Vec
                 ev
             }
         };
-        let ms = (e.ts() + skew).clamp(0.0, ctx.received_ms + 60_000.0);
-        event = event.with_timestamp(Timestamp::from_unix_nanos((ms * 1e6) as u64));
+        // Then believed within a window around the receive time (a `ts` of 0, or far
+        // ahead, gets the receive time and is kept in `client.timestamp`).
+        let ms = (e.ts() + skew).clamp(0.0, u64::MAX as f64 / 1e6);
+        let received = Timestamp::from_unix_nanos((ctx.received_ms.max(0.0) * 1e6) as u64);
+        let ts = crate::time::settle(
+            (ms * 1e6) as u64,
+            received,
+            serde_json::Number::from_f64(e.ts()).map_or(Value::Null, Value::Number),
+            &mut event.attributes,
+        );
+        event = event.with_timestamp(ts);
         event.session_id = Some(batch.session_id.clone());
         event.user_id = user_id.clone();
         for (k, v) in &common {

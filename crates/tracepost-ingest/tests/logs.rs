@@ -108,6 +108,20 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// A record time an hour ago, with nanoseconds (client times are believed within 7 days of
+/// the receive time: fixed dates would age out of the window).
+static RECENT_NS: std::sync::LazyLock<u64> =
+    std::sync::LazyLock::new(|| (now_s() - 3600) * 1_000_000_000 + 123_456_789);
+
+/// [`RECENT_NS`] in milliseconds, and as RFC 3339 with milliseconds.
+fn recent_ms() -> u64 {
+    *RECENT_NS / 1_000_000
+}
+
+fn recent_rfc3339() -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(recent_ms())).to_string()
+}
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -119,9 +133,9 @@ fn now_s() -> u64 {
 async fn batch_is_captured_with_project_and_key() {
     let mut s = Server::start(LogIngestConfig::new()).await;
     let body = json!({"service": "billing", "environment": "prod", "logs": [
-        {"timestamp": "2026-11-29T10:00:00.123Z", "level": "error", "message": "charge failed",
+        {"timestamp": recent_rfc3339(), "level": "error", "message": "charge failed",
          "context": {"order_id": 42}, "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736"},
-        {"timestamp": 1_795_946_400_000u64, "level": "warning", "message": "slow"},
+        {"timestamp": recent_ms() / 1000 * 1000, "level": "warning", "message": "slow"},
         {"message": "default level"}
     ]});
     let r = s.batch(KEY).json(&body).send().await.unwrap();
@@ -145,10 +159,13 @@ async fn batch_is_captured_with_project_and_key() {
     assert_eq!(e.attributes["ingest.project"], "shop");
     assert_eq!(e.attributes["ingest.key"], &KEY[..12]);
     assert_eq!(e.attributes["ingest.source"], "batch");
-    assert_eq!(e.timestamp.unix_nanos(), 1_795_946_400_123_000_000);
+    assert_eq!(e.timestamp.unix_nanos(), recent_ms() * 1_000_000);
     let slow = events.iter().find(|e| e.message == "slow").unwrap();
     assert_eq!(slow.level, Level::Warn);
-    assert_eq!(slow.timestamp.unix_nanos(), 1_795_946_400_000_000_000);
+    assert_eq!(
+        slow.timestamp.unix_nanos(),
+        recent_ms() / 1000 * 1_000_000_000
+    );
     let d = events
         .iter()
         .find(|e| e.message == "default level")
@@ -443,7 +460,7 @@ fn otlp_request() -> proto::ExportLogsServiceRequest {
                 }),
                 log_records: vec![
                     LogRecord {
-                        time_unix_nano: 1_764_410_400_123_456_789,
+                        time_unix_nano: *RECENT_NS,
                         severity_number: 17,
                         severity_text: "ERROR".into(),
                         body: Some(s("payment declined")),
@@ -500,7 +517,7 @@ fn check_otlp_events(events: &[Event]) {
         Some("0102030405060708090a0b0c0d0e0f10")
     );
     assert_eq!(e.span_id.as_deref(), Some("0102030405060708"));
-    assert_eq!(e.timestamp.unix_nanos(), 1_764_410_400_123_456_789);
+    assert_eq!(e.timestamp.unix_nanos(), *RECENT_NS);
     assert_eq!(e.attributes["http.status_code"], 402);
     assert_eq!(e.attributes["k8s.pod.name"], "checkout-7d9");
     assert_eq!(e.attributes["otel.scope.name"], "app.payments");
@@ -543,13 +560,13 @@ async fn otlp_json_per_spec() {
         {"key": "service.version", "value": {"stringValue": "1.4.2"}},
         {"key": "k8s.pod.name", "value": {"stringValue": "checkout-7d9"}}]},
     "scopeLogs": [{"scope": {"name": "app.payments"}, "logRecords": [
-        {"timeUnixNano": "1764410400123456789", "severityNumber": 17, "severityText": "ERROR",
+        {"timeUnixNano": RECENT_NS.to_string(), "severityNumber": 17, "severityText": "ERROR",
          "body": {"stringValue": "payment declined"},
          "attributes": [{"key": "http.status_code", "value": {"intValue": "402"}},
                         {"key": "password", "value": {"stringValue": "hunter2-planted"}}],
          "traceId": "0102030405060708090A0B0C0D0E0F10", "spanId": "0102030405060708",
          "someFutureField": true},
-        {"observedTimeUnixNano": 1764410400000000000u64, "severityText": "warning",
+        {"observedTimeUnixNano": *RECENT_NS, "severityText": "warning",
          "body": {"kvlistValue": {"values": [{"key": "event", "value": {"stringValue": "retry"}}]}}},
         {"body": {"stringValue": "bad ids"}, "traceId": "AQIDBAUGBwgJCgsMDQ4PEA=="}
     ]}]}]});

@@ -107,7 +107,7 @@ pub mod tracing {
 
 /// `use tracepost::prelude::*;` adds `layer()`, `tracing_layer()`, `metrics_router()`, (feature
 /// `actix`) `actix()`, `actix_metrics()` and `actix_health()`, (feature `browser`)
-/// `ingest_router()` and `browser_token()`, and (feature `alerts`) `send_test_alert()` and
+/// `ingest_router()`, `token_router()` and `browser_token()`, and (feature `alerts`) `send_test_alert()` and
 /// `alerts_admin_router()` to [`Tracepost`] and [`TracepostHandle`], and (feature `browser`)
 /// `browser(..)` to [`Builder`].
 pub mod prelude {
@@ -261,14 +261,30 @@ impl BuilderBrowserExt for Builder {
 #[cfg(feature = "browser")]
 pub trait TracepostBrowserExt: AsHandle {
     /// The routes behind `tp.js`, under the configured prefix (default `/tracepost`):
-    /// `GET /tracepost/tp.js`, `POST /tracepost/v1/events`, `GET /tracepost/v1/token` (see
-    /// [`ingest::router`]), with the settings given to `Builder::browser`. Call it once: each
-    /// call has its own rate limits and duplicate filter. Errors: settings missing or invalid
-    /// (the field is named).
+    /// `GET /tracepost/tp.js`, `GET /tracepost/tp-vitals.js` and `POST /tracepost/v1/events`
+    /// (see [`ingest::router`]), with the settings given to `Builder::browser`. Not the token
+    /// route: mount [`token_router`](Self::token_router) behind your own authentication if
+    /// single-page apps need fresh tokens. Call it once: each call has its own rate limits
+    /// and duplicate filter. Errors: settings missing or invalid (the field is named).
     fn ingest_router<S: Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<tracepost_ingest::axum_router::Router<S>, tracepost_ingest::ConfigError> {
         Ok(tracepost_ingest::router(self.ingest()?))
+    }
+
+    /// `GET /tracepost/v1/token` (under the configured prefix), guarded by `guard`: it gets
+    /// each request's head and returns whether the caller is signed in to the host (a refused
+    /// request gets `401 unauthorized`). Whoever can call the route can send events, so it is
+    /// never public. See [`ingest::token_router`].
+    fn token_router<S, G>(
+        &self,
+        guard: G,
+    ) -> Result<tracepost_ingest::axum_router::Router<S>, tracepost_ingest::ConfigError>
+    where
+        S: Clone + Send + Sync + 'static,
+        G: Fn(&http::request::Parts) -> bool + Clone + Send + Sync + 'static,
+    {
+        Ok(tracepost_ingest::token_router(self.ingest()?, guard))
     }
 
     /// The framework-neutral [`ingest::Ingest`] with the settings given to

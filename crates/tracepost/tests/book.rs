@@ -214,6 +214,7 @@ fn configuration_page_lists_every_setter() {
         "metrics_router()",
         "health_router()",
         "ingest_router()",
+        "token_router(",
         "ingest()",
         "browser_token()",
         "send_test_alert()",

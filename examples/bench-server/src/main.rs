@@ -33,9 +33,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = args.next().unwrap_or_else(|| "bare".into());
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:3100".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    // Ctrl-C or SIGTERM (`kill`, as scripts/bench-wrk.sh stops it): drain, flush, and
+    // remove the temporary sink directory.
+    let shutdown = shutdown_signal();
     match mode.as_str() {
         "bare" => {
             axum::serve(listener, routes())
@@ -79,4 +79,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -205,6 +205,7 @@ fn warn_throttled(sink: &str, message: &str) {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     {
+        let message = crate::escape_control(message);
         tracing::warn!(target: "tracepost::pipeline", sink, "{message}");
     }
 }

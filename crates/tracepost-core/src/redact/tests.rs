@@ -153,6 +153,42 @@ fn rule_assignment() {
         "GET /cb?access_token=[REDACTED]&state=1"
     );
     assert_eq!(r.text("db_password: 'p w'"), "db_password: '[REDACTED]'");
+    // A Rust path is not an assignment: backtraces and messages keep their frames.
+    for path in [
+        "at my_app::auth::token::verify",
+        "jsonwebtoken::decode failed",
+        "   3: app::secret_store::SecretStore::get\n             at src/secret_store.rs:10:5",
+    ] {
+        assert_eq!(r.text(path), path);
+    }
+    assert_eq!(r.text("token: abc"), "token: [REDACTED]");
+}
+
+#[test]
+fn keys_with_credential_shapes_are_masked_at_every_depth() {
+    let r = Redactor::default();
+    let stripe = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let mut v = serde_json::json!({
+        stripe: 1,
+        "a": [{"b": {"password=hunter2": "x", "ok": 2}}],
+    });
+    r.json(&mut v);
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "[REDACTED]": 1,
+            "a": [{"b": {"password=[REDACTED]": "[REDACTED]", "ok": 2}}],
+        })
+    );
+    // Idempotent.
+    let once = v.clone();
+    r.json(&mut v);
+    assert_eq!(v, once);
+    // Query parameter names too, percent-encoded or not.
+    assert_eq!(
+        r.query(&format!("{stripe}=1&password%3Dhunter2=2&page=3")),
+        "%5BREDACTED%5D=1&password%3D%5BREDACTED%5D=[REDACTED]&page=3"
+    );
 }
 
 #[test]

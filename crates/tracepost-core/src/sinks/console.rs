@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
+use crate::escape_control;
 use crate::event::{Event, Kind};
 use crate::sink::{Batch, Sink, SinkError, SinkOutcome};
 
@@ -82,39 +83,51 @@ impl Console {
         self
     }
 
-    /// Formats one event the way this sink prints it.
+    /// Formats one event the way this sink prints it. Every field that input can set is
+    /// printed with its control characters escaped ([`escape_control`]): a message with a
+    /// line feed or an ANSI sequence can neither forge a line nor colour the terminal. The
+    /// only line breaks are the ones this format adds (the indented detail lines).
     pub fn format(event: &Event) -> String {
         let mut s = format!(
             "{} {:<5} {} {}",
             event.timestamp,
             event.level.as_str().to_uppercase(),
             event.kind,
-            event.message
+            escape_control(&event.message)
         );
         if let Some(fp) = &event.fingerprint {
-            s.push_str(&format!(" fingerprint={fp}"));
+            s.push_str(&format!(" fingerprint={}", escape_control(fp)));
         }
         if let Some(t) = &event.trace_id {
-            s.push_str(&format!(" trace_id={t}"));
+            s.push_str(&format!(" trace_id={}", escape_control(t)));
         }
         if let Some(r) = &event.request_id {
-            s.push_str(&format!(" request_id={r}"));
+            s.push_str(&format!(" request_id={}", escape_control(r)));
         }
         for (k, v) in &event.attributes {
-            s.push_str(&format!(" {k}={v}"));
+            // JSON escapes C0 controls in strings, not DEL, C1 or U+2028: escape the text too.
+            s.push_str(&format!(
+                " {}={}",
+                escape_control(k),
+                escape_control(&v.to_string())
+            ));
         }
         if let Some(req) = &event.request {
             s.push_str(&format!(
                 "\n    request: {} {} -> {} in {:.1} ms ({} B in, {} B out)",
-                req.method,
-                req.path,
+                escape_control(&req.method),
+                escape_control(&req.path),
                 req.status,
                 req.duration_ms,
                 req.request_bytes,
                 req.response_bytes
             ));
             for (k, v) in &req.request_headers {
-                s.push_str(&format!("\n      {k}: {v}"));
+                s.push_str(&format!(
+                    "\n      {}: {}",
+                    escape_control(k),
+                    escape_control(v)
+                ));
             }
         }
         if let Some(e) = &event.error {
@@ -123,7 +136,7 @@ impl Console {
                 if !frames.is_empty() {
                     s.push_str("\n    backtrace (application frames):");
                     for f in frames {
-                        s.push_str(&format!("\n      at {f}"));
+                        s.push_str(&format!("\n      at {}", escape_control(&f)));
                     }
                 }
             }
@@ -135,8 +148,8 @@ impl Console {
                     "\n      {} {:<5} {}: {}",
                     b.timestamp,
                     b.level.as_str().to_uppercase(),
-                    b.target,
-                    b.message
+                    escape_control(&b.target),
+                    escape_control(&b.message)
                 ));
             }
         }

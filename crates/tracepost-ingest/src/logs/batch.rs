@@ -195,12 +195,10 @@ pub fn parse(
             })?,
             Some(_) => return Err(IngestError::invalid_field(p("level"), "must be a string")),
         };
-        let ts = timestamp(log.get("timestamp"), &p("timestamp"), now)?;
+        let claimed = timestamp(log.get("timestamp"), &p("timestamp"), now)?;
         let trace_id = hex_id(log.get("trace_id"), 32, &p("trace_id"))?;
         let span_id = hex_id(log.get("span_id"), 16, &p("span_id"))?;
         let mut e = Event::new(Kind::Log, level, message);
-        e.timestamp = ts;
-        e.id = tracepost_core::event::new_id(ts);
         e.resource = resource.clone();
         e.trace_id = trace_id;
         e.span_id = span_id;
@@ -214,6 +212,15 @@ pub fn parse(
                 ))
             }
         }
+        // Believed within the window around the receive time (else the receive time, the
+        // sent value in `client.timestamp`).
+        e.timestamp = crate::time::settle(
+            claimed.unix_nanos(),
+            now,
+            log.get("timestamp").cloned().unwrap_or(Value::Null),
+            &mut e.attributes,
+        );
+        e.id = tracepost_core::event::new_id(e.timestamp);
         for (k, v) in common {
             e.attributes.insert(k.clone(), v.clone());
         }

@@ -24,6 +24,11 @@ pub struct LogIngestConfig {
     /// Largest OTLP body, as sent and decompressed, in bytes (default 20 MiB: the
     /// OpenTelemetry Collector's `max_request_body_size`).
     pub max_otlp_bytes: usize,
+    /// How long the whole request body may take to arrive, from the first read to the last
+    /// byte (default 10 s) → `408 body_timeout`. Raise it for large OTLP exports over slow
+    /// links.
+    #[serde(with = "humantime_serde_compat")]
+    pub body_read_timeout: Duration,
     /// Requests per second each key may send (default 100).
     pub per_key_rate: u32,
     /// Burst each key may send at once (default 200).
@@ -63,6 +68,7 @@ impl Default for LogIngestConfig {
             max_batch_bytes: 512 * 1024,
             max_batch_events: 250,
             max_otlp_bytes: 20 * 1024 * 1024,
+            body_read_timeout: crate::body::DEFAULT_BODY_READ_TIMEOUT,
             per_key_rate: 100,
             per_key_burst: 200,
             per_client_rate: 200,
@@ -107,6 +113,12 @@ impl LogIngestConfig {
     /// Largest OTLP body in bytes, as sent and decompressed (`413` above).
     pub fn max_otlp_bytes(mut self, bytes: usize) -> Self {
         self.max_otlp_bytes = bytes;
+        self
+    }
+
+    /// How long a whole request body may take to arrive (`408 body_timeout` after).
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
         self
     }
 
@@ -159,6 +171,9 @@ impl LogIngestConfig {
         }
         if self.per_key_rate == 0 || self.per_client_rate == 0 {
             return err("per_key_rate", "rates must be positive");
+        }
+        if self.body_read_timeout < Duration::from_millis(1) {
+            return err("body_read_timeout", "must be at least 1 ms");
         }
         if self.maintenance_every.is_zero() {
             return err("maintenance_every", "must be positive");

@@ -39,7 +39,7 @@ use prost::Message as _;
 use serde_json::{Map, Value};
 use tracepost_core::TracepostHandle;
 
-use crate::body::{decode, read_limited, Encoding};
+use crate::body::{decode, read_limited_within, Encoding};
 use crate::config::{ConfigError, IngestConfig};
 use crate::error::IngestError;
 use crate::origin::{client_ip, limit_key};
@@ -48,6 +48,10 @@ pub use keys::{KeyRecord, KeyStore, StaticKeys};
 
 /// Most prefixes the key cache holds before it starts over.
 const KEY_CACHE_MAX: usize = 10_000;
+/// Most unknown prefixes remembered (least recently seen forgotten first), each for
+/// `key_cache_ttl`: a client repeating a bad key costs no store lookup, and a flood of
+/// random prefixes neither grows memory nor evicts the known keys' cache.
+pub const UNKNOWN_KEY_CACHE_MAX: usize = 4_096;
 
 /// The server-to-server log routes' handlers. Cheap to clone.
 #[derive(Clone)]
@@ -64,6 +68,8 @@ struct Inner {
     per_key: DefaultKeyedRateLimiter<String>,
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     cache: Mutex<HashMap<String, CachedKeys>>,
+    /// Prefixes the store did not know, and when it said so.
+    unknown: Mutex<lru::LruCache<String, Instant>>,
     last_used: Mutex<HashMap<i64, SystemTime>>,
 }
 
@@ -107,6 +113,10 @@ impl LogIngest {
             per_key: RateLimiter::keyed(quota(config.per_key_rate, config.per_key_burst)),
             per_client: RateLimiter::keyed(quota(config.per_client_rate, config.per_client_burst)),
             cache: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(UNKNOWN_KEY_CACHE_MAX)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
             last_used: Mutex::new(HashMap::new()),
             handle,
             proxies,
@@ -124,10 +134,11 @@ impl LogIngest {
         &self.inner.config
     }
 
-    /// Forgets the cached keys of `prefix` (after revoking one), so this server refuses it
-    /// at once.
+    /// Forgets the cached keys of `prefix` (after revoking one, or creating one whose prefix
+    /// was refused as unknown), so this server sees the change at once.
     pub fn invalidate(&self, prefix: &str) {
         self.inner.cache.lock().remove(prefix);
+        self.inner.unknown.lock().pop(prefix);
     }
 
     /// Stores the pending last-used times now (the maintenance task does it periodically).
@@ -136,10 +147,12 @@ impl LogIngest {
     }
 
     /// `POST {prefix}/v1/batch`. Checks, in order: the client's rate (`429`), the content
-    /// type and encoding (`415`), the key (`401`; `503` when the key store is down), the
-    /// key's rate (`429`), the body size (`413`), the signature (`401`), the decompressed
-    /// size (`413`) and the batch (`400` naming the field); then captures every log: `202
-    /// {"accepted": N}`.
+    /// type and encoding (`415`), the key (`401`; `503` when the key store is down; a prefix
+    /// the store did not know is remembered for `key_cache_ttl`, so repeating it costs no
+    /// lookup), the key's rate (`429`), the body size and read deadline (`413`, `408`), the
+    /// signature (`401`), the decompressed size (`413`) and the batch (`400` naming the
+    /// field); then captures every log: `202 {"accepted": N}` — accepted into the in-memory
+    /// pipeline queue, not yet written to the sinks.
     pub async fn batch<B>(
         &self,
         headers: &HeaderMap,
@@ -151,9 +164,10 @@ impl LogIngest {
         B::Error: std::fmt::Display,
     {
         let result = async {
+            self.check_client(headers, peer)?;
             let encoding = crate::body::check_content(headers)?;
             let limit = self.inner.config.max_batch_bytes;
-            let (sender, decoded) = self.admit(headers, peer, body, encoding, limit).await?;
+            let (sender, decoded) = self.admit(headers, body, encoding, limit).await?;
             let events = batch::parse(
                 &decoded,
                 self.inner.config.max_batch_events,
@@ -185,9 +199,10 @@ impl LogIngest {
         B::Error: std::fmt::Display,
     {
         let result = async {
+            self.check_client(headers, peer)?;
             let (protobuf, encoding) = otlp_content(headers)?;
             let limit = self.inner.config.max_otlp_bytes;
-            let (sender, decoded) = self.admit(headers, peer, body, encoding, limit).await?;
+            let (sender, decoded) = self.admit(headers, body, encoding, limit).await?;
             let req = decode_otlp(&decoded, protobuf)?;
             let mapped = otlp::to_events(&req, &common(&sender));
             for e in mapped.events {
@@ -203,19 +218,9 @@ impl LogIngest {
         result.unwrap_or_else(|e| e.to_response())
     }
 
-    /// The checks both routes share; the decoded body and its sender.
-    async fn admit<B>(
-        &self,
-        headers: &HeaderMap,
-        peer: Option<IpAddr>,
-        body: B,
-        encoding: Encoding,
-        limit: usize,
-    ) -> Result<(Sender, Bytes), IngestError>
-    where
-        B: Body,
-        B::Error: std::fmt::Display,
-    {
+    /// The per-client rate limit, the first check of both routes (before anything that
+    /// costs: a key lookup, a body read). Errors: `429` with `Retry-After`.
+    fn check_client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<(), IngestError> {
         let inner = &*self.inner;
         let client = client_ip(&inner.proxies, peer, headers)
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), limit_key);
@@ -226,6 +231,23 @@ impl LogIngest {
                 wait.as_secs_f64().ceil() as u64,
             ));
         }
+        Ok(())
+    }
+
+    /// The checks both routes share after the client's rate and the content type: key, key
+    /// rate, body, signature; the decoded body and its sender.
+    async fn admit<B>(
+        &self,
+        headers: &HeaderMap,
+        body: B,
+        encoding: Encoding,
+        limit: usize,
+    ) -> Result<(Sender, Bytes), IngestError>
+    where
+        B: Body,
+        B::Error: std::fmt::Display,
+    {
+        let inner = &*self.inner;
         let presented = presented_key(headers)?;
         let records = self.lookup(&presented[..keys::PREFIX_LEN]).await?;
         let Some((record, whole)) = keys::matching(&presented, &records) else {
@@ -242,7 +264,7 @@ impl LogIngest {
                 wait.as_secs_f64().ceil() as u64,
             ));
         }
-        let raw = read_limited(headers, body, limit).await?;
+        let raw = read_limited_within(headers, body, limit, inner.config.body_read_timeout).await?;
         let signature = header_str(headers, "x-tracepost-signature");
         if !whole
             || signature.is_some()
@@ -275,6 +297,18 @@ impl LogIngest {
                 return Ok(recs.clone());
             }
         }
+        {
+            let mut unknown = inner.unknown.lock();
+            match unknown.get(prefix) {
+                Some(at) if at.elapsed() < inner.config.key_cache_ttl => {
+                    return Ok(Arc::new(Vec::new()))
+                }
+                Some(_) => {
+                    unknown.pop(prefix);
+                }
+                None => {}
+            }
+        }
         let recs = inner.store.by_prefix(prefix).await.map_err(|e| {
             tracing::warn!(error = %e, "tracepost: the API key store is unavailable");
             IngestError::new(
@@ -283,6 +317,10 @@ impl LogIngest {
                 "the API key store is unavailable; retry later",
             )
         })?;
+        if recs.is_empty() {
+            inner.unknown.lock().put(prefix.to_owned(), Instant::now());
+            return Ok(Arc::new(recs));
+        }
         let recs = Arc::new(recs);
         let mut cache = inner.cache.lock();
         if cache.len() >= KEY_CACHE_MAX {
@@ -449,5 +487,12 @@ async fn maintenance(inner: Weak<Inner>) {
         inner.per_client.shrink_to_fit();
         let ttl = inner.config.key_cache_ttl;
         inner.cache.lock().retain(|_, (at, _)| at.elapsed() < ttl);
+        let mut unknown = inner.unknown.lock();
+        while unknown
+            .peek_lru()
+            .is_some_and(|(_, at)| at.elapsed() >= ttl)
+        {
+            unknown.pop_lru();
+        }
     }
 }

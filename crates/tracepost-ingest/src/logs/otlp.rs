@@ -5,7 +5,7 @@
 //! | `severityNumber` 1–4 / 5–8 / 9–12 / 13–16 / 17–24 | `level` trace / debug / info / warn / error (17–24 also `log.severity_number`) |
 //! | `severityNumber` 0 (unspecified)       | `severityText` read as a level name, else `info` |
 //! | `body` (string)                        | `message` (other bodies: JSON text in `message`, value in `log.body`) |
-//! | `timeUnixNano` (else `observedTimeUnixNano`, else now) | `timestamp`                |
+//! | `timeUnixNano` (else `observedTimeUnixNano`, else now; outside 7 days before to 5 min after the receive time: now, and the sent value in `client.timestamp`) | `timestamp` |
 //! | `traceId` / `spanId` (16 / 8 bytes)    | `trace_id` / `span_id` (lowercase hex); other lengths reject the record |
 //! | resource `service.name`                | `resource.service` (default `unknown_service`) |
 //! | resource `deployment.environment.name` (or `deployment.environment`) | `resource.environment` |
@@ -170,12 +170,6 @@ fn record(
     } else {
         r.observed_time_unix_nano
     };
-    e.timestamp = if nanos != 0 {
-        Timestamp::from_unix_nanos(nanos)
-    } else {
-        now
-    };
-    e.id = tracepost_core::event::new_id(e.timestamp);
     e.resource = resource.clone();
     e.trace_id = trace_id;
     e.span_id = span_id;
@@ -186,6 +180,14 @@ fn record(
             kv.value.as_ref().map_or(Value::Null, to_json),
         );
     }
+    // Believed within the window around the receive time; else the receive time, and the
+    // record's time kept in `client.timestamp` (a 64-bit number: a string, as OTLP/JSON).
+    e.timestamp = if nanos != 0 {
+        crate::time::settle(nanos, now, nanos.to_string().into(), &mut e.attributes)
+    } else {
+        now
+    };
+    e.id = tracepost_core::event::new_id(e.timestamp);
     if let Some(v) = body_attr {
         e.attributes.insert("log.body".into(), v);
     }
