@@ -94,7 +94,10 @@ fn token_secret() -> String {
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, so that the pipeline flushes before exit.
 async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // A handler that can't be installed must not read as a signal (and stop the server).
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {

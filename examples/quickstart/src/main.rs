@@ -128,12 +128,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         generated.then_some(token.as_str()),
         api_key_generated.then_some(api_key.as_str()),
     );
-    axum::serve(
+    // On Ctrl-C or SIGTERM, stop accepting and let the requests in flight finish — but not
+    // forever: an open live-tail stream or a client trickling its request head would hold a
+    // graceful shutdown indefinitely. After SHUTDOWN_GRACE_SECS (10 s) stop waiting for them.
+    let grace = Duration::from_secs(
+        std::env::var("SHUTDOWN_GRACE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    );
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut signalled = stopping.clone();
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(async move {
+        let _ = signalled.wait_for(|s| *s).await;
+    });
+    let mut signalled = stopping;
+    tokio::select! {
+        served = server => served?,
+        _ = async {
+            let _ = signalled.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "connections still open after the signal; closing them"),
+    }
 
     let report = tp.shutdown(Duration::from_secs(5)).await;
     tracing::info!(completed = report.completed, "tracepost flushed");
@@ -257,13 +281,16 @@ fn print_banner(addr: SocketAddr, generated_token: Option<&str>, generated_key: 
 
 async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // A handler that can't be installed must not read as a signal (and stop the server).
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => drop(s.recv().await),
+            Err(_) => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
