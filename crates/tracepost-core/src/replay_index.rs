@@ -310,6 +310,85 @@ pub fn replay_url(console_base: &str, session: &ReplaySession, at: Timestamp) ->
     )
 }
 
+/// What one replay retention run deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplayRetentionReport {
+    /// Segment objects deleted (whole days of sessions that started before the cutoff day).
+    pub segments: usize,
+    /// Index rows deleted (sessions that ended before the cutoff).
+    pub sessions: u64,
+}
+
+/// Why a retention run failed (the next run tries again).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayRetentionError {
+    /// Listing or deleting segments failed.
+    #[error("replay segments: {0}")]
+    Segments(#[from] crate::sink::SinkError),
+    /// Deleting index rows failed.
+    #[error("replay index: {0}")]
+    Index(#[from] crate::store::StoreError),
+}
+
+/// One retention run: deletes the segments of sessions that started before the UTC day of
+/// `now - max_age` ([`ReplayStore::delete_before`], whole day prefixes, so a segment lives
+/// between `max_age` and `max_age` + 1 day), then the index rows of sessions that ended
+/// before `now - max_age`. A store without a replay index (the default
+/// [`Store::delete_replay_sessions_before`](crate::store::Store::delete_replay_sessions_before))
+/// only has its segments deleted.
+pub async fn retain_replays<S: crate::object_store::ObjectStore>(
+    replays: &crate::object_store::ReplayStore<S>,
+    index: &dyn crate::store::Store,
+    max_age: Duration,
+) -> Result<ReplayRetentionReport, ReplayRetentionError> {
+    let cutoff = Timestamp::from(
+        std::time::SystemTime::now()
+            .checked_sub(max_age)
+            .unwrap_or(std::time::UNIX_EPOCH),
+    );
+    let segments = replays.delete_before(Day::of(cutoff)).await?;
+    let sessions = match index.delete_replay_sessions_before(cutoff).await {
+        Ok(n) => n,
+        Err(crate::store::StoreError::Unavailable(m)) if m.contains("no replay index") => 0,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(ReplayRetentionReport { segments, sessions })
+}
+
+/// Runs [`retain_replays`] now and then every `every` (at least 1 s) on the current tokio
+/// runtime, logging what it deleted and any failure (retried at the next run); retention
+/// without cron. Abort the returned handle to stop it.
+pub fn spawn_replay_retention<S: crate::object_store::ObjectStore>(
+    replays: crate::object_store::ReplayStore<S>,
+    index: std::sync::Arc<dyn crate::store::Store>,
+    max_age: Duration,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match retain_replays(&replays, index.as_ref(), max_age).await {
+                Ok(r) if r.segments > 0 || r.sessions > 0 => tracing::info!(
+                    target: "tracepost::replay",
+                    segments = r.segments,
+                    sessions = r.sessions,
+                    "replay retention deleted old recordings"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    target: "tracepost::replay",
+                    error = %e,
+                    "replay retention failed; retried at the next run"
+                ),
+            }
+        }
+    })
+}
+
 /// `m:ss` (or `h:mm:ss`) for an offset in ms: `42000` → `0:42`.
 pub fn format_offset(ms: i64) -> String {
     let s = Duration::from_millis(u64::try_from(ms).unwrap_or(0)).as_secs();
