@@ -326,7 +326,7 @@ impl ConsoleBuilder {
     }
 
     /// Where the viewer loads rrweb-player from: its UMD script and stylesheet (default
-    /// [`DEFAULT_PLAYER_JS`] and [`DEFAULT_PLAYER_CSS`], rrweb-player 2.1.7 on jsDelivr). Serve
+    /// [`DEFAULT_PLAYER_JS`] and [`DEFAULT_PLAYER_CSS`], rrweb-player 2.1.6 on jsDelivr). Serve
     /// them yourself (`/assets/rrweb-player.min.js`) for a console without internet access;
     /// another origin is added to the viewer's Content-Security-Policy.
     pub fn replay_player(mut self, js_url: impl Into<String>, css_url: impl Into<String>) -> Self {

@@ -37,14 +37,14 @@ use crate::{ConsoleState, BASE};
 
 type St = State<Arc<ConsoleState>>;
 
-/// The default rrweb-player script: the UMD bundle of `rrweb-player` 2.1.7 on jsDelivr
+/// The default rrweb-player script: the UMD bundle of `rrweb-player` 2.1.6 on jsDelivr
 /// (2.0.0–2.1.0 are broken: rrweb issue #1872). Override with
 /// [`ConsoleBuilder::replay_player`](crate::ConsoleBuilder::replay_player) to serve it yourself.
 pub const DEFAULT_PLAYER_JS: &str =
-    "https://cdn.jsdelivr.net/npm/rrweb-player@2.1.7/umd/rrweb-player.min.js";
+    "https://cdn.jsdelivr.net/npm/rrweb-player@2.1.6/umd/rrweb-player.min.js";
 /// The default rrweb-player stylesheet (same release).
 pub const DEFAULT_PLAYER_CSS: &str =
-    "https://cdn.jsdelivr.net/npm/rrweb-player@2.1.7/dist/style.css";
+    "https://cdn.jsdelivr.net/npm/rrweb-player@2.1.6/dist/style.css";
 
 /// Timeline entries (errors and requests) shown beside one replay at most.
 pub const MAX_TIMELINE: usize = 500;
