@@ -9,7 +9,8 @@
 //! batches, two segments of one session in one batch, a redelivered segment counted once
 //! (Postgres: the COPY path falls back to the merging path for the whole batch), replay
 //! events that can't be indexed, every filter (user, URL ignoring case, time range, error
-//! fingerprint joined on the session id, combinations), ordering, and retention.
+//! fingerprint joined on the session id, combinations), ordering, and retention; and every
+//! `sql` block of the book's replay page runs on the Postgres data and returns rows.
 
 use std::sync::Arc;
 
@@ -105,7 +106,12 @@ fn segment(
 
 fn error(session: &str, fingerprint: &str, at_ms: i64) -> Event {
     let mut e = Event::new(Kind::Error, Level::Error, "TypeError: x is undefined")
-        .with_timestamp(Timestamp::from_unix_nanos(at_ms as u64 * 1_000_000));
+        .with_timestamp(Timestamp::from_unix_nanos(at_ms as u64 * 1_000_000))
+        // As `Builder::replay_console_url` adds it.
+        .with_attribute(
+            "replay.url",
+            format!("https://ops.example/tracepost/console/replays/{session}?at={at_ms}"),
+        );
     e.session_id = Some(session.into());
     e.fingerprint = Some(fingerprint.into());
     e.with_error(ErrorDetail {
@@ -359,6 +365,25 @@ async fn sqlite_and_postgres_index_replays_alike() {
     assert_eq!(answer(&format!("one {b}"))["missing_segments"], 3);
     assert_eq!(answer("one sess-D"), Value::Null);
     assert_eq!(answer("one missing"), Value::Null);
+
+    // Every `sql` block of the book's replay page runs on this data and returns rows.
+    let (client, conn) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let book = include_str!("../../../book/src/replay-viewer.md");
+    let mut blocks = 0;
+    for block in book.split("```sql\n").skip(1) {
+        let sql = block.split("```").next().unwrap();
+        let rows = client
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}\nfailed: {e:?}"));
+        assert!(!rows.is_empty(), "no rows from the book's\n{sql}");
+        blocks += 1;
+    }
+    assert_eq!(blocks, 3, "the book's replay SQL blocks");
+    drop(client);
 
     // Retention: rows of sessions that ended before the cutoff go.
     for (name, store) in stores {
