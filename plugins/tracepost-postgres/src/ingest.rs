@@ -754,7 +754,10 @@ async fn upsert_replays<'r>(
     if entries.is_empty() {
         return Ok(());
     }
-    let folded = fold_entries(&entries);
+    // One lock order for every writer (by session id): concurrent batches touching the same
+    // sessions wait for each other instead of deadlocking.
+    let mut folded = fold_entries(&entries);
+    folded.sort_by(|a, b| a.entry.session_id.cmp(&b.entry.session_id));
     let col = |f: &dyn Fn(&tracepost_core::replay_index::FoldedEntry) -> Option<String>| {
         folded.iter().map(f).collect::<Vec<Option<String>>>()
     };
