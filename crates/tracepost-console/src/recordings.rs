@@ -219,7 +219,10 @@ pub(crate) async fn session_json(
         .list(&id, s.session_day)
         .await
         .map_err(store_failed)?;
-    let marks = timeline(&state, &s).await.unwrap_or_default();
+    let marks = timeline(&state, &s).await.map_err(|e| match e {
+        PageError::Store(e) => store_failed(e),
+        _ => store_failed("the session's events could not be read"),
+    })?;
     Ok(Json(json!({
         "session": s,
         "segments": segments,
