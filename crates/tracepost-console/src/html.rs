@@ -11,6 +11,9 @@ pub const CSS: &str = include_str!("console.css");
 /// The console's script (served at `BASE/static/console.js`): infinite scroll, JSON
 /// toggles, copy buttons and the live tail. Plain JS, no dependencies.
 pub const JS: &str = include_str!("console.js");
+/// The replay viewer's script (served at `BASE/static/replay.js`): loads the segments in
+/// order into rrweb-player, seeks from the side panel and the timeline.
+pub const REPLAY_JS: &str = include_str!("replay.js");
 
 /// The pages in the navigation bar: (path under [`BASE`], label).
 const NAV: [(&str, &str); 8] = [

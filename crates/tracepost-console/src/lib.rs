@@ -4,6 +4,7 @@ mod auth;
 pub mod filter;
 mod html;
 mod pages;
+mod recordings;
 pub mod replay;
 pub mod tail;
 
@@ -20,6 +21,7 @@ use tracepost_core::store::Store;
 use tracepost_core::TracepostHandle;
 
 pub use auth::{COOKIE, MAX_SESSIONS, SESSION_TTL};
+pub use recordings::{DEFAULT_PLAYER_CSS, DEFAULT_PLAYER_JS, MAX_TIMELINE};
 pub use replay::ReplayPolicy;
 pub use tail::{LiveTail, TailSink, TailStats};
 
@@ -57,6 +59,8 @@ pub(crate) struct ConsoleState {
     pub(crate) tail: Option<LiveTail>,
     pub(crate) replay: ReplayPolicy,
     pub(crate) client: reqwest::Client,
+    pub(crate) segments: Option<Arc<dyn recordings::Segments>>,
+    pub(crate) player: recordings::Player,
 }
 
 /// Settings of a [`Console`]. Exactly one of [`admin_token`](Self::admin_token) and
@@ -69,6 +73,8 @@ pub struct ConsoleBuilder {
     pipeline: Option<TracepostHandle>,
     tail: Option<LiveTail>,
     replay: ReplayPolicy,
+    segments: Option<Arc<dyn recordings::Segments>>,
+    player: recordings::Player,
 }
 
 impl std::fmt::Debug for ConsoleBuilder {
@@ -112,6 +118,8 @@ impl Console {
             pipeline: None,
             tail: None,
             replay: ReplayPolicy::default(),
+            segments: None,
+            player: recordings::Player::default(),
         }
     }
 
@@ -119,9 +127,15 @@ impl Console {
     /// app's router (`app.merge(console.router())`).
     ///
     /// Pages: `/issues`, `/issue/{fingerprint}`, `/event/{id}`, `/events`, `/live`,
-    /// `/traces`, `/trace/{trace_id}`, `/routes`, `/sessions`, `/analytics`, `/health`;
-    /// actions (`POST`, CSRF-checked): `/issue/{fingerprint}/status`, `/event/{id}/replay`,
-    /// `/login`, `/logout`; the live tail's stream: `GET /api/tail` (Server-Sent Events).
+    /// `/traces`, `/trace/{trace_id}`, `/routes`, `/sessions` (recorded browser sessions),
+    /// `/replays/{session_id}` (the replay viewer, `?t=` offset in ms), `/analytics`,
+    /// `/health`; actions (`POST`, CSRF-checked): `/issue/{fingerprint}/status`,
+    /// `/event/{id}/replay`, `/login`, `/logout`; the live tail's stream: `GET /api/tail`
+    /// (Server-Sent Events); replay data: `GET /v1/replay/{session_id}` (the index row, the
+    /// segment list and the timeline, JSON) and `GET /v1/replay/{session_id}/{segment}` (one
+    /// segment as stored, `Content-Encoding: gzip`). Every route but `/login` and the static
+    /// files needs the admin session (or the host's auth): pages redirect to the login form,
+    /// `/api/` and `/v1/` answer 401 JSON.
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let p = |s: &str| format!("{BASE}{s}");
         let guarded = Router::new()
@@ -144,7 +158,13 @@ impl Console {
             .route(&p("/traces"), get(pages::traces))
             .route(&p("/trace/{trace_id}"), get(pages::trace))
             .route(&p("/routes"), get(pages::routes))
-            .route(&p("/sessions"), get(pages::sessions))
+            .route(&p("/sessions"), get(recordings::sessions))
+            .route(&p("/replays/{session_id}"), get(recordings::viewer))
+            .route(&p("/v1/replay/{session_id}"), get(recordings::session_json))
+            .route(
+                &p("/v1/replay/{session_id}/{segment}"),
+                get(recordings::segment),
+            )
             .route(&p("/analytics"), get(pages::analytics))
             .route(&p("/health"), get(pages::health))
             .route(&p("/logout"), post(pages::logout))
@@ -161,6 +181,10 @@ impl Console {
             .route(
                 &p("/static/console.js"),
                 get(|| async { asset("text/javascript", html::JS) }),
+            )
+            .route(
+                &p("/static/replay.js"),
+                get(|| async { asset("text/javascript", html::REPLAY_JS) }),
             )
             .merge(guarded)
             // The console's pages are tracepost's own: the tower layer doesn't record them,
@@ -199,14 +223,18 @@ async fn require_session(
             req.extensions_mut().insert(s);
             next.run(req).await
         }
-        None if req.uri().path().starts_with(&format!("{BASE}/api/")) => (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({
-                "error": "unauthorized",
-                "detail": "sign in at /tracepost/console/login"
-            })),
-        )
-            .into_response(),
+        None if req.uri().path().starts_with(&format!("{BASE}/api/"))
+            || req.uri().path().starts_with(&format!("{BASE}/v1/")) =>
+        {
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({
+                    "error": "unauthorized",
+                    "detail": "sign in at /tracepost/console/login"
+                })),
+            )
+                .into_response()
+        }
         None => Redirect::to(&format!("{BASE}/login")).into_response(),
     }
 }
@@ -216,13 +244,12 @@ async fn require_session(
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    // A page may set its own (the replay viewer allows the player's origin).
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+        ));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -292,6 +319,32 @@ impl ConsoleBuilder {
         Ok(self)
     }
 
+    /// Where recorded sessions' segments are read from: the same [`ReplayStore`] the
+    /// replay upload route writes to (a local directory by default, S3/MinIO/GCS through
+    /// `tracepost-opendal`, or `tracepost-s3`). Without it the Sessions list still shows the
+    /// index, and the viewer says no replay store is configured.
+    ///
+    /// [`ReplayStore`]: tracepost_core::object_store::ReplayStore
+    pub fn replays<S: tracepost_core::object_store::ObjectStore>(
+        mut self,
+        store: tracepost_core::object_store::ReplayStore<S>,
+    ) -> Self {
+        self.segments = Some(Arc::new(store));
+        self
+    }
+
+    /// Where the viewer loads rrweb-player from: its UMD script and stylesheet (default
+    /// [`DEFAULT_PLAYER_JS`] and [`DEFAULT_PLAYER_CSS`], rrweb-player 2.1.6 on jsDelivr). Serve
+    /// them yourself (`/assets/rrweb-player.min.js`) for a console without internet access;
+    /// another origin is added to the viewer's Content-Security-Policy.
+    pub fn replay_player(mut self, js_url: impl Into<String>, css_url: impl Into<String>) -> Self {
+        self.player = recordings::Player {
+            js: js_url.into(),
+            css: css_url.into(),
+        };
+        self
+    }
+
     /// The methods a replay may send. Default `GET`, `HEAD`: add others only for
     /// idempotent endpoints of a test environment.
     pub fn replay_methods<I: IntoIterator<Item = S>, S: Into<String>>(
@@ -358,6 +411,8 @@ impl ConsoleBuilder {
                 tail: self.tail,
                 replay: self.replay,
                 client,
+                segments: self.segments,
+                player: self.player,
             }),
         })
     }

@@ -81,14 +81,14 @@ impl IntoResponse for PageError {
     }
 }
 
-type PageResult = Result<Response, PageError>;
+pub(crate) type PageResult = Result<Response, PageError>;
 
 fn now() -> SystemTime {
     SystemTime::now()
 }
 
 /// `2026-11-29 18:49:41.123`
-fn fmt_time(t: Timestamp) -> String {
+pub(crate) fn fmt_time(t: Timestamp) -> String {
     let s = t.to_string();
     let mut out: String = s.chars().take(23).collect();
     if out.len() > 10 {
@@ -361,6 +361,10 @@ pub(crate) async fn issue(
         .events(&EventFilter::new().fingerprint(&fingerprint), 20, None)
         .await?;
     let days = issue_spark(&state, &fingerprint, 14 * 24, Duration::from_secs(86_400)).await;
+    let watch = match &latest {
+        Some(e) => crate::recordings::watch_link(&state, e).await,
+        None => None,
+    };
     let t = now();
     let body = html! {
         h1 {
@@ -387,7 +391,7 @@ pub(crate) async fn issue(
         }
         @if let Some(e) = &latest {
             h2 { "Latest event" }
-            (event_detail(&state, &session, e))
+            (event_detail(&state, &session, e, watch.as_ref()))
         }
         h2 { "Recent events" }
         (event_table(&recent.events, None))
@@ -564,7 +568,13 @@ fn request_panel(
     }
 }
 
-fn event_detail(state: &ConsoleState, session: &Session, e: &Event) -> Markup {
+/// `watch`: the link to the moment of the session's replay and its offset (`0:42`).
+fn event_detail(
+    state: &ConsoleState,
+    session: &Session,
+    e: &Event,
+    watch: Option<&(String, String)>,
+) -> Markup {
     let t = now();
     html! {
         div.panel {
@@ -582,7 +592,11 @@ fn event_detail(state: &ConsoleState, session: &Session, e: &Event) -> Markup {
                 @if let Some(x) = &e.trace_id { dt { "Trace" } dd.mono { a href={ (BASE) "/trace/" (h::url_component(x)) } { (x) } } }
                 @if let Some(x) = &e.request_id { dt { "Request id" } dd.mono { a href={ (BASE) "/events?request_id=" (h::url_component(x)) } { (x) } } }
                 @if let Some(x) = &e.user_id { dt { "User" } dd.mono { a href={ (BASE) "/events?user_id=" (h::url_component(x)) } { (x) } } }
-                @if let Some(x) = &e.session_id { dt { "Session" } dd.mono { (x) " " span.dim { "(replay: needs the session-replay feature)" } } }
+                @if let Some(x) = &e.session_id { dt { "Session" } dd.mono {
+                    a href={ (BASE) "/events?session_id=" (h::url_component(x)) } { (x) } " "
+                    @if let Some((url, at)) = watch { a.watch href=(url) { "▶ Watch replay at " (at) } }
+                    @else { span.dim { "(no replay recorded)" } }
+                } }
                 @if let Some(x) = &e.fingerprint { dt { "Issue" } dd.mono { a href={ (BASE) "/issue/" (h::url_component(x)) } { (x) } } }
                 dt { "Id" } dd.mono { (e.id) }
             }
@@ -638,9 +652,10 @@ pub(crate) async fn event(
         .event(id)
         .await?
         .ok_or_else(|| PageError::NotFound(format!("no event {id}")))?;
+    let watch = crate::recordings::watch_link(&state, &e).await;
     let body = html! {
         h1 { "Event" }
-        (event_detail(&state, &session, &e))
+        (event_detail(&state, &session, &e, watch.as_ref()))
     };
     Ok(page("Event", "/events", Some(&session.csrf), body).into_response())
 }
@@ -1184,20 +1199,7 @@ pub(crate) async fn routes(
 }
 
 // ---------------------------------------------------------------------------------------
-// Sessions, analytics (placeholders), health
-
-pub(crate) async fn sessions(Extension(session): Extension<Session>) -> Response {
-    page(
-        "Sessions",
-        "/sessions",
-        Some(&session.csrf),
-        html! {
-            h1 { "Sessions" }
-            div.panel { p { "Needs session replay: recorded browser sessions and their player appear here once the replay capture is configured (a later release)." } }
-        },
-    )
-    .into_response()
-}
+// Analytics (placeholder), health
 
 pub(crate) async fn analytics(
     State(state): St,

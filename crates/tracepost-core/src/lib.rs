@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod object_store;
 pub mod pipeline;
 pub mod redact;
+pub mod replay_index;
 pub mod scope;
 pub mod sink;
 pub mod sinks;

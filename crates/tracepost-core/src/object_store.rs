@@ -93,6 +93,14 @@ impl Day {
         format!("{:04}/{:02}/{:02}", self.year, self.month, self.day)
     }
 
+    /// Reads `yyyy-mm-dd` (the [`Display`](std::fmt::Display) form, as stores keep it).
+    pub fn parse_iso(s: &str) -> Option<Day> {
+        if s.len() != 10 || s.as_bytes()[4] != b'-' || s.as_bytes()[7] != b'-' {
+            return None;
+        }
+        Day::parse_path(&s.replace('-', "/"))
+    }
+
     fn parse_path(s: &str) -> Option<Day> {
         let mut it = s.split('/');
         let (y, m, d) = (it.next()?, it.next()?, it.next()?);
@@ -104,6 +112,19 @@ impl Day {
             month: m.parse().ok()?,
             day: d.parse().ok()?,
         })
+    }
+}
+
+impl std::fmt::Display for Day {
+    /// `yyyy-mm-dd`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl serde::Serialize for Day {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

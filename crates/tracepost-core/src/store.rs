@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::{Event, Kind, Level, Timestamp};
+use crate::replay_index::{ReplayFilter, ReplaySession};
 
 /// Which events to return. All conditions must hold; empty fields don't filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -474,6 +475,47 @@ pub trait Store: Send + Sync {
         fingerprint: &'a str,
         status: IssueStatus,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Recorded browser sessions matching `filter` (see [`crate::replay_index`]), the most
+    /// recently started first (ties: session id), at most `limit` (clamped to 1–
+    /// [`MAX_SESSIONS_PER_QUERY`](crate::replay_index::MAX_SESSIONS_PER_QUERY)).
+    ///
+    /// The default answers [`StoreError::Unavailable`]: a store without a replay index.
+    fn replay_sessions<'a>(
+        &'a self,
+        filter: &'a ReplayFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ReplaySession>, StoreError>> {
+        let _ = (filter, limit);
+        Box::pin(async { Err(no_replay_index()) })
+    }
+
+    /// One recorded session by id.
+    ///
+    /// The default answers [`StoreError::Unavailable`]: a store without a replay index.
+    fn replay_session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ReplaySession>, StoreError>> {
+        let _ = session_id;
+        Box::pin(async { Err(no_replay_index()) })
+    }
+
+    /// Deletes the index rows of sessions that ended before `cutoff` (replay retention);
+    /// returns how many.
+    ///
+    /// The default answers [`StoreError::Unavailable`]: a store without a replay index.
+    fn delete_replay_sessions_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let _ = cutoff;
+        Box::pin(async { Err(no_replay_index()) })
+    }
+}
+
+fn no_replay_index() -> StoreError {
+    StoreError::Unavailable("this store keeps no replay index".into())
 }
 
 #[cfg(test)]

@@ -7,12 +7,13 @@
 struct ReadmeDoctests;
 
 pub use tracepost_core::{
-    capture, event, fingerprint, in_current_request, metrics, pipeline, redact, scope, sink, spawn,
-    store, trace_context, Batch, BatchOptions, Breadcrumb, BuildError, Builder, CapturedBody,
-    DropReason, ErrorDetail, Event, FsyncPolicy, Health, HealthReport, Kind, Level, MetricWindow,
-    Redactor, Rejection, RequestSnapshot, Resource, RetryOptions, ShutdownReport, Sink, SinkCounts,
-    SinkError, SinkErrorClass, SinkErrorKind, SinkHealth, SinkOptions, SinkOutcome,
-    SpoolFullPolicy, SpoolOptions, Timestamp, Tracepost, TracepostHandle,
+    capture, event, fingerprint, in_current_request, metrics, object_store, pipeline, redact,
+    replay_index, scope, sink, spawn, store, trace_context, Batch, BatchOptions, Breadcrumb,
+    BuildError, Builder, CapturedBody, DropReason, ErrorDetail, Event, FsyncPolicy, Health,
+    HealthReport, Kind, Level, MetricWindow, Redactor, Rejection, RequestSnapshot, Resource,
+    RetryOptions, ShutdownReport, Sink, SinkCounts, SinkError, SinkErrorClass, SinkErrorKind,
+    SinkHealth, SinkOptions, SinkOutcome, SpoolFullPolicy, SpoolOptions, Timestamp, Tracepost,
+    TracepostHandle,
 };
 
 /// The `prometheus-client` crate tracepost's metrics registry is built on: register the

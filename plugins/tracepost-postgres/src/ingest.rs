@@ -10,6 +10,7 @@ use bytes::{BufMut, BytesMut};
 use futures_util::SinkExt;
 use serde_json::Value;
 use tokio_postgres::types::{IsNull, ToSql, Type};
+use tracepost_core::replay_index::{fold_entries, ReplayIndexEntry};
 use tracepost_core::{Event, Rejection};
 use uuid::Uuid;
 
@@ -291,7 +292,8 @@ pub(crate) fn merge_sql(schema: &str) -> String {
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM req), (SELECT count(*) FROM met),
-       (SELECT count(*) FROM iss)"
+       (SELECT count(*) FROM iss),
+       (SELECT coalesce(array_agg(id), '{{}}') FROM ins WHERE kind = 'replay')"
     )
 }
 
@@ -382,6 +384,8 @@ pub(crate) struct StageRow<'a> {
     m_max_ms: Option<f64>,
     m_bytes_in: Option<i64>,
     m_bytes_out: Option<i64>,
+    /// What a replay event adds to the replay index (not a staging column).
+    pub replay: Option<ReplayIndexEntry>,
 }
 
 /// Why an event can't be stored, found before it reaches the server.
@@ -534,6 +538,7 @@ impl<'a> StageRow<'a> {
             m_max_ms: None,
             m_bytes_in: None,
             m_bytes_out: None,
+            replay: ReplayIndexEntry::from_event(e),
         };
         if let Some(err) = &e.error {
             row.error_type = Some(&err.error_type);
@@ -696,6 +701,98 @@ pub(crate) struct Written {
     pub issues: u64,
 }
 
+/// Folds a batch's replay entries into `replay_sessions` (the rules of
+/// `tracepost_core::replay_index`; the batch is pre-folded so each session is touched once).
+pub(crate) fn replay_upsert_sql(schema: &str) -> String {
+    let ms = |x: &str| format!("(timestamptz 'epoch' + {x} * interval '1 millisecond')");
+    let merged = "(SELECT coalesce(array_agg(x ORDER BY o), '{}') FROM (SELECT x, min(o) AS o         FROM unnest(r.urls || EXCLUDED.urls) WITH ORDINALITY AS t(x, o) GROUP BY x         ORDER BY min(o) LIMIT 100) m)";
+    let earlier = "EXCLUDED.first_url IS NOT NULL AND (r.first_url IS NULL         OR EXCLUDED.first_url_at < r.first_url_at)";
+    let dur = |a: &str, b: &str| format!("round(extract(epoch FROM {b} - {a}) * 1000)::bigint");
+    format!(
+        "INSERT INTO {schema}.replay_sessions AS r (session_id, visitor_id, user_id, started_at,
+    ended_at, duration_ms, first_url, first_url_at, urls, page_count, segment_count, error_count,
+    bytes, missing_segments, session_day)
+SELECT u.sid, u.vid, u.uid, {start}, {end}, u.e - u.s, u.url,
+    CASE WHEN u.url IS NULL THEN NULL ELSE {url_at} END,
+    ARRAY(SELECT jsonb_array_elements_text(u.urls::jsonb)),
+    jsonb_array_length(u.urls::jsonb), u.n, u.errors, u.bytes, u.missing, u.day::date
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::int8[],
+    $8::text[], $9::int4[], $10::int8[], $11::int8[], $12::int4[], $13::text[])
+    AS u(sid, vid, uid, s, e, url, url_ms, urls, n, errors, bytes, missing, day)
+ON CONFLICT (session_id) DO UPDATE SET
+    visitor_id = coalesce(EXCLUDED.visitor_id, r.visitor_id),
+    user_id = coalesce(EXCLUDED.user_id, r.user_id),
+    started_at = LEAST(r.started_at, EXCLUDED.started_at),
+    ended_at = GREATEST(r.ended_at, EXCLUDED.ended_at),
+    duration_ms = {duration},
+    first_url = CASE WHEN {earlier} THEN EXCLUDED.first_url ELSE r.first_url END,
+    first_url_at = CASE WHEN {earlier} THEN EXCLUDED.first_url_at ELSE r.first_url_at END,
+    urls = {merged},
+    page_count = cardinality({merged}),
+    segment_count = r.segment_count + EXCLUDED.segment_count,
+    error_count = r.error_count + EXCLUDED.error_count,
+    bytes = r.bytes + EXCLUDED.bytes,
+    missing_segments = GREATEST(r.missing_segments, EXCLUDED.missing_segments),
+    session_day = LEAST(r.session_day, EXCLUDED.session_day)",
+        start = ms("u.s"),
+        end = ms("u.e"),
+        url_at = ms("u.url_ms"),
+        duration = dur(
+            "LEAST(r.started_at, EXCLUDED.started_at)",
+            "GREATEST(r.ended_at, EXCLUDED.ended_at)"
+        ),
+    )
+}
+
+/// Upserts the replay sessions of the rows written (inside the write's transaction).
+async fn upsert_replays<'r>(
+    client: &deadpool_postgres::Client,
+    sql: &Statements,
+    rows: impl Iterator<Item = &'r StageRow<'r>>,
+) -> Result<(), tokio_postgres::Error> {
+    let entries: Vec<ReplayIndexEntry> = rows.filter_map(|r| r.replay.clone()).collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // One lock order for every writer (by session id): concurrent batches touching the same
+    // sessions wait for each other instead of deadlocking.
+    let mut folded = fold_entries(&entries);
+    folded.sort_by(|a, b| a.entry.session_id.cmp(&b.entry.session_id));
+    let col = |f: &dyn Fn(&tracepost_core::replay_index::FoldedEntry) -> Option<String>| {
+        folded.iter().map(f).collect::<Vec<Option<String>>>()
+    };
+    let sids = col(&|f| Some(f.entry.session_id.clone()));
+    let vids = col(&|f| f.entry.visitor_id.clone());
+    let uids = col(&|f| f.entry.user_id.clone());
+    let starts: Vec<i64> = folded.iter().map(|f| f.entry.start_ms).collect();
+    let ends: Vec<i64> = folded.iter().map(|f| f.entry.end_ms).collect();
+    let urls = col(&|f| f.entry.first_url.clone());
+    let url_ms: Vec<i64> = folded.iter().map(|f| f.first_url_ms).collect();
+    let url_lists = col(&|f| serde_json::to_string(&f.urls).ok());
+    let n: Vec<i32> = folded
+        .iter()
+        .map(|f| i32::try_from(f.segments).unwrap_or(i32::MAX))
+        .collect();
+    let errors: Vec<i64> = folded.iter().map(|f| f.entry.errors).collect();
+    let bytes: Vec<i64> = folded.iter().map(|f| f.entry.bytes).collect();
+    let missing: Vec<i32> = folded
+        .iter()
+        .map(|f| i32::try_from(f.entry.missing_segments).unwrap_or(i32::MAX))
+        .collect();
+    let days = col(&|f| Some(f.entry.session_day.to_string()));
+    let stmt = client.prepare_cached(&sql.replay_upsert).await?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &sids, &vids, &uids, &starts, &ends, &urls, &url_ms, &url_lists, &n, &errors,
+                &bytes, &missing, &days,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Statements this module needs, as SQL text (prepared and cached per connection).
 pub(crate) struct Statements {
     pub copy: String,
@@ -705,6 +802,7 @@ pub(crate) struct Statements {
     pub copy_requests: String,
     pub copy_metrics: String,
     pub insert_deltas: String,
+    pub replay_upsert: String,
 }
 
 impl Statements {
@@ -725,6 +823,7 @@ impl Statements {
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
                  $5::timestamptz[], $6::timestamptz[], $7::int8[], $8::uuid[])"
             ),
+            replay_upsert: replay_upsert_sql(schema),
         }
     }
 }
@@ -857,6 +956,7 @@ async fn write_rows(
                         .collect();
                     issues = client.execute(&stmt, &refs).await?;
                 }
+                upsert_replays(client, sql, rows.iter()).await?;
                 Written {
                     events,
                     requests,
@@ -874,6 +974,12 @@ async fn write_rows(
                 }
                 let merge = client.prepare_cached(&sql.merge).await?;
                 let row = client.query_one(&merge, &[]).await?;
+                let replays: Vec<Uuid> = row.get(4);
+                if !replays.is_empty() {
+                    let replays: HashSet<Uuid> = replays.into_iter().collect();
+                    upsert_replays(client, sql, rows.iter().filter(|r| replays.contains(&r.id)))
+                        .await?;
+                }
                 Written {
                     events: row.get::<_, i64>(0) as u64,
                     requests: row.get::<_, i64>(1) as u64,

@@ -6,6 +6,8 @@ use futures_util::FutureExt;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
+use tracepost_core::object_store::Day;
+use tracepost_core::replay_index::{ts_to_ms, ReplayFilter, ReplaySession, MAX_SESSIONS_PER_QUERY};
 use tracepost_core::store::{
     fill_histogram, width_micros, Cursor, EventFilter, EventPage, HistogramBucket, Issue,
     IssueStatus, Store, StoreError,
@@ -399,6 +401,111 @@ impl PgStore {
     }
 }
 
+const REPLAY_COLS: &str = "r.session_id, r.visitor_id, r.user_id,
+    round(extract(epoch FROM r.started_at) * 1000)::bigint,
+    round(extract(epoch FROM r.ended_at) * 1000)::bigint, r.first_url, r.page_count,
+    r.segment_count, r.error_count, r.bytes, r.missing_segments,
+    to_char(r.session_day, 'YYYY-MM-DD')";
+
+fn replay_from_row(row: &Row) -> Result<ReplaySession, PgError> {
+    let day: String = row.get(11);
+    let day = Day::parse_iso(&day).ok_or_else(|| {
+        PgError::Config(format!(
+            "stored replay_sessions.session_day {day:?} is not yyyy-mm-dd"
+        ))
+    })?;
+    Ok(ReplaySession::new(
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+        row.get::<_, i32>(6).max(0) as u32,
+        row.get::<_, i32>(7).max(0) as u32,
+        row.get::<_, i64>(8).max(0) as u64,
+        row.get::<_, i64>(9).max(0) as u64,
+        row.get::<_, i32>(10).max(0) as u32,
+        day,
+    ))
+}
+
+impl PgStore {
+    /// Recorded sessions (see [`Store::replay_sessions`]).
+    pub async fn replay_sessions(
+        &self,
+        f: &ReplayFilter,
+        limit: usize,
+    ) -> Result<Vec<ReplaySession>, PgError> {
+        let s = self.schema();
+        let mut params: Params = Vec::new();
+        let mut w = Vec::new();
+        if let Some(u) = &f.user_id {
+            w.push(format!("r.user_id = {}", push(&mut params, u.clone())));
+        }
+        if let Some(u) = &f.url_contains {
+            w.push(format!(
+                "EXISTS (SELECT 1 FROM unnest(r.urls) x WHERE strpos(lower(x), lower({})) > 0)",
+                push(&mut params, u.clone())
+            ));
+        }
+        if let Some(t) = f.since {
+            let t = PgTs::from_unix_micros(ts_to_ms(t) * 1000);
+            w.push(format!("r.ended_at >= {}", push(&mut params, t)));
+        }
+        if let Some(t) = f.until {
+            let t = PgTs::from_unix_micros(ts_to_ms(t) * 1000);
+            w.push(format!("r.started_at < {}", push(&mut params, t)));
+        }
+        if let Some(fp) = &f.fingerprint {
+            w.push(format!(
+                "EXISTS (SELECT 1 FROM {s}.events e WHERE e.session_id = r.session_id \
+                 AND e.fingerprint = {})",
+                push(&mut params, fp.clone())
+            ));
+        }
+        let limit = push(&mut params, limit.clamp(1, MAX_SESSIONS_PER_QUERY) as i64);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {REPLAY_COLS} FROM {s}.replay_sessions r {} \
+                     ORDER BY r.started_at DESC, r.session_id LIMIT {limit}",
+                    where_sql(&w)
+                ),
+                &refs(&params),
+            )
+            .await?;
+        rows.iter().map(replay_from_row).collect()
+    }
+
+    /// One recorded session by id.
+    pub async fn replay_session(&self, session_id: &str) -> Result<Option<ReplaySession>, PgError> {
+        let s = self.schema();
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {REPLAY_COLS} FROM {s}.replay_sessions r WHERE r.session_id = $1"),
+                &[&session_id],
+            )
+            .await?;
+        row.as_ref().map(replay_from_row).transpose()
+    }
+
+    /// Deletes the index rows of sessions that ended before `cutoff`; returns how many.
+    pub async fn delete_replay_sessions_before(&self, cutoff: Timestamp) -> Result<u64, PgError> {
+        let s = self.schema();
+        let client = self.client().await?;
+        let cutoff = PgTs::from_unix_micros(ts_to_ms(cutoff) * 1000);
+        Ok(client
+            .execute(
+                &format!("DELETE FROM {s}.replay_sessions WHERE ended_at < $1"),
+                &[&cutoff],
+            )
+            .await?)
+    }
+}
+
 fn where_sql(w: &[String]) -> String {
     if w.is_empty() {
         String::new()
@@ -462,6 +569,28 @@ impl Store for PgStore {
         status: IssueStatus,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         async move { Ok(PgStore::set_issue_status(self, fingerprint, status).await?) }.boxed()
+    }
+
+    fn replay_sessions<'a>(
+        &'a self,
+        filter: &'a ReplayFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ReplaySession>, StoreError>> {
+        async move { Ok(PgStore::replay_sessions(self, filter, limit).await?) }.boxed()
+    }
+
+    fn replay_session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ReplaySession>, StoreError>> {
+        async move { Ok(PgStore::replay_session(self, session_id).await?) }.boxed()
+    }
+
+    fn delete_replay_sessions_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async move { Ok(PgStore::delete_replay_sessions_before(self, cutoff).await?) }.boxed()
     }
 }
 

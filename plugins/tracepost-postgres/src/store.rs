@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "issue_regressions",
         include_str!("../migrations/0004_issue_regressions.sql"),
     ),
+    (
+        5,
+        "replay_sessions",
+        include_str!("../migrations/0005_replay_sessions.sql"),
+    ),
 ];
 
 /// The partitioned tables, all partitioned by day on `timestamp`.
@@ -169,6 +174,9 @@ pub struct RetentionReport {
     pub dropped_partitions: Vec<String>,
     /// Issues whose last event is older than the limit, deleted.
     pub deleted_issues: u64,
+    /// Replay index rows of sessions that ended before the limit, deleted (the segments
+    /// themselves are the replay store's to delete).
+    pub deleted_replay_sessions: u64,
 }
 
 /// A pooled connection that goes back to the pool only when [`Exclusive::done`] is called:
@@ -689,6 +697,12 @@ impl PgStore {
         report.deleted_issues = client
             .execute(
                 &format!("DELETE FROM {s}.issues WHERE last_seen < $1"),
+                &[&cutoff_ts],
+            )
+            .await?;
+        report.deleted_replay_sessions = client
+            .execute(
+                &format!("DELETE FROM {s}.replay_sessions WHERE ended_at < $1"),
                 &[&cutoff_ts],
             )
             .await?;

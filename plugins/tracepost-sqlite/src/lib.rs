@@ -26,9 +26,10 @@
 //! * **Tables**: `events` (primary key `id`: a redelivered event is stored once),
 //!   `events_fts` (FTS5, trigram tokenizer: substring search on messages, ignoring case),
 //!   `request_snapshots`, `metric_windows` and `issues` (one row per error fingerprint,
-//!   updated in the same transaction as the events), and (feature `ingest`) `projects` and
-//!   `api_keys`: the project API keys of the log routes, hashed ([`keys`]). Replay sessions
-//!   are not stored yet.
+//!   updated in the same transaction as the events), `replay_sessions` (one row per
+//!   recorded browser session, folded from replay events in the same transaction; times in
+//!   Unix ms; see [`tracepost_core::replay_index`]), and (feature `ingest`) `projects` and
+//!   `api_keys`: the project API keys of the log routes, hashed ([`keys`]).
 //! * **Threads**: SQLite calls run on tokio's blocking pool (`spawn_blocking`): one writer
 //!   connection, up to four idle readers. The async runtime is never blocked.
 //! * **Time range**: as the Postgres sink — events older than the retention (or 30 days) or
@@ -54,6 +55,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
+use tracepost_core::replay_index::{ReplayFilter, ReplaySession};
 use tracepost_core::sinks::serde_duration;
 use tracepost_core::store::{
     Cursor, EventFilter, EventPage, HistogramBucket, Issue, IssueStatus, Store, StoreError,
@@ -348,5 +350,27 @@ impl Store for SqliteStore {
         status: IssueStatus,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         SqliteStore::set_issue_status(self, fingerprint, status).boxed()
+    }
+
+    fn replay_sessions<'a>(
+        &'a self,
+        filter: &'a ReplayFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ReplaySession>, StoreError>> {
+        SqliteStore::replay_sessions(self, filter, limit).boxed()
+    }
+
+    fn replay_session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ReplaySession>, StoreError>> {
+        SqliteStore::replay_session(self, session_id).boxed()
+    }
+
+    fn delete_replay_sessions_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        SqliteStore::delete_replay_sessions_before(self, cutoff).boxed()
     }
 }

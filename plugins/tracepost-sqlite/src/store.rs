@@ -11,6 +11,10 @@ use std::time::Duration;
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use serde_json::Value;
+use tracepost_core::object_store::Day;
+use tracepost_core::replay_index::{
+    ts_to_ms, ReplayFilter, ReplayIndexEntry, ReplaySession, MAX_SESSIONS_PER_QUERY, MAX_URLS,
+};
 use tracepost_core::store::{
     bucket_start, fill_histogram, micros_to_ts, ts_to_micros, width_micros, Cursor, EventFilter,
     EventPage, HistogramBucket, Issue, IssueStatus, StoreError,
@@ -130,7 +134,28 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_keys_prefix ON api_keys (prefix) WHERE revoked_at IS NULL;
-PRAGMA user_version = 3;
+CREATE TABLE IF NOT EXISTS replay_sessions (
+    session_id TEXT PRIMARY KEY,
+    visitor_id TEXT,
+    user_id TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    first_url TEXT,
+    first_url_at INTEGER,
+    urls TEXT NOT NULL DEFAULT '[]',
+    page_count INTEGER NOT NULL,
+    segment_count INTEGER NOT NULL,
+    error_count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    missing_segments INTEGER NOT NULL,
+    session_day TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replay_sessions_started ON replay_sessions (started_at DESC, session_id);
+CREATE INDEX IF NOT EXISTS replay_sessions_ended ON replay_sessions (ended_at);
+CREATE INDEX IF NOT EXISTS replay_sessions_user ON replay_sessions (user_id, started_at)
+    WHERE user_id IS NOT NULL;
+PRAGMA user_version = 4;
 ";
 
 /// Columns added after version 1, for files created before them: (table, column, type).
@@ -162,6 +187,9 @@ pub struct RetentionReport {
     pub deleted_events: u64,
     /// Issues whose last event is older than the limit, deleted.
     pub deleted_issues: u64,
+    /// Replay index rows of sessions that ended before the limit, deleted (the segments
+    /// themselves are the replay store's to delete).
+    pub deleted_replay_sessions: u64,
 }
 
 /// The store behind [`SqliteSink`](crate::SqliteSink): write, query, retain. Cheap to clone
@@ -482,6 +510,52 @@ impl SqliteStore {
         .await
     }
 
+    /// Recorded sessions (see [`Store::replay_sessions`](tracepost_core::store::Store::replay_sessions)).
+    pub async fn replay_sessions(
+        &self,
+        filter: &ReplayFilter,
+        limit: usize,
+    ) -> Result<Vec<ReplaySession>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |c| query_replay_sessions(c, &filter, limit))
+            .await
+    }
+
+    /// One recorded session by id.
+    pub async fn replay_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<ReplaySession>, StoreError> {
+        let id = session_id.to_owned();
+        self.read(move |c| {
+            let sql =
+                format!("SELECT {REPLAY_COLS} FROM replay_sessions r WHERE r.session_id = ?1");
+            c.query_row(&sql, [id], replay_from_row)
+                .optional()
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    /// Deletes the index rows of sessions that ended before `cutoff`; returns how many.
+    pub async fn delete_replay_sessions_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let inner = self.inner.clone();
+        let cutoff = ts_to_ms(cutoff);
+        blocking(move || {
+            inner
+                .with_writer(|c| {
+                    c.execute("DELETE FROM replay_sessions WHERE ended_at < ?1", [cutoff])
+                })
+                .map(|n| n as u64)
+                .map_err(store_error)
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+
     /// Sets an issue's status; false when there is no such issue.
     pub async fn set_issue_status(
         &self,
@@ -631,6 +705,15 @@ impl Inner {
         report.deleted_issues = self
             .with_writer(|c| c.execute("DELETE FROM issues WHERE last_seen < ?1", [cutoff_us]))
             .map_err(store_error)? as u64;
+        // Replay sessions whose last segment is older than the events kept.
+        report.deleted_replay_sessions = self
+            .with_writer(|c| {
+                c.execute(
+                    "DELETE FROM replay_sessions WHERE ended_at < ?1",
+                    [cutoff_us.div_euclid(1000)],
+                )
+            })
+            .map_err(store_error)? as u64;
         Ok(report)
     }
 }
@@ -745,6 +828,9 @@ fn insert(
             data
         ])?;
     }
+    if let Some(entry) = ReplayIndexEntry::from_event(e) {
+        upsert_replay(tx, &entry)?;
+    }
     if let (Kind::Error, Some(fp)) = (e.kind, &e.fingerprint) {
         // As the Postgres sink's fold: the latest event (by time, then id) names the issue;
         // a resolved issue that happens again is unresolved again.
@@ -780,6 +866,154 @@ fn insert(
         ])?;
     }
     Ok(true)
+}
+
+/// Folds one replay event into its session's row (the rules of
+/// [`tracepost_core::replay_index`]; SQLite evaluates every `SET` against the old row).
+fn upsert_replay(tx: &rusqlite::Transaction<'_>, e: &ReplayIndexEntry) -> rusqlite::Result<()> {
+    let old: Option<String> = tx
+        .prepare_cached("SELECT urls FROM replay_sessions WHERE session_id = ?1")?
+        .query_row([&e.session_id], |r| r.get(0))
+        .optional()?;
+    let mut urls: Vec<String> = old
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
+    if let Some(u) = &e.first_url {
+        if !urls.contains(u) && urls.len() < MAX_URLS {
+            urls.push(u.clone());
+        }
+    }
+    let urls_json = serde_json::to_string(&urls)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+    tx.prepare_cached(
+        "INSERT INTO replay_sessions (session_id, visitor_id, user_id, started_at, ended_at,
+            duration_ms, first_url, first_url_at, urls, page_count, segment_count, error_count,
+            bytes, missing_segments, session_day)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5 - ?4, ?6, CASE WHEN ?6 IS NULL THEN NULL ELSE ?4 END,
+            ?7, ?8, 1, ?9, ?10, ?11, ?12)
+         ON CONFLICT (session_id) DO UPDATE SET
+            visitor_id = coalesce(excluded.visitor_id, visitor_id),
+            user_id = coalesce(excluded.user_id, user_id),
+            started_at = min(started_at, excluded.started_at),
+            ended_at = max(ended_at, excluded.ended_at),
+            duration_ms = max(ended_at, excluded.ended_at) - min(started_at, excluded.started_at),
+            first_url = CASE WHEN excluded.first_url IS NOT NULL
+                AND (first_url IS NULL OR excluded.first_url_at < first_url_at)
+                THEN excluded.first_url ELSE first_url END,
+            first_url_at = CASE WHEN excluded.first_url IS NOT NULL
+                AND (first_url IS NULL OR excluded.first_url_at < first_url_at)
+                THEN excluded.first_url_at ELSE first_url_at END,
+            urls = excluded.urls,
+            page_count = excluded.page_count,
+            segment_count = segment_count + 1,
+            error_count = error_count + excluded.error_count,
+            bytes = bytes + excluded.bytes,
+            missing_segments = max(missing_segments, excluded.missing_segments),
+            session_day = min(session_day, excluded.session_day)",
+    )?
+    .execute(params![
+        e.session_id,
+        e.visitor_id,
+        e.user_id,
+        e.start_ms,
+        e.end_ms,
+        e.first_url,
+        urls_json,
+        urls.len() as i64,
+        e.errors,
+        e.bytes,
+        e.missing_segments,
+        e.session_day.to_string(),
+    ])?;
+    Ok(())
+}
+
+const REPLAY_COLS: &str = "r.session_id, r.visitor_id, r.user_id, r.started_at, r.ended_at,
+    r.first_url, r.page_count, r.segment_count, r.error_count, r.bytes, r.missing_segments,
+    r.session_day";
+
+fn replay_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplaySession> {
+    let day: String = r.get(11)?;
+    let day = Day::parse_iso(&day).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            11,
+            rusqlite::types::Type::Text,
+            format!("session_day {day:?} is not yyyy-mm-dd").into(),
+        )
+    })?;
+    let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+    Ok(ReplaySession::new(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        n(6)? as u32,
+        n(7)? as u32,
+        n(8)?,
+        n(9)?,
+        n(10)? as u32,
+        day,
+    ))
+}
+
+fn query_replay_sessions(
+    c: &Connection,
+    f: &ReplayFilter,
+    limit: usize,
+) -> Result<Vec<ReplaySession>, StoreError> {
+    let mut w = Vec::new();
+    let mut p: Vec<Sql> = Vec::new();
+    let push = |p: &mut Vec<Sql>, v: Sql| {
+        p.push(v);
+        format!("?{}", p.len())
+    };
+    if let Some(u) = &f.user_id {
+        w.push(format!(
+            "r.user_id = {}",
+            push(&mut p, Sql::Text(u.clone()))
+        ));
+    }
+    if let Some(u) = &f.url_contains {
+        w.push(format!(
+            "EXISTS (SELECT 1 FROM json_each(r.urls) j WHERE instr(lower(j.value), lower({})) > 0)",
+            push(&mut p, Sql::Text(u.clone()))
+        ));
+    }
+    if let Some(t) = f.since {
+        w.push(format!(
+            "r.ended_at >= {}",
+            push(&mut p, Sql::Integer(ts_to_ms(t)))
+        ));
+    }
+    if let Some(t) = f.until {
+        w.push(format!(
+            "r.started_at < {}",
+            push(&mut p, Sql::Integer(ts_to_ms(t)))
+        ));
+    }
+    if let Some(fp) = &f.fingerprint {
+        w.push(format!(
+            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = r.session_id AND e.fingerprint = {})",
+            push(&mut p, Sql::Text(fp.clone()))
+        ));
+    }
+    let limit = push(
+        &mut p,
+        Sql::Integer(limit.clamp(1, MAX_SESSIONS_PER_QUERY) as i64),
+    );
+    let sql = format!(
+        "SELECT {REPLAY_COLS} FROM replay_sessions r {} ORDER BY r.started_at DESC, r.session_id
+         LIMIT {limit}",
+        where_sql(&w)
+    );
+    let mut stmt = c.prepare(&sql).map_err(store_error)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(p), replay_from_row)
+        .map_err(store_error)?
+        .collect::<Result<Vec<_>, _>>();
+    rows.map_err(store_error)
 }
 
 const EVENT_SELECT: &str = "e.id, e.ts_us, e.message, e.data, r.data, m.data";

@@ -75,6 +75,7 @@ pub struct Builder {
     data_dir: Option<PathBuf>,
     app_metrics: MetricsRegistry,
     worker_runtime: WorkerRuntime,
+    replay_links: Option<super::stages::ReplayLinks>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -111,7 +112,18 @@ impl Builder {
             data_dir: None,
             app_metrics: MetricsRegistry::default(),
             worker_runtime: WorkerRuntime::default(),
+            replay_links: None,
         }
+    }
+
+    /// Links backend `request` and `error` events that carry a browser session id to the
+    /// moment of that session's replay: attribute `replay.url` =
+    /// `{console_url}/replays/{session_id}?t={offset_ms}` (see
+    /// [`ReplayLinks`](super::stages::ReplayLinks)). `console_url` is the console's public
+    /// base, e.g. `https://ops.example.com/tracepost/console`. Off by default.
+    pub fn replay_console_url(mut self, console_url: impl Into<String>) -> Self {
+        self.replay_links = Some(super::stages::ReplayLinks::new(console_url));
+        self
     }
 
     /// Where the sink workers run (default: tracepost's own runtime, whose logs are never
@@ -364,7 +376,7 @@ impl Builder {
             http: Arc::new(HttpMetrics::new(self.max_routes, self.metric_window)),
             app_metrics: self.app_metrics,
             stages: Stages::new(
-                Enrich::new(self.resource),
+                Enrich::new(self.resource).with_replay_links(self.replay_links),
                 Redact::new(self.redactor),
                 Sample::new(self.sampling).with_analytics(self.analytics_sampling),
             ),

@@ -1,7 +1,8 @@
 //! The processing stages every event passes before it is queued for the sinks, in this order:
 //!
 //! 1. [`Enrich`]: the resource fields (`service`, `environment`, `release`, `host`) the event
-//!    does not set itself;
+//!    does not set itself, and the `replay.url` link of backend events to their browser
+//!    session's replay ([`ReplayLinks`], with `Builder::replay_console_url`);
 //! 2. [`Redact`]: secrets by name and by shape, everywhere in the event ([`Redactor::event`]);
 //! 3. [`Fingerprint`]: the grouping key of `error` events that have none (computed on the
 //!    redacted text, so a secret never influences it);
@@ -16,7 +17,7 @@ mod fingerprint;
 mod redact;
 mod sample;
 
-pub use enrich::Enrich;
+pub use enrich::{Enrich, ReplayLinks, REPLAY_LINK_SESSIONS, REPLAY_URL_ATTRIBUTE};
 pub use fingerprint::Fingerprint;
 pub use redact::Redact;
 pub use sample::{Sample, ANALYTICS_EVENT};
