@@ -32,9 +32,11 @@ pg_isready -h 127.0.0.1 -p 5432
 
 # npm packages of the browser tests, from their lockfiles (playwright-core drives
 # /usr/bin/chromium and downloads no browser; rrweb 1.x/2.x for tracepost-rrweb's
-# recordings); reinstalled only when a lockfile changed.
+# recordings, rrweb 2.x for the replay capture test of tracepost-ingest); reinstalled only
+# when a lockfile changed.
 for dir in "$(dirname "$0")/../examples/quickstart/tests/browser" \
-           "$(dirname "$0")/../crates/tracepost-rrweb/tests/browser"; do
+           "$(dirname "$0")/../crates/tracepost-rrweb/tests/browser" \
+           "$(dirname "$0")/../crates/tracepost-ingest/tests/browser"; do
   if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
     echo "npm ci in $dir"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

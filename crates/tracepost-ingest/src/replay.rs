@@ -263,6 +263,7 @@ struct ReplayInner {
     /// (session, segment) pairs being stored right now.
     in_flight: Mutex<HashSet<(String, u32)>>,
     permits: tokio::sync::Semaphore,
+    script: crate::script::Script,
 }
 
 impl std::fmt::Debug for ReplayIngest {
@@ -325,6 +326,7 @@ impl ReplayIngest {
                 )),
                 in_flight: Mutex::new(HashSet::new()),
                 permits: tokio::sync::Semaphore::new(config.max_concurrent),
+                script: crate::script::Script::replay(),
                 ingest,
                 store,
                 config,
@@ -340,6 +342,12 @@ impl ReplayIngest {
     /// The settings.
     pub fn config(&self) -> &ReplayConfig {
         &self.inner.config
+    }
+
+    /// `GET {prefix}/tp-replay.js`: the recording script, served as `tp.js` is (`ETag`,
+    /// gzip, an hour of caching).
+    pub fn script(&self, headers: &HeaderMap) -> Response<Bytes> {
+        self.inner.script.respond(headers)
     }
 
     /// `OPTIONS {prefix}/v1/replay`: the CORS preflight, as for `/v1/events`.
@@ -829,33 +837,42 @@ fn pointer(index: usize, path: &str) -> String {
     out
 }
 
-/// The axum route (feature `axum`): `POST`/`OPTIONS {prefix}/v1/replay`. Serve with
+/// The axum routes (feature `axum`): `GET {prefix}/tp-replay.js` and `POST`/`OPTIONS
+/// {prefix}/v1/replay`. Serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()` for per-address rate limits.
 #[cfg(feature = "axum")]
 pub fn replay_router<S: Clone + Send + Sync + 'static>(replay: ReplayIngest) -> axum::Router<S> {
     use axum::extract::{ConnectInfo, Request};
-    use axum::routing::post;
+    use axum::routing::{get, post};
     let prefix = replay.ingest().config().prefix.clone();
     let preflight = replay.clone();
-    axum::Router::new().route(
-        &format!("{prefix}/v1/replay"),
-        post(move |req: Request| async move {
-            let peer = req
-                .extensions()
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip());
-            let (parts, body) = req.into_parts();
-            replay
-                .upload(&parts.headers, parts.uri.query(), peer, body)
-                .await
-                .map(axum::body::Body::from)
-        })
-        .options(move |req: Request| async move {
-            preflight
-                .preflight(req.headers())
-                .map(axum::body::Body::from)
-        }),
-    )
+    let script = replay.clone();
+    axum::Router::new()
+        .route(
+            &format!("{prefix}/tp-replay.js"),
+            get(move |req: Request| async move {
+                script.script(req.headers()).map(axum::body::Body::from)
+            }),
+        )
+        .route(
+            &format!("{prefix}/v1/replay"),
+            post(move |req: Request| async move {
+                let peer = req
+                    .extensions()
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip());
+                let (parts, body) = req.into_parts();
+                replay
+                    .upload(&parts.headers, parts.uri.query(), peer, body)
+                    .await
+                    .map(axum::body::Body::from)
+            })
+            .options(move |req: Request| async move {
+                preflight
+                    .preflight(req.headers())
+                    .map(axum::body::Body::from)
+            }),
+        )
 }
 
 #[cfg(test)]
