@@ -21,16 +21,18 @@
   var sample = parseFloat(attr('sample'));
   if (isNaN(sample)) sample = 1;
 
-  // Per-session state in sessionStorage, so a new page of the same session continues the
-  // numbering: {sid, start, next segment, failed, in flight, recorded ms, sampled}.
+  // Per-session state in sessionStorage (in memory only when tp.js is cookieless), so a new
+  // page of the same session continues the numbering: {sid, start, next segment, failed,
+  // in flight, recorded ms, sampled}.
+  var cookieless = main.getAttribute('data-cookieless') != null;
   var load = function (sid) {
     var s;
-    try { s = JSON.parse(sessionStorage.getItem('tp_replay')); } catch (e) {}
+    try { s = cookieless ? 0 : JSON.parse(sessionStorage.getItem('tp_replay')); } catch (e) {}
     if (!s || s.sid != sid) s = { sid: sid, start: Date.now(), seq: 0, failed: 0, fly: 0, ms: 0 };
     return s;
   };
   var save = function () {
-    try { sessionStorage.setItem('tp_replay', JSON.stringify(st)); } catch (e) {}
+    try { cookieless || sessionStorage.setItem('tp_replay', JSON.stringify(st)); } catch (e) {}
   };
   var ctx = function () { return tp._s(); };
   var st = load(ctx()[0]);
@@ -229,6 +231,9 @@
       prev = [];
       chars = buf.join('').length;
       flush();
+      // Record on with the usual 5 min checkouts.
+      halt();
+      record();
     }
   });
   w.addEventListener('error', onError);
