@@ -167,7 +167,7 @@
       collectFonts: false,
       inlineImages: false,
       slimDOMOptions: 'all',
-      sampling: { mousemove: 50, scroll: 150, input: 'last' }
+      sampling: { mousemove: 50, scroll: 150 }
     });
     began = Date.now();
     last = began;

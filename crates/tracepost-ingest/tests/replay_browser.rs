@@ -69,11 +69,21 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_records_a_masked_session_into_the_store() {
-    if !browser_available() {
-        return;
-    }
+/// One Chromium at a time: the scenarios time their waits.
+static CHROMIUM_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Run {
+    report: Value,
+    stored: Vec<PathBuf>,
+    events: Vec<tracepost_core::Event>,
+    _dir: tempfile::TempDir,
+}
+
+/// Serves page.html (and its variants), tp.js, tp-replay.js and the routes into a fresh fs
+/// store, runs one scenario of `replay.mjs`, and collects what was stored and indexed. With
+/// `fail_first`, the first that many uploads are answered `503` (`Retry-After: 1`).
+async fn run(scenario: &str, fail_first: usize) -> Run {
+    let _one = CHROMIUM_LOCK.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let sink = MemorySink::new("memory");
     let tp = Tracepost::builder()
@@ -85,19 +95,53 @@ async fn chromium_records_a_masked_session_into_the_store() {
     let store = ReplayStore::new(OpendalStore::fs(dir.path()).unwrap());
     let replay = ReplayIngest::new(ingest.clone(), store, ReplayConfig::new()).unwrap();
     let page = std::fs::read_to_string(Path::new(DRIVER_DIR).join("page.html")).unwrap();
+    let variant = |attrs: &str| {
+        page.replace(
+            r#"<script src="/tracepost/tp-replay.js">"#,
+            &format!(r#"<script src="/tracepost/tp-replay.js" {attrs}>"#),
+        )
+    };
+    let (errors, sample0) = (
+        variant(r#"data-mode="errors""#),
+        variant(r#"data-sample="0""#),
+    );
     let rrweb =
         std::fs::read(Path::new(DRIVER_DIR).join("node_modules/rrweb/dist/rrweb.umd.min.cjs"))
             .unwrap();
+    let html = |body: String| {
+        move || async move { ([("content-type", "text/html; charset=utf-8")], body) }
+    };
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(fail_first));
     let app: axum::Router = tracepost_ingest::events_router(ingest)
         .merge(tracepost_ingest::replay_router(replay))
-        .route(
-            "/page.html",
-            get(move || async move { ([("content-type", "text/html; charset=utf-8")], page) }),
-        )
+        .route("/page.html", get(html(page.clone())))
+        .route("/errors.html", get(html(errors)))
+        .route("/sample0.html", get(html(sample0)))
         .route(
             "/rrweb.js",
             get(move || async move { ([("content-type", "text/javascript")], rrweb) }),
-        );
+        )
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let failures = failures.clone();
+                async move {
+                    use std::sync::atomic::Ordering;
+                    let upload = req.uri().path().ends_with("/v1/replay");
+                    if upload
+                        && failures
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                    {
+                        return axum::response::IntoResponse::into_response((
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [("retry-after", "1")],
+                            "down for the test",
+                        ));
+                    }
+                    next.run(req).await
+                }
+            },
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -109,10 +153,12 @@ async fn chromium_records_a_masked_session_into_the_store() {
         .unwrap();
     });
 
+    let scenario_arg = scenario.to_owned();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("replay.mjs")
             .arg(format!("http://{addr}"))
+            .arg(scenario_arg)
             .current_dir(DRIVER_DIR)
             .env("CHROMIUM", CHROMIUM)
             .output()
@@ -123,24 +169,73 @@ async fn chromium_records_a_masked_session_into_the_store() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "replay.mjs failed: {}\n{stdout}\n{}",
+        "replay.mjs {scenario} failed: {}\n{stdout}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout}"));
+        .unwrap_or_else(|e| panic!("{scenario}: no JSON report ({e}): {stdout}"));
     assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    // Uploads answered before the driver returned are stored; a keepalive one may still be
+    // on its way: wait for the store to settle.
+    let mut stored = files(dir.path());
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = files(dir.path());
+        if now == stored && (!now.is_empty() || start.elapsed() > Duration::from_secs(2)) {
+            break;
+        }
+        stored = now;
+        if start.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    tp.shutdown(Duration::from_secs(5)).await;
+    let events = sink
+        .stored()
+        .into_iter()
+        .filter(|e| e.kind == Kind::Replay)
+        .collect();
+    Run {
+        report,
+        stored,
+        events,
+        _dir: dir,
+    }
+}
+
+fn segment_numbers(stored: &[PathBuf]) -> Vec<u32> {
+    stored
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.trim_end_matches(".json.gz").parse().unwrap()
+        })
+        .collect()
+}
+
+fn events_of(path: &Path) -> Vec<tracepost_rrweb::Event> {
+    tracepost_rrweb::parse_segment(&gunzip(&std::fs::read(path).unwrap()), &Limits::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_records_a_masked_session_into_the_store() {
+    if !browser_available() {
+        return;
+    }
+    let Run {
+        report,
+        stored,
+        events,
+        _dir: _keep,
+    } = run("basic", 0).await;
     assert_eq!(report["state"], "recording", "{report}");
     assert_eq!(report["missing"], 0, "{report}");
     let session = report["session"].as_str().unwrap().to_owned();
 
     // The explicit flush and the keepalive segment at close: at least two segments.
-    let start = Instant::now();
-    let mut stored = files(dir.path());
-    while stored.len() < 2 && start.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        stored = files(dir.path());
-    }
     assert!(stored.len() >= 2, "{stored:?} {report}");
     let mut clicks = 0;
     let mut inputs = Vec::new();
@@ -197,12 +292,6 @@ async fn chromium_records_a_masked_session_into_the_store() {
         "{inputs:?}"
     );
 
-    tp.shutdown(Duration::from_secs(5)).await;
-    let events: Vec<_> = sink
-        .stored()
-        .into_iter()
-        .filter(|e| e.kind == Kind::Replay)
-        .collect();
     assert_eq!(events.len(), stored.len(), "{events:#?}");
     for e in &events {
         assert_eq!(e.session_id.as_deref(), Some(session.as_str()));
@@ -220,4 +309,120 @@ async fn chromium_records_a_masked_session_into_the_store() {
         .as_str()
         .unwrap()
         .ends_with("/page.html"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_only_mode_uploads_the_past_when_an_error_happens() {
+    if !browser_available() {
+        return;
+    }
+    let Run {
+        report,
+        stored,
+        events,
+        _dir: _keep,
+    } = run("errors", 0).await;
+    // Nothing for 6 s (longer than a flush period) before the error.
+    assert_eq!(report["before"], 0, "{report}");
+    assert_eq!(report["state"], "recording", "{report}");
+    assert!(!stored.is_empty(), "{report}");
+    // The first segment holds the time before the error: the page's snapshot and the click.
+    let first = events_of(&stored[0]);
+    assert!(first
+        .iter()
+        .any(|e| matches!(e.data, EventData::FullSnapshot(_))));
+    assert!(first.iter().any(|e| matches!(
+        &e.data,
+        EventData::IncrementalSnapshot(IncrementalData::MouseInteraction(m))
+            if m.kind == tracepost_rrweb::MouseInteractions::Click
+    )));
+    let e0 = events
+        .iter()
+        .find(|e| e.attributes["replay.segment"] == 0)
+        .unwrap();
+    assert_eq!(e0.attributes["replay.errors"], 1, "{:?}", e0.attributes);
+    // Typed 6 s before the error, masked.
+    let typed: Vec<&str> = first
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::IncrementalSnapshot(IncrementalData::Input(i)) => Some(i.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        typed
+            .iter()
+            .any(|t| !t.is_empty() && t.chars().all(|c| c == '*')),
+        "{typed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbering_continues_across_the_pages_of_a_session() {
+    if !browser_available() {
+        return;
+    }
+    let Run {
+        report,
+        stored,
+        events,
+        _dir: _keep,
+    } = run("pages", 0).await;
+    // Page 1 flushed segment 0 and sent its last one (1) when it went away; page 2
+    // continued at 2. No number was used twice (no duplicate answer).
+    let numbers = segment_numbers(&stored);
+    assert_eq!(
+        numbers,
+        (0..numbers.len() as u32).collect::<Vec<_>>(),
+        "{report}"
+    );
+    assert!(numbers.len() >= 3, "{numbers:?} {report}");
+    assert!(
+        report["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s == 202),
+        "{report}"
+    );
+    assert_eq!(events.len(), numbers.len());
+    let session = report["session"].as_str().unwrap();
+    assert!(events
+        .iter()
+        .all(|e| e.session_id.as_deref() == Some(session)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_sampled_out_is_not_recorded() {
+    if !browser_available() {
+        return;
+    }
+    let run = run("sample0", 0).await;
+    assert_eq!(run.report["state"], "stopped", "{}", run.report);
+    assert_eq!(run.report["uploads"], serde_json::json!([]));
+    assert!(run.stored.is_empty());
+    assert!(run.events.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_that_cannot_be_sent_is_counted_missing() {
+    if !browser_available() {
+        return;
+    }
+    let Run {
+        report,
+        stored,
+        events,
+        _dir: _keep,
+    } = run("retry", 3).await;
+    // Three tries of segment 0 (503, after Retry-After), then segment 1 is stored.
+    assert_eq!(
+        report["uploads"],
+        serde_json::json!([503, 503, 503, 202]),
+        "{report}"
+    );
+    assert_eq!(report["missing"], 1, "{report}");
+    assert_eq!(segment_numbers(&stored), [1]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].attributes["replay.missing_segments"], 1);
 }
