@@ -104,7 +104,7 @@ use crate::Ingest;
 /// ```toml
 /// max_body_bytes = 10485760
 /// max_decompressed_bytes = 104857600
-/// max_concurrent = 4
+/// max_concurrent = 2
 /// redact = true
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,8 +118,9 @@ pub struct ReplayConfig {
     /// `max_replay_uncompressed_size`) → `413 decompressed_too_large`.
     pub max_decompressed_bytes: usize,
     /// How many segments are decoded, parsed, redacted and compressed at once (each on a
-    /// blocking thread); more wait. Bounds the memory of many large uploads at once to about
-    /// this many times a segment's decoded size and parse. Default 4.
+    /// blocking thread); more wait. The work is CPU-bound, so more than the CPUs gains
+    /// nothing; it bounds the memory of many large uploads at once to about this many times
+    /// a segment's parsed size. Default: the CPUs available, at most 4.
     pub max_concurrent: usize,
     /// Run the pipeline's redactor over every string of the segment before storing it
     /// (default true).
@@ -138,7 +139,9 @@ impl Default for ReplayConfig {
         ReplayConfig {
             max_body_bytes: 10 << 20,
             max_decompressed_bytes: 100 << 20,
-            max_concurrent: 4,
+            max_concurrent: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(1, 4),
             redact: true,
             max_depth: 1_000,
             dedup_capacity: 100_000,
@@ -755,6 +758,9 @@ fn process(
     // Parsing made a stack for the depth; dropping a deep tree needs one as well.
     let stack = (1 << 20) + config.max_depth * (16 << 10);
     stacker::grow(stack, move || drop(events));
+    // Each buffer is dropped as soon as the next step no longer needs it, and the redacted
+    // JSON is written straight into the gzip encoder: at most two copies of the segment
+    // are alive at once.
     let gzipped = match redactor {
         Some(r) => {
             let mut value = stacker::grow(stack, || {
@@ -763,16 +769,26 @@ fn process(
                 Value::deserialize(&mut de)
             })
             .map_err(|e| IngestError::malformed_json(e.to_string()))?;
-            let redacted = stacker::grow(stack, || {
+            let size = json.len();
+            drop((json, raw));
+            stacker::grow(stack, || {
                 r.json(&mut value);
-                let out = serde_json::to_vec(&value);
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(size / 8 + 64),
+                    flate2::Compression::default(),
+                );
+                let written = serde_json::to_writer(&mut gz, &value);
                 drop(value);
-                out
+                written
+                    .map_err(|e| IngestError::malformed_json(e.to_string()))
+                    .and_then(|()| gz.finish().map_err(|e| internal(&e)))
             })
-            .map_err(|e| IngestError::malformed_json(e.to_string()))?;
-            gzip(&redacted)
+            .map(Bytes::from)?
         }
-        None if was_gzip => raw,
+        None if was_gzip => {
+            drop(json);
+            raw
+        }
         None => gzip(&json),
     };
     if let Some(url) = &mut first_url {
@@ -787,6 +803,15 @@ fn process(
         end_ms,
         first_url,
     })
+}
+
+fn internal(e: &dyn std::fmt::Display) -> IngestError {
+    tracing::warn!(error = %e, "tracepost replay: compressing a segment failed");
+    IngestError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the segment could not be compressed",
+    )
 }
 
 fn gzip(data: &[u8]) -> Bytes {
