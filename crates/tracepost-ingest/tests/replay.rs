@@ -2,8 +2,8 @@
 //! real object store (OpenDAL's `fs` service in a temporary directory) and a pipeline with a
 //! memory sink: every answer exact — a stored segment and its index event, a 20 MB full
 //! snapshot, a gzip bomb, a truncated gzip, a non-array body, an invalid event, a segment
-//! sent twice (also after a restart), segments out of order — and secrets in the recording
-//! masked in storage.
+//! sent twice (also after a restart), segments out of order, a store that fails — and
+//! secrets in the recording masked in storage.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -456,4 +456,42 @@ async fn duplicates_and_out_of_order_segments() {
         (200, json!({"accepted": 0, "duplicate": true}))
     );
     assert!(again.events().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the store's `replays/` directory must go: every write fails.
+    std::fs::write(dir.path().join("replays"), b"in the way").unwrap();
+    let mut s = start(dir.path(), ReplayConfig::new()).await;
+    let body = gzip(&serde_json::to_vec(&segment(START, "x")).unwrap());
+    let r = s
+        .client
+        .post(format!(
+            "{}/v1/replay?key={KEY}&session=s-fail&segment=0&session_start={START}",
+            s.base
+        ))
+        .header("content-type", "text/plain")
+        .header("content-encoding", "gzip")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        error(
+            503,
+            "store_unavailable",
+            "the replay store is unavailable; retry later",
+            None
+        )
+    );
+    // The browser retries once the store is back: stored and indexed once.
+    std::fs::remove_file(dir.path().join("replays")).unwrap();
+    let (status, answer) = s.upload("s-fail", 0, body, true).await;
+    assert_eq!((status, &answer["accepted"]), (202, &json!(1)), "{answer}");
+    assert!(s.stored("s-fail", 0).is_some());
+    assert_eq!(s.events().await.len(), 1);
 }
