@@ -495,3 +495,39 @@ async fn a_store_that_fails_is_not_acknowledged() {
     assert!(s.stored("s-fail", 0).is_some());
     assert_eq!(s.events().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_segment_twice_at_once_is_stored_and_indexed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path(), ReplayConfig::new()).await;
+    // A segment big enough (a few MB) that the second copy arrives while the first is
+    // still being processed.
+    let text = "lorem ipsum dolor sit amet ".repeat(200_000);
+    let body = gzip(&serde_json::to_vec(&segment(START, &text)).unwrap());
+    let (a, b) = tokio::join!(
+        s.upload("s-twice", 0, body.clone(), true),
+        s.upload("s-twice", 0, body, true)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    // The second waits for nothing: `409 segment_in_progress` (retry later) while the
+    // first is being stored, or a duplicate if the first was already done.
+    assert!(
+        statuses == [202, 409] || statuses == [200, 202],
+        "{a:?} {b:?}"
+    );
+    for (status, answer) in [&a, &b] {
+        if *status == 409 {
+            assert_eq!(
+                answer,
+                &error(
+                    409,
+                    "segment_in_progress",
+                    "segment 0 of this session is being stored by another request; retry",
+                    None
+                )
+            );
+        }
+    }
+    assert_eq!(s.events().await.len(), 1);
+}
