@@ -22,6 +22,9 @@ cargo test -p tracepost-postgres --all-features "${locked[@]}" --test tls --test
 echo "=== object storage through OpenDAL's S3 service, against an in-process S3 server (s3s-fs)"
 cargo test -p tracepost-opendal --features s3 "${locked[@]}" --test s3
 
+echo "=== session replay through the facade (feature replay: tp-replay.js and /v1/replay into {data_dir}/objects)"
+cargo test -p tracepost --features replay "${locked[@]}" --test replay
+
 echo "=== project API keys in Postgres behind the log routes, and the tracepost keys command"
 cargo test -p tracepost-postgres --features cli,admin "${locked[@]}" --test log_keys --test admin
 

@@ -38,3 +38,13 @@ fn tp_vitals_js_is_at_most_1_5_kb_gzipped() {
         "tp-vitals.js is {len} bytes gzipped; the budget is 1,500"
     );
 }
+
+#[test]
+fn tp_replay_js_is_at_most_4_kb_gzipped() {
+    // Opt-in and loaded next to rrweb (~100 KB gzipped): its own budget.
+    let len = gzipped_len("tp-replay.js");
+    assert!(
+        len <= 4000,
+        "tp-replay.js is {len} bytes gzipped; the budget is 4,000"
+    );
+}

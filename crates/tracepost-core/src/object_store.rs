@@ -101,7 +101,7 @@ impl Day {
         Day::parse_path(&s.replace('-', "/"))
     }
 
-    fn parse_path(s: &str) -> Option<Day> {
+    pub(crate) fn parse_path(s: &str) -> Option<Day> {
         let mut it = s.split('/');
         let (y, m, d) = (it.next()?, it.next()?, it.next()?);
         if it.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {

@@ -9,7 +9,8 @@
 //! | attribute | type | meaning |
 //! |---|---|---|
 //! | `replay.segment` | int | the segment number (0 first) |
-//! | `replay.session_start` | RFC 3339 string | when the session started: its day is the segments' key prefix |
+//! | `replay.day` | `yyyy/mm/dd` string | the UTC day the session started: the segments' key prefix |
+//! | `replay.session_start` | RFC 3339 string | when the session started (masked by the default redactor, whose key rules cover "session"; `replay.day` is read first) |
 //! | `replay.start_ms` / `replay.end_ms` | int | first and last rrweb event of the segment |
 //! | `replay.events` | int | rrweb events in the segment |
 //! | `replay.bytes` | int | stored (gzip) bytes |
@@ -103,9 +104,15 @@ impl ReplayIndexEntry {
         SegmentKey::new(session_id.as_str(), Day::of(e.timestamp), 0).ok()?;
         let start_ms = int(e, "replay.start_ms")?.max(0);
         let end_ms = int(e, "replay.end_ms").unwrap_or(start_ms).max(start_ms);
-        let session_day = text(e, "replay.session_start")
-            .and_then(|s| humantime::parse_rfc3339_weak(&s).ok())
-            .map(|t| Day::of(Timestamp::from(t)))
+        // `replay.day` first: the default redactor masks keys containing "session", so
+        // `replay.session_start` reaches the sinks as "[REDACTED]" unless the host unmasks it.
+        let session_day = text(e, "replay.day")
+            .and_then(|d| Day::parse_path(&d))
+            .or_else(|| {
+                text(e, "replay.session_start")
+                    .and_then(|s| humantime::parse_rfc3339_weak(&s).ok())
+                    .map(|t| Day::of(Timestamp::from(t)))
+            })
             .unwrap_or_else(|| Day::of(ms_to_ts(start_ms)));
         Some(ReplayIndexEntry {
             session_id,
@@ -443,6 +450,21 @@ mod tests {
         assert_eq!(ReplayIndexEntry::from_event(&bad), None);
         let log = Event::new(Kind::Log, crate::Level::Info, "x");
         assert_eq!(ReplayIndexEntry::from_event(&log), None);
+    }
+
+    /// What the upload route sends reaches the index through the default redactor, which
+    /// masks `replay.session_start` (its key holds "session"): the day comes from `replay.day`,
+    /// so a segment recorded after midnight still names the session's first day.
+    #[test]
+    fn the_day_survives_the_default_redactor() {
+        let mut e = replay_event("s1", 1_772_928_000_500, 1_772_928_001_000, None);
+        e.attributes
+            .insert("replay.day".into(), json!("2026/03/07"));
+        crate::Redactor::default().event(&mut e);
+        assert_eq!(e.attributes["replay.session_start"], json!("[REDACTED]"));
+        let entry = ReplayIndexEntry::from_event(&e).unwrap();
+        assert_eq!(entry.session_day.path(), "2026/03/07");
+        assert_eq!(Day::of(ms_to_ts(entry.start_ms)).path(), "2026/03/08");
     }
 
     #[test]

@@ -187,7 +187,7 @@
       push({ type: 'identify', user_id: userId = cut(id), traits: plain(traits) });
     }),
     flush: function () { flush(); },
-    _push: guard(push), _onhide: onhide
+    _push: guard(push), _onhide: onhide, _s: function () { return [session(), visitor, userId] }
   };
   pageview('load', d.referrer);
 })(window, document);

@@ -173,6 +173,12 @@ impl IngestError {
         e
     }
 
+    /// Asks the client to retry after `seconds` (at least 1): a `Retry-After` header.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
     /// Names the field that failed (a JSON pointer).
     pub fn with_field(mut self, pointer: impl Into<String>) -> Self {
         self.field = Some(pointer.into());

@@ -427,6 +427,109 @@ impl Ingest {
     }
 }
 
+/// What the replay route (`crate::replay`) shares with the events route: the same admission
+/// checks, CORS answer, pipeline handle and browser context.
+impl Ingest {
+    /// The admission checks of [`Ingest::events`] before the body: the client's rate (`429`),
+    /// the key (`401`), the origin (`403`), the token (`401`) and the key's rate (`429`).
+    /// Returns the public key.
+    pub(crate) fn admit(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<String, IngestError> {
+        let inner = &*self.inner;
+        let config = &inner.config;
+        if peer.is_none() && !inner.warned_no_peer.swap(true, Ordering::Relaxed) {
+            tracing::warn!("tracepost ingest: no peer address (serve with into_make_service_with_connect_info::<SocketAddr>()); all clients share one rate limit");
+        }
+        self.check_client_rate(client_ip(config, peer, headers))?;
+        let key = self.check_key(headers, query)?;
+        let origin = request_origin(headers)?;
+        if let Some(o) = origin {
+            if !origin_allowed(config, o, host(headers)) {
+                return Err(IngestError::origin_not_allowed(o));
+            }
+        }
+        match param(headers, query, "x-tracepost-token", "token") {
+            Some(token) => {
+                if !inner.tokens.is_enabled() {
+                    return Err(IngestError::unauthorized(
+                        "invalid_token",
+                        "this server has no token secret; send no token",
+                    ));
+                }
+                inner
+                    .tokens
+                    .verify_at(&token, origin, host(headers), SystemTime::now())?;
+            }
+            None if config.require_token => {
+                return Err(IngestError::unauthorized(
+                    "missing_token",
+                    "an upload token is required (data-token, ?token= or x-tracepost-token)",
+                ))
+            }
+            None => {}
+        }
+        if let Err(not_until) = inner.per_key.check_key(&key) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(IngestError::rate_limited(
+                "key",
+                wait.as_secs_f64().ceil() as u64,
+            ));
+        }
+        Ok(key)
+    }
+
+    /// Adds the CORS headers for an allowed origin.
+    pub(crate) fn cors_for(&self, headers: &HeaderMap, response: &mut Response<Bytes>) {
+        self.add_cors(headers, response);
+    }
+
+    /// The pipeline events are captured into.
+    pub(crate) fn pipeline(&self) -> &TracepostHandle {
+        &self.inner.handle
+    }
+
+    /// The attributes every browser event gets from the request: `visitor.id` (the client's,
+    /// else derived: `visitor.cookieless = true`), the user agent's, `geo.country.iso_code`.
+    pub(crate) fn browser_attributes(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        visitor: Option<&str>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let inner = &*self.inner;
+        let config = &inner.config;
+        let mut map = serde_json::Map::new();
+        let ua = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match visitor {
+            Some(v) => {
+                map.insert("visitor.id".into(), v.into());
+            }
+            None => {
+                let client = client_ip(config, peer, headers);
+                let v = inner
+                    .salt
+                    .visitor_id(&config.project, client, ua, SystemTime::now());
+                map.insert("visitor.id".into(), v.into());
+                map.insert("visitor.cookieless".into(), true.into());
+            }
+        }
+        if !ua.is_empty() {
+            inner.user_agents.get(ua).write_attributes(&mut map);
+        }
+        if let Some(c) = country(config, headers) {
+            map.insert("geo.country.iso_code".into(), c.into());
+        }
+        map
+    }
+}
+
 /// The `Origin` header: absent, or exactly one readable value. Errors: `403
 /// origin_not_allowed` for several headers or a value that is not ASCII.
 fn request_origin(headers: &HeaderMap) -> Result<Option<&str>, IngestError> {

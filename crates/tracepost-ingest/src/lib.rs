@@ -7,6 +7,7 @@ mod ingest;
 pub mod logs;
 pub mod map;
 pub mod origin;
+pub mod replay;
 #[cfg(feature = "axum")]
 mod router;
 pub mod schema;
@@ -22,6 +23,9 @@ pub use config::{ConfigError, IngestConfig, Secret};
 pub use error::{ErrorBody, ErrorObject, IngestError};
 pub use ingest::{Ingest, MAX_TRACKED_CLIENTS, RETAIN_EVERY};
 pub use logs::{LogIngest, LogIngestConfig};
+#[cfg(feature = "axum")]
+pub use replay::replay_router;
+pub use replay::{ReplayConfig, ReplayIngest, SegmentStore};
 #[cfg(feature = "axum")]
 pub use router::{events_router, logs_router, router, token_router};
 pub use token::{TokenSigner, UploadToken};

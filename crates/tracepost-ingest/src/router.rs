@@ -18,7 +18,7 @@ fn into_axum(r: http::Response<Bytes>) -> Response {
 /// Marks each response as tracepost's own ([`OwnRoute`](tracepost_core::capture::OwnRoute)),
 /// so the tower layer doesn't record the routes as app requests wherever they are merged.
 /// A `route_layer`: the router's fallback stays unmarked (see `OwnRoute` on merge order).
-fn own_routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+pub(crate) fn own_routes<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router.route_layer(axum::middleware::map_response(
         |mut r: Response| async move {
             r.extensions_mut().insert(tracepost_core::capture::OwnRoute);
@@ -127,7 +127,7 @@ where
 }
 
 /// A `405 method_not_allowed` handler with the JSON error body and `Allow: allow`.
-fn method_not_allowed(
+pub(crate) fn method_not_allowed(
     allow: &'static str,
 ) -> impl Fn(Request) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
     move |req: Request| {

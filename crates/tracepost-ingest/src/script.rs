@@ -16,6 +16,11 @@ pub const TP_JS: &str = include_str!("../js/tp.js");
 /// LCP, INP, CLS, FCP and TTFB as `vital` events, sent with `tp.js`'s batches.
 pub const TP_VITALS_JS: &str = include_str!("../js/tp-vitals.js");
 
+/// The opt-in session-replay script's source (`{prefix}/tp-replay.js`, loaded after `tp.js`
+/// when replay is enabled): records with rrweb's `record` and uploads segments to
+/// `{prefix}/v1/replay` (see [`crate::replay`]).
+pub const TP_REPLAY_JS: &str = include_str!("../js/tp-replay.js");
+
 /// The script, gzipped once, and its `ETag`.
 #[derive(Debug)]
 pub struct Script {
@@ -39,6 +44,11 @@ impl Script {
     /// Prepares [`TP_VITALS_JS`].
     pub fn vitals() -> Self {
         Self::from_source(TP_VITALS_JS)
+    }
+
+    /// Prepares [`TP_REPLAY_JS`].
+    pub fn replay() -> Self {
+        Self::from_source(TP_REPLAY_JS)
     }
 
     /// Prepares any script source (tests use it).

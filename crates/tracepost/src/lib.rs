@@ -242,19 +242,61 @@ impl<T: AsHandle> TracepostActixExt for T {}
 #[cfg(feature = "browser")]
 struct BrowserSettings(tracepost_ingest::IngestConfig);
 
-/// Adds `browser(config)` to the [`Builder`] (feature `browser`).
+/// The replay settings stored by [`BuilderBrowserExt::replay_to`] (and `replay`).
+#[cfg(feature = "browser")]
+struct ReplaySettings {
+    /// `None`: the OpenDAL `fs` store under `{data_dir}/objects` (feature `replay`).
+    store: Option<std::sync::Arc<dyn tracepost_ingest::SegmentStore>>,
+    config: tracepost_ingest::ReplayConfig,
+}
+
+/// Adds `browser(config)` and the replay settings to the [`Builder`] (feature `browser`).
 #[cfg(feature = "browser")]
 pub trait BuilderBrowserExt {
     /// The settings of the browser ingest routes that `tp.ingest_router()` serves (keys,
     /// origins, token secrets, limits; see [`ingest::IngestConfig`]). Checked by
     /// `ingest_router()`.
     fn browser(self, config: tracepost_ingest::IngestConfig) -> Builder;
+
+    /// Session replay into `store`: `tp.ingest_router()` also serves `GET
+    /// {prefix}/tp-replay.js` and `POST {prefix}/v1/replay` (see [`ingest::replay`]), with
+    /// the browser settings' keys, origins and tokens.
+    fn replay_to<S: tracepost_core::object_store::ObjectStore>(
+        self,
+        store: tracepost_core::object_store::ReplayStore<S>,
+        config: tracepost_ingest::ReplayConfig,
+    ) -> Builder;
+
+    /// Session replay into the local directory `{data_dir}/objects` (OpenDAL's `fs`
+    /// service; feature `replay`): as [`replay_to`](Self::replay_to). `ingest_router()`
+    /// fails (field `replay`) without a `data_dir`.
+    #[cfg(feature = "replay")]
+    fn replay(self, config: tracepost_ingest::ReplayConfig) -> Builder;
 }
 
 #[cfg(feature = "browser")]
 impl BuilderBrowserExt for Builder {
     fn browser(self, config: tracepost_ingest::IngestConfig) -> Builder {
         self.extension(BrowserSettings(config))
+    }
+
+    fn replay_to<S: tracepost_core::object_store::ObjectStore>(
+        self,
+        store: tracepost_core::object_store::ReplayStore<S>,
+        config: tracepost_ingest::ReplayConfig,
+    ) -> Builder {
+        self.extension(ReplaySettings {
+            store: Some(std::sync::Arc::new(store)),
+            config,
+        })
+    }
+
+    #[cfg(feature = "replay")]
+    fn replay(self, config: tracepost_ingest::ReplayConfig) -> Builder {
+        self.extension(ReplaySettings {
+            store: None,
+            config,
+        })
     }
 }
 
@@ -270,7 +312,30 @@ pub trait TracepostBrowserExt: AsHandle {
     fn ingest_router<S: Clone + Send + Sync + 'static>(
         &self,
     ) -> Result<tracepost_ingest::axum_router::Router<S>, tracepost_ingest::ConfigError> {
-        Ok(tracepost_ingest::router(self.ingest()?))
+        let ingest = self.ingest()?;
+        let router = tracepost_ingest::router(ingest.clone());
+        Ok(match self.replay_ingest(ingest)? {
+            Some(replay) => router.merge(tracepost_ingest::replay_router(replay)),
+            None => router,
+        })
+    }
+
+    /// The replay upload route for `ingest`, when `Builder::replay_to` (or `replay`) was
+    /// called; `None` otherwise. Errors: invalid replay settings, or (feature `replay`) no
+    /// data dir for the default store, or a data dir where it cannot be created.
+    fn replay_ingest(
+        &self,
+        ingest: tracepost_ingest::Ingest,
+    ) -> Result<Option<tracepost_ingest::ReplayIngest>, tracepost_ingest::ConfigError> {
+        let handle = self.as_handle();
+        let Some(settings) = handle.extension::<ReplaySettings>() else {
+            return Ok(None);
+        };
+        let store = match &settings.store {
+            Some(s) => s.clone(),
+            None => default_replay_store(&handle)?,
+        };
+        tracepost_ingest::ReplayIngest::with_store(ingest, store, settings.config.clone()).map(Some)
     }
 
     /// `GET /tracepost/v1/token` (under the configured prefix), guarded by `guard`: it gets
@@ -322,6 +387,38 @@ pub trait TracepostBrowserExt: AsHandle {
 
 #[cfg(feature = "browser")]
 impl<T: AsHandle> TracepostBrowserExt for T {}
+
+/// The default replay store: OpenDAL's `fs` service in `{data_dir}/objects`.
+#[cfg(all(feature = "browser", feature = "replay"))]
+fn default_replay_store(
+    handle: &TracepostHandle,
+) -> Result<std::sync::Arc<dyn tracepost_ingest::SegmentStore>, tracepost_ingest::ConfigError> {
+    let dir = handle
+        .data_dir()
+        .ok_or(tracepost_ingest::ConfigError {
+            field: "replay",
+            reason: "the default replay store lives under the data dir: call .data_dir(..) or give a store with .replay_to(..)".into(),
+        })?
+        .join("objects");
+    let store =
+        tracepost_opendal::OpendalStore::fs(&dir).map_err(|e| tracepost_ingest::ConfigError {
+            field: "replay",
+            reason: format!("cannot open the replay store in {}: {e}", dir.display()),
+        })?;
+    Ok(std::sync::Arc::new(tracepost_opendal::ReplayStore::new(
+        store,
+    )))
+}
+
+#[cfg(all(feature = "browser", not(feature = "replay")))]
+fn default_replay_store(
+    _: &TracepostHandle,
+) -> Result<std::sync::Arc<dyn tracepost_ingest::SegmentStore>, tracepost_ingest::ConfigError> {
+    Err(tracepost_ingest::ConfigError {
+        field: "replay",
+        reason: "no replay store (the default one needs the `replay` feature)".into(),
+    })
+}
 
 /// Adds the alert engine's test alert and admin route to [`Tracepost`] (feature `alerts`).
 #[cfg(feature = "alerts")]

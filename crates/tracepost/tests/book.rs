@@ -188,6 +188,7 @@ fn configuration_page_lists_every_setter() {
         ("crates/tracepost-console/src/lib.rs", "ConsoleBuilder"),
         ("middleware/tracepost-tower/src/layer.rs", "TracepostLayer"),
         ("crates/tracepost-ingest/src/config.rs", "IngestConfig"),
+        ("crates/tracepost-ingest/src/replay.rs", "ReplayConfig"),
         (
             "middleware/tracepost-tracing/src/lib.rs",
             "TracepostTracingLayer",

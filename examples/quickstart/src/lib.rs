@@ -28,6 +28,34 @@ pub fn app() -> Router {
         .route("/panic", get(panic))
         .route("/slow", get(slow))
         .route("/stream", get(stream))
+        .route("/rrweb.js", get(rrweb))
+}
+
+/// `/rrweb.js`, the recorder the demo page's `tp-replay.js` loads (tracepost does not ship
+/// rrweb): the file or URL in `QUICKSTART_RRWEB_JS` (e.g.
+/// `node_modules/rrweb/dist/rrweb.umd.min.cjs`, or
+/// `https://cdn.jsdelivr.net/npm/rrweb@2.2.2/dist/rrweb.umd.min.cjs`); unset, an empty script,
+/// and the page records nothing.
+async fn rrweb() -> axum::response::Response {
+    let js = [("content-type", "text/javascript; charset=utf-8")];
+    match std::env::var("QUICKSTART_RRWEB_JS") {
+        Ok(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            axum::response::Redirect::temporary(&url).into_response()
+        }
+        Ok(path) if !path.is_empty() => match tokio::fs::read(&path).await {
+            Ok(body) => (js, body).into_response(),
+            Err(e) => (
+                js,
+                format!("// QUICKSTART_RRWEB_JS={path:?} is unreadable ({e}): no session replay\n"),
+            )
+                .into_response(),
+        },
+        _ => (
+            js,
+            "// rrweb is not configured (QUICKSTART_RRWEB_JS): no session replay\n".to_owned(),
+        )
+            .into_response(),
+    }
 }
 
 async fn demo_page() -> Html<&'static str> {

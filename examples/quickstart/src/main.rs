@@ -39,7 +39,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A disk spool per sink, for what cannot be delivered at once.
         .data_dir(data_dir())
         // Browser capture: the demo page's script tag names this public key.
-        .browser(tracepost::ingest::IngestConfig::new().key("pk_quickstart"));
+        .browser(tracepost::ingest::IngestConfig::new().key("pk_quickstart"))
+        // Session replay: the demo page's recordings go to ./tracepost-data/objects.
+        .replay(tracepost::ingest::ReplayConfig::new());
     // ANCHOR_END: sinks
 
     // The per-route metric windows (the console's Routes page) are 60 s long unless

@@ -381,6 +381,7 @@ impl Builder {
                 Sample::new(self.sampling).with_analytics(self.analytics_sampling),
             ),
             extensions: self.extensions,
+            data_dir: self.data_dir.clone(),
         });
         let handle = TracepostHandle { inner };
         for attach in self.attach {

@@ -33,6 +33,8 @@ pub(super) struct Inner {
     pub(super) app_metrics: MetricsRegistry,
     /// Values stored with `Builder::extension`.
     pub(super) extensions: Extensions,
+    /// `Builder::data_dir`.
+    pub(super) data_dir: Option<std::path::PathBuf>,
 }
 
 /// Values of any type, at most one per type (`Builder::extension`).
@@ -107,6 +109,12 @@ impl TracepostHandle {
     /// The value of type `T` stored with `Builder::extension`, if any.
     pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
         self.inner.extensions.get()
+    }
+
+    /// The directory given to `Builder::data_dir`, if any (plugins keep their own data
+    /// under it: the replay segments of the facade's `replay` feature in `objects/`).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.inner.data_dir.as_deref()
     }
 
     /// The resource fields put on every event.
