@@ -73,18 +73,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => builder,
     };
     warn_unbuilt_sinks();
-    let tp = builder.build()?;
-    tracing_subscriber::registry()
-        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with(tracing_subscriber::fmt::layer())
-        .with(tp.tracing_layer())
-        .init();
 
     let addr: SocketAddr = std::env::var("QUICKSTART_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+
+    // A backend request or error of a recorded browser session links to that moment of the
+    // replay in the console (attribute `replay.url`, in every sink).
+    let tp = builder
+        .replay_console_url(format!("http://{addr}/tracepost/console"))
+        .build()?;
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with(tracing_subscriber::fmt::layer())
+        .with(tp.tracing_layer())
+        .init();
 
     // ANCHOR: logs
     // The log routes' project API key: TRACEPOST_API_KEY, or a new one for this run.
@@ -107,6 +112,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .console(store)
         .admin_token(token.clone())
         .live_tail(tail)
+        // Recorded sessions: the segments the replay route stores under the data dir.
+        .replays(tracepost::object_store::ReplayStore::new(
+            tracepost::sinks::opendal::OpendalStore::fs(
+                std::path::Path::new(&data_dir()).join("objects"),
+            )?,
+        ))
         .replay_base_url(&format!("http://{addr}/"))?
         .build()?;
 
