@@ -5,7 +5,10 @@ pub mod filter;
 mod html;
 mod pages;
 pub mod replay;
-pub mod tail;
+/// The live tail hub (moved to `tracepost_core::tail`, shared with the query API).
+pub mod tail {
+    pub use tracepost_core::tail::*;
+}
 
 use std::sync::Arc;
 use std::time::Duration;
