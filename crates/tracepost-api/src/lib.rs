@@ -385,8 +385,18 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// A typed parameter's exact value (not trimmed): `None` when absent; an empty value is
+    /// a 400 (the document types it, and an empty string is none of those types).
+    fn typed(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.iter().find(|(k, _)| k == name) {
+            None => Ok(None),
+            Some((_, v)) if v.is_empty() => Err(ApiError::bad(name, "is empty")),
+            Some((_, v)) => Ok(Some(v)),
+        }
+    }
+
     fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
-        self.get(name).map(|s| parse_time(name, s)).transpose()
+        self.typed(name)?.map(|s| parse_time(name, s)).transpose()
     }
 
     fn number<T: std::str::FromStr>(
@@ -396,7 +406,7 @@ impl Params {
         ok: impl Fn(&T) -> bool,
         rule: &str,
     ) -> Result<T, ApiError> {
-        match self.get(name) {
+        match self.typed(name)? {
             None => Ok(default),
             Some(s) => match s.parse::<T>() {
                 Ok(n) if ok(&n) => Ok(n),
@@ -415,7 +425,7 @@ impl Params {
         for l in self.list("level") {
             f = f.level(parse_level("level", l)?);
         }
-        if let Some(l) = self.get("min_level") {
+        if let Some(l) = self.typed("min_level")? {
             f = f.min_level(parse_level("min_level", l)?);
         }
         f.service = self.get("service").map(str::to_owned);
@@ -626,7 +636,7 @@ async fn list_events(State(s): St, RawQuery(q): RawQuery) -> Result<Json<EventPa
         "a whole number from 1 to 10000",
     )?;
     let cursor = p
-        .get("cursor")
+        .typed("cursor")?
         .map(|c| {
             c.parse::<Cursor>()
                 .map_err(|_| ApiError::bad("cursor", format!("{c:?} is not a cursor of this API")))
