@@ -25,6 +25,8 @@ use tracepost_sqlite::SqliteSink;
 fn schemathesis() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("TRACEPOST_SCHEMATHESIS").map(PathBuf::from),
+        std::env::var_os("TRACEPOST_SCHEMATHESIS_VENV")
+            .map(|v| PathBuf::from(v).join("bin/schemathesis")),
         std::env::var_os("HOME")
             .map(|h| PathBuf::from(h).join(".cache/tracepost-schemathesis-venv/bin/schemathesis")),
     ];
