@@ -225,8 +225,26 @@ async fn a_store_that_is_down_is_a_503() {
         );
     }
     proxy.set_up(true);
-    drop(pg);
+    // Back: answers again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, body) = get(&format!("{base}/tracepost/api/events")).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A database that is gone refuses every question until someone fixes it: 503 too.
     db.drop_db().await;
+    for path in ["/events", "/issues", "/issues/fp-1"] {
+        let (status, body) = get(&format!("{base}/tracepost/api{path}")).await;
+        assert_eq!(status, 503, "{path}: {body}");
+    }
+    drop(pg);
 }
 
 #[tokio::test]

@@ -84,7 +84,7 @@ impl From<PgError> for ApiError {
     fn from(e: PgError) -> Self {
         let status = match &e {
             PgError::Config(_) => StatusCode::BAD_REQUEST,
-            e if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
+            e if e.is_temporary() || e.is_refused() => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
