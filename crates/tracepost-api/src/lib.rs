@@ -18,7 +18,7 @@
 //! [`MIN_TOKEN_LEN`] characters. Every error is `{"error": "...", "field": "..."}` with a
 //! precise status: 400 for an unknown query parameter or a value that can't be read (the
 //! parameter named in `field`), 401 without the token, 404 for no such event or issue, 503
-//! when the store or the live tail can't answer now.
+//! when the store or the live tail can't answer now, 405 for a method a route doesn't serve.
 //!
 //! ```no_run
 //! # fn run(store: std::sync::Arc<dyn tracepost_core::store::Store>) -> Result<(), tracepost_api::ConfigError> {
@@ -147,6 +147,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
     Ok(Router::new()
         .route(&p("/openapi.json"), get(openapi_json))
         .merge(guarded)
+        .method_not_allowed_fallback(method_not_allowed)
         // tracepost's own routes: the tower layer doesn't record them (a route layer: the
         // fallback stays the app's).
         .route_layer(axum::middleware::map_response(
@@ -866,6 +867,16 @@ async fn tail(State(s): St, RawQuery(q): RawQuery) -> Result<Response, ApiError>
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// A route asked with a method it doesn't serve: 405 with the JSON error body (axum adds
+/// `Allow`).
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        format!("method {method} is not allowed here"),
+    )
 }
 
 async fn openapi_json() -> Response {

@@ -151,6 +151,24 @@ async fn bad_input_is_a_400_naming_the_field() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["field"], "status", "{body:?}");
     }
+    // A method a route doesn't serve: 405, the JSON body, and Allow.
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/events"),
+        (reqwest::Method::POST, "/issues"),
+        (reqwest::Method::GET, "/issues/fp-1/status"),
+        (reqwest::Method::PUT, "/openapi.json"),
+    ] {
+        let r = c
+            .request(method.clone(), format!("{base}/tracepost/api{path}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}");
+        assert!(r.headers().contains_key("allow"), "{method} {path}: Allow");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"].as_str().unwrap().contains("not allowed"), "{v}");
+    }
     let r = c
         .post(format!("{base}/tracepost/api/issues/fp-404/status"))
         .bearer_auth(TOKEN)

@@ -43,7 +43,8 @@ const ROUTES: [&str; 6] = [
 ];
 
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
-     response_headers_conformance,response_schema_conformance,negative_data_rejection";
+     response_headers_conformance,response_schema_conformance,negative_data_rejection,\
+     unsupported_method";
 
 async fn run(base: &str, include: &[&str], checks: &str) -> (bool, String) {
     let bin = schemathesis().unwrap();
