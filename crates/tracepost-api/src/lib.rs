@@ -18,7 +18,8 @@
 //! [`MIN_TOKEN_LEN`] characters. Every error is `{"error": "...", "field": "..."}` with a
 //! precise status: 400 for an unknown query parameter or a value that can't be read (the
 //! parameter named in `field`), 401 without the token, 404 for no such event or issue, 503
-//! when the store or the live tail can't answer now, 405 for a method a route doesn't serve.
+//! when the store or the live tail can't answer now, 405 for a method a route doesn't serve,
+//! 404 for any other path under [`BASE`].
 //!
 //! ```no_run
 //! # fn run(store: std::sync::Arc<dyn tracepost_core::store::Store>) -> Result<(), tracepost_api::ConfigError> {
@@ -146,6 +147,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(
         ));
     Ok(Router::new()
         .route(&p("/openapi.json"), get(openapi_json))
+        // Anything else under BASE is a JSON 404 too (not the app's fallback).
+        .route(&p("/{*rest}"), axum::routing::any(no_route))
         .merge(guarded)
         .method_not_allowed_fallback(method_not_allowed)
         // tracepost's own routes: the tower layer doesn't record them (a route layer: the
@@ -867,6 +870,14 @@ async fn tail(State(s): St, RawQuery(q): RawQuery) -> Result<Response, ApiError>
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        None,
+        format!("no route {}; see {BASE}/openapi.json", uri.path()),
+    )
 }
 
 /// A route asked with a method it doesn't serve: 405 with the JSON error body (axum adds

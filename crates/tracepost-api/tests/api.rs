@@ -151,6 +151,15 @@ async fn bad_input_is_a_400_naming_the_field() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["field"], "status", "{body:?}");
     }
+    // Any other path under /tracepost/api: a JSON 404.
+    for path in ["/nope", "/events/1/2", "/issues/a/b/c"] {
+        let (status, body) = get(&format!("{base}/tracepost/api{path}")).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            body["error"].as_str().unwrap().contains("no route"),
+            "{body}"
+        );
+    }
     // A method a route doesn't serve: 405, the JSON body, and Allow.
     for (method, path) in [
         (reqwest::Method::DELETE, "/events"),
