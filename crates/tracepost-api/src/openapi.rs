@@ -31,6 +31,7 @@ use uuid::Uuid;
         crate::StatusRequest,
         crate::LevelName,
         EventSchema,
+        ErrorDetailSchema,
         KindName,
     )),
     modifiers(&BearerToken),
@@ -96,4 +97,52 @@ pub struct EventSchema {
     message: String,
     /// The service that sent it.
     service: String,
+    /// The deployment environment.
+    environment: Option<String>,
+    /// The release (version) of the service.
+    release: Option<String>,
+    /// The host it ran on.
+    host: Option<String>,
+    /// The W3C trace id.
+    trace_id: Option<String>,
+    /// The span id.
+    span_id: Option<String>,
+    /// The request id.
+    request_id: Option<String>,
+    /// The session id.
+    session_id: Option<String>,
+    /// The user id.
+    user_id: Option<String>,
+    /// The error fingerprint (errors).
+    fingerprint: Option<String>,
+    /// Free-form attributes (OpenTelemetry semantic-convention names where one fits).
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<serde_json::Value>,
+    /// What failed (errors).
+    error: Option<ErrorDetailSchema>,
+    /// The captured request and response (request snapshots, HTTP errors).
+    #[schema(value_type = Option<Object>)]
+    request: Option<serde_json::Value>,
+    /// What happened before, oldest first.
+    #[schema(value_type = Option<Vec<Object>>)]
+    breadcrumbs: Option<serde_json::Value>,
+    /// One window of HTTP metrics (`metric_window` events).
+    #[schema(value_type = Option<Object>)]
+    metric: Option<serde_json::Value>,
+}
+
+/// What failed and where (`tracepost_core::ErrorDetail`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ErrorDetail)]
+#[allow(dead_code)] // documentation only
+pub struct ErrorDetailSchema {
+    /// The error's type: a Rust type name, `panic`, `http_5xx`, a JS error name, …
+    #[serde(rename = "type")]
+    error_type: String,
+    /// The message.
+    message: String,
+    /// The backtrace or stack, one frame per line.
+    backtrace: Option<String>,
+    /// Source location (`file:line`).
+    location: Option<String>,
 }
