@@ -49,7 +49,11 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
 async fn run(base: &str, include: &[&str], checks: &str) -> (bool, String) {
     let bin = schemathesis().unwrap();
     let examples = std::env::var("TRACEPOST_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "60".into());
+    // schemathesis keeps a cache (`.schemathesis/`) in its working directory: a temporary
+    // one, not the source tree.
+    let cwd = tempfile::tempdir().unwrap();
     let mut cmd = tokio::process::Command::new(bin);
+    cmd.current_dir(cwd.path());
     cmd.arg("run")
         .arg(format!("{base}/tracepost/api/openapi.json"))
         .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
