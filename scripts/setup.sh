@@ -69,6 +69,15 @@ if ! "$otel_venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporte
   python3 -m venv --clear "$otel_venv"
   "$otel_venv/bin/pip" install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 fi
+# The query API's schemathesis test (crates/tracepost-api/tests/schemathesis.rs): schemathesis
+# from PyPI in a venv of its own.
+st_venv="${TRACEPOST_SCHEMATHESIS_VENV:-$HOME/.cache/tracepost-schemathesis-venv}"
+if ! "$st_venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  echo "installing schemathesis into $st_venv"
+  if [ -L "$st_venv" ] && [ ! -e "$st_venv" ]; then rm -f "$st_venv"; fi
+  python3 -m venv --clear "$st_venv"
+  "$st_venv/bin/pip" install -q 'schemathesis>=4.32,<5'
+fi
 # The console's browser test drives Debian's Chromium with playwright-core (its pinned
 # version from tests/browser/package-lock.json; no browser download).
 if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ]; then

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracepost_core::store::EventFilter;
 use tracepost_core::{Event, Kind, Level, Timestamp};
 
@@ -204,50 +204,9 @@ impl FilterParams {
 }
 
 /// True when `event` passes `filter`, as the stores would answer (message text ignoring
-/// case, attributes equal).
+/// case, attributes equal): [`EventFilter::matches`].
 pub fn matches(filter: &EventFilter, event: &Event) -> bool {
-    fn eq(want: &Option<String>, got: &Option<String>) -> bool {
-        want.as_ref().is_none_or(|w| got.as_ref() == Some(w))
-    }
-    if !filter.kinds.is_empty() && !filter.kinds.contains(&event.kind) {
-        return false;
-    }
-    if !filter.levels.is_empty() && !filter.levels.contains(&event.level) {
-        return false;
-    }
-    if filter
-        .service
-        .as_ref()
-        .is_some_and(|s| *s != event.resource.service)
-    {
-        return false;
-    }
-    if filter.since.is_some_and(|t| event.timestamp < t)
-        || filter.until.is_some_and(|t| event.timestamp >= t)
-    {
-        return false;
-    }
-    if let Some(text) = &filter.message_contains {
-        if !event.message.to_lowercase().contains(&text.to_lowercase()) {
-            return false;
-        }
-    }
-    if !attributes_match(&filter.attributes, &event.attributes) {
-        return false;
-    }
-    eq(&filter.fingerprint, &event.fingerprint)
-        && eq(&filter.trace_id, &event.trace_id)
-        && eq(&filter.request_id, &event.request_id)
-        && eq(&filter.user_id, &event.user_id)
-        && eq(&filter.session_id, &event.session_id)
-}
-
-fn attributes_match(want: &Map<String, Value>, got: &Map<String, Value>) -> bool {
-    want.iter().all(|(k, v)| match (got.get(k), v) {
-        (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Some(g), v) => g == v,
-        (None, _) => false,
-    })
+    filter.matches(event)
 }
 
 /// A relative time for display: `12s ago`, `5m ago`, `3h ago`, `2d ago`.

@@ -6,7 +6,10 @@ mod html;
 mod pages;
 mod recordings;
 pub mod replay;
-pub mod tail;
+/// The live tail hub (moved to `tracepost_core::tail`, shared with the query API).
+pub mod tail {
+    pub use tracepost_core::tail::*;
+}
 
 use std::sync::Arc;
 use std::time::Duration;

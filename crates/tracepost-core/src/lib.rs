@@ -16,6 +16,7 @@ pub mod scope;
 pub mod sink;
 pub mod sinks;
 pub mod store;
+pub mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time_range;

@@ -154,6 +154,52 @@ impl EventFilter {
         self.session_id = Some(session_id.into());
         self
     }
+
+    /// True when `event` passes this filter in memory, as the stores would answer (message
+    /// text ignoring case, attributes equal, numbers compared as numbers): the live tails
+    /// filter with it.
+    pub fn matches(&self, event: &Event) -> bool {
+        fn eq(want: &Option<String>, got: &Option<String>) -> bool {
+            want.as_ref().is_none_or(|w| got.as_ref() == Some(w))
+        }
+        if !self.kinds.is_empty() && !self.kinds.contains(&event.kind) {
+            return false;
+        }
+        if !self.levels.is_empty() && !self.levels.contains(&event.level) {
+            return false;
+        }
+        if self
+            .service
+            .as_ref()
+            .is_some_and(|s| *s != event.resource.service)
+        {
+            return false;
+        }
+        if self.since.is_some_and(|t| event.timestamp < t)
+            || self.until.is_some_and(|t| event.timestamp >= t)
+        {
+            return false;
+        }
+        if let Some(text) = &self.message_contains {
+            if !event.message.to_lowercase().contains(&text.to_lowercase()) {
+                return false;
+            }
+        }
+        let attributes = self
+            .attributes
+            .iter()
+            .all(|(k, v)| match (event.attributes.get(k), v) {
+                (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                (Some(g), v) => g == v,
+                (None, _) => false,
+            });
+        attributes
+            && eq(&self.fingerprint, &event.fingerprint)
+            && eq(&self.trace_id, &event.trace_id)
+            && eq(&self.request_id, &event.request_id)
+            && eq(&self.user_id, &event.user_id)
+            && eq(&self.session_id, &event.session_id)
+    }
 }
 
 /// Where a page ended: pass it back to get the next (older) page. Its text form

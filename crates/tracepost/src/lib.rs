@@ -75,6 +75,13 @@ pub mod alerts {
     }
 }
 
+/// The query API (feature `api`): see the `tracepost-api` crate. Serve it with
+/// `tracepost::api::router(store, tracepost::api::ApiConfig::new(token))?`.
+#[cfg(feature = "api")]
+pub mod api {
+    pub use tracepost_api::*;
+}
+
 /// The built-in console (feature `console`): see the `tracepost-console` crate and
 /// [`TracepostConsoleExt::console`].
 #[cfg(feature = "console")]

@@ -109,9 +109,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // token printed below); "replay request" sends captured GET/HEAD requests to this app.
     let (token, generated) = console_token();
     let console = tp
-        .console(store)
+        .console(store.clone())
         .admin_token(token.clone())
-        .live_tail(tail)
+        .live_tail(tail.clone())
         // Recorded sessions: the segments the replay route stores under the data dir.
         .replays(tracepost::object_store::ReplayStore::new(
             tracepost::sinks::opendal::OpendalStore::fs(
@@ -133,6 +133,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // log becomes an event of its own.
         .merge(tracepost::ingest::logs_router(log_ingest))
         .merge(console.router())
+        // The query API at /tracepost/api (JSON, the live tail as SSE, the OpenAPI
+        // document), with the console's admin token as a bearer token.
+        .merge(tracepost::api::router(
+            store,
+            tracepost::api::ApiConfig::new(token.clone()).live_tail(tail),
+        )?)
         .layer(tp.layer());
     // ANCHOR_END: console
 
@@ -284,6 +290,10 @@ fn print_banner(addr: SocketAddr, generated_token: Option<&str>, generated_key: 
             "logs: POST http://{addr}/tracepost/v1/batch and /tracepost/v1/logs (OTLP) with x-tracepost-key: $TRACEPOST_API_KEY"
         ),
     }
+    println!(
+        "query API: http://{addr}/tracepost/api (the same token as 'Authorization: Bearer'; \
+         its OpenAPI document: http://{addr}/tracepost/api/openapi.json)"
+    );
     println!(
         "\ntracepost quickstart listening on http://{addr}\n\
          open http://{addr}/ in a browser (a demo page with the browser script), or try:\n  curl -i http://{addr}/users/7\n  curl -i http://{addr}/fail\n  curl -i -H 'Authorization: Bearer secret' http://{addr}/panic\n  curl -i http://{addr}/slow\n  curl -N http://{addr}/stream\n  curl http://{addr}/metrics\n  curl http://{addr}/health\n\

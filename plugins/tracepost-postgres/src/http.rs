@@ -1,5 +1,9 @@
 //! The query API as JSON over HTTP: an axum [`Router`] to nest into your app (feature `http`).
 //!
+//! Superseded by the `tracepost-api` crate (feature `api` of `tracepost`), which serves the
+//! same shapes over any store (SQLite or Postgres) with an admin token, precise JSON errors,
+//! issue status, a live tail and an OpenAPI document; this router stays for existing users.
+//!
 //! | route | returns |
 //! | --- | --- |
 //! | `GET /events` | `{"events": [...], "next_cursor": "..."}`, newest first |
@@ -80,7 +84,7 @@ impl From<PgError> for ApiError {
     fn from(e: PgError) -> Self {
         let status = match &e {
             PgError::Config(_) => StatusCode::BAD_REQUEST,
-            e if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
+            e if e.is_temporary() || e.is_refused() => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

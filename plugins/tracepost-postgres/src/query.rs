@@ -518,7 +518,10 @@ impl From<PgError> for StoreError {
     fn from(e: PgError) -> Self {
         match &e {
             PgError::Config(_) => StoreError::InvalidQuery(e.to_string()),
-            e if e.is_temporary() => StoreError::Unavailable(e.to_string()),
+            // Down, or refusing everything until someone fixes it (authentication, a
+            // missing database or table): the store can't answer now (HTTP 503), whatever
+            // the question.
+            e if e.is_temporary() || e.is_refused() => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Other(e.to_string()),
         }
     }

@@ -1,5 +1,6 @@
 //! The live tail: a sink that the pipeline feeds after redaction, fanned out to Server-Sent
-//! Events clients through one bounded broadcast ring.
+//! Events clients through one bounded broadcast ring. Shared by the console's live tail
+//! page and the query API's `GET /tracepost/api/tail` (one hub can serve both).
 //!
 //! * **Never blocks**: [`TailSink::send`] hands each event to a
 //!   [`tokio::sync::broadcast`] channel, which overwrites its oldest slot when full; the
@@ -17,9 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use tracepost_core::{
-    Batch, BatchOptions, Event, RetryOptions, Sink, SinkError, SinkOptions, SinkOutcome,
-};
+
+use crate::{Batch, BatchOptions, Event, RetryOptions, Sink, SinkError, SinkOptions, SinkOutcome};
 
 /// Default ring size of [`LiveTail::new`]: events kept for clients that fall behind.
 pub const DEFAULT_TAIL_CAPACITY: usize = 1024;
@@ -27,8 +27,9 @@ pub const DEFAULT_TAIL_CAPACITY: usize = 1024;
 /// Default limit of concurrent tail clients.
 pub const DEFAULT_MAX_CLIENTS: usize = 32;
 
-/// The live tail's hub: add [`LiveTail::sink`] to the pipeline, hand the hub to
-/// [`ConsoleBuilder::live_tail`](crate::ConsoleBuilder::live_tail). Cheap to clone.
+/// The live tail's hub: add [`LiveTail::sink`] to the pipeline, hand the hub to the
+/// console (`ConsoleBuilder::live_tail`) and/or the query API (`ApiConfig::live_tail` of
+/// `tracepost-api`). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LiveTail {
     inner: Arc<TailInner>,
