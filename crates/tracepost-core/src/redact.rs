@@ -138,13 +138,14 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ),
         ValueRule::builtin(
             "bearer",
-            r"(?i:\bbearer)\s+(?P<secret>[A-Za-z0-9._~+/=-]{6,})",
+            // `Bearer Bearer <token>` (a common client bug) still masks the token.
+            r"(?i:\bbearer)(?:\s+(?i:bearer\b))*\s+(?P<secret>[A-Za-z0-9._~+/=-]{6,})",
             &["bearer"],
             Some(|_, token| looks_random(token)),
         ),
         ValueRule::builtin(
             "basic",
-            r"(?i:\bbasic)\s+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})",
+            r"(?i:\bbasic)(?:\s+(?i:basic\b))*\s+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})",
             &["basic"],
             Some(|_, token| looks_random(token)),
         ),
@@ -162,13 +163,14 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ),
         ValueRule::builtin(
             "github-token",
-            r"\b(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_[0-9A-Za-z_]{82})\b",
+            // No `\b` before the prefix: `x_ghp_…` glued to a word is a token too.
+            r"(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_[0-9A-Za-z_]{82})\b",
             &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
             None,
         ),
         ValueRule::builtin(
             "stripe-key",
-            r"\b(?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{10,99}\b",
+            r"(?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{10,99}\b",
             &[
                 "sk_live_", "rk_live_", "sk_test_", "rk_test_", "sk_prod_", "rk_prod_",
             ],
@@ -176,16 +178,18 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ),
         ValueRule::builtin(
             "slack-token",
-            r"\bxox[baprse]-[0-9A-Za-z-]{10,}",
+            r"xox[baprse]-[0-9A-Za-z-]{10,}",
             &["xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe-"],
             None,
         ),
         ValueRule::builtin(
-            "google-api-key",
-            r"\bAIza[0-9A-Za-z_-]{35}",
-            &["AIza"],
+            // tracepost's own project API keys (`tpk_` + 64 hex digits, the log routes').
+            "tracepost-api-key",
+            r"tpk_[0-9a-f]{64}\b",
+            &["tpk_"],
             None,
         ),
+        ValueRule::builtin("google-api-key", r"AIza[0-9A-Za-z_-]{35}", &["AIza"], None),
         ValueRule::builtin(
             "assignment",
             // A bare value does not start with `:`, so a Rust path (`auth::token::verify`,

@@ -22,7 +22,7 @@ use tracepost_core::pipeline::stages::ANALYTICS_EVENT;
 use tracepost_core::{ErrorDetail, Event, Kind, Level, Timestamp};
 
 use crate::schema::{Batch, BrowserEvent, ErrorEvent};
-use crate::sourcemaps::SourceMaps;
+use crate::sourcemaps::{BatchMaps, SourceMaps};
 use crate::stack::{parse_stack, to_backtrace, Frame};
 use crate::ua::UserAgent;
 
@@ -41,6 +41,9 @@ pub struct Context {
 
 /// Turns a validated batch into events (not yet through the pipeline).
 pub fn to_events(batch: &Batch, ctx: &Context, maps: Option<&SourceMaps>) -> Vec<Event> {
+    // One budget of source-map loads for the whole batch.
+    let maps = maps.map(SourceMaps::batch);
+    let maps = maps.as_ref();
     let mut common = Map::new();
     match (&batch.visitor_id, &ctx.derived_visitor) {
         (Some(v), _) => {
@@ -206,7 +209,7 @@ fn clean_script_url(url: &str) -> String {
     }
 }
 
-fn error_event(err: &ErrorEvent, maps: Option<&SourceMaps>) -> Event {
+fn error_event(err: &ErrorEvent, maps: Option<&BatchMaps<'_>>) -> Event {
     let name = err.name.clone().unwrap_or_else(|| "Error".into());
     let mut frames = err.stack.as_deref().map(parse_stack).unwrap_or_default();
     if frames.is_empty() {

@@ -4,10 +4,18 @@
 //! A frame in `https://host/assets/app.js` is looked up in `{dir}/assets/app.js.map`, then in
 //! `{dir}/app.js.map`. When the minified script itself is in the directory too
 //! (`{dir}/assets/app.js`), the original function name is recovered from it (the map alone
-//! only names identifiers, not the enclosing function). Maps are parsed once and kept in a
-//! small LRU cache (misses too); files over [`MAX_MAP_BYTES`] are ignored. Only plain path
-//! segments are used: `..`, absolute paths and drive letters never leave the directory.
+//! only names identifiers, not the enclosing function). Only plain path segments are used:
+//! `..`, absolute paths and drive letters never leave the directory.
+//!
+//! Cost bounds, since any holder of the public key can send frames: a frame's URL is reduced to
+//! its path (host and query ignored) and the map file it leads to is found with at most two
+//! `stat`s, cached ([`LOCATE_ENTRIES`]); parsed maps are cached **by map file**
+//! ([`CACHE_ENTRIES`]), so frames from many hosts or directories that fall back to one
+//! `{dir}/app.js.map` parse it once; and one batch may parse at most [`COLD_LOADS_PER_BATCH`]
+//! maps that are not cached yet — its other frames stay minified (a tester's batch of 50 frames
+//! from 50 hosts took 38 s of CPU before). Files over [`MAX_MAP_BYTES`] are ignored.
 
+use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +27,12 @@ use crate::stack::Frame;
 
 /// Source maps (and minified scripts) larger than this are not loaded.
 pub const MAX_MAP_BYTES: u64 = 32 * 1024 * 1024;
-/// How many parsed maps (or known misses) are cached.
+/// How many parsed maps (or unreadable map files) are cached, by map file.
 pub const CACHE_ENTRIES: usize = 64;
+/// How many script paths are cached with the map file they lead to (or none).
+pub const LOCATE_ENTRIES: usize = 4096;
+/// How many maps one batch may parse that are not in the cache yet.
+pub const COLD_LOADS_PER_BATCH: usize = 4;
 
 struct Loaded {
     map: DecodedMap,
@@ -30,7 +42,25 @@ struct Loaded {
 /// The source maps of one directory.
 pub struct SourceMaps {
     dir: PathBuf,
-    cache: Mutex<lru::LruCache<String, Option<Arc<Loaded>>>>,
+    /// Script path (relative to `dir`) → the map file it resolves to, if any.
+    located: Mutex<lru::LruCache<PathBuf, Option<PathBuf>>>,
+    /// Map file → its parsed map (`None`: not a readable source map).
+    cache: Mutex<lru::LruCache<PathBuf, Option<Arc<Loaded>>>>,
+    /// Maps parsed so far (for tests and the cost bound).
+    parsed: std::sync::atomic::AtomicUsize,
+}
+
+/// One batch's use of [`SourceMaps`]: at most [`COLD_LOADS_PER_BATCH`] maps parsed.
+pub struct BatchMaps<'a> {
+    maps: &'a SourceMaps,
+    cold_loads_left: Cell<usize>,
+}
+
+impl BatchMaps<'_> {
+    /// [`SourceMaps::resolve`] within this batch's budget of cold loads.
+    pub fn resolve(&self, frames: &mut [Frame]) {
+        self.maps.resolve_within(frames, &self.cold_loads_left);
+    }
 }
 
 impl std::fmt::Debug for SourceMaps {
@@ -46,15 +76,32 @@ impl SourceMaps {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         SourceMaps {
             dir: dir.into(),
+            located: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(LOCATE_ENTRIES).expect("non-zero"),
+            )),
             cache: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero"),
             )),
+            parsed: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// A batch's handle: resolving through it parses at most [`COLD_LOADS_PER_BATCH`] maps
+    /// that are not cached yet.
+    pub fn batch(&self) -> BatchMaps<'_> {
+        BatchMaps {
+            maps: self,
+            cold_loads_left: Cell::new(COLD_LOADS_PER_BATCH),
         }
     }
 
     /// Resolves each frame that has a script URL, line and column and a map; the others are
-    /// left as they are.
+    /// left as they are. One call counts as one batch (see [`batch`](Self::batch)).
     pub fn resolve(&self, frames: &mut [Frame]) {
+        self.batch().resolve(frames);
+    }
+
+    fn resolve_within(&self, frames: &mut [Frame], cold_loads_left: &Cell<usize>) {
         for frame in frames {
             let (Some(file), Some(line), Some(col)) = (&frame.file, frame.line, frame.col) else {
                 continue;
@@ -62,7 +109,7 @@ impl SourceMaps {
             if line == 0 || col == 0 {
                 continue;
             }
-            let Some(loaded) = self.load(file) else {
+            let Some(loaded) = self.load(file, cold_loads_left) else {
                 continue;
             };
             let Some(token) = loaded.map.lookup_token(line - 1, col - 1) else {
@@ -92,34 +139,52 @@ impl SourceMaps {
         }
     }
 
-    fn load(&self, url: &str) -> Option<Arc<Loaded>> {
-        if let Some(hit) = self.cache.lock().get(url) {
+    fn load(&self, url: &str, cold_loads_left: &Cell<usize>) -> Option<Arc<Loaded>> {
+        let map_path = self.locate(url)?;
+        if let Some(hit) = self.cache.lock().get(&map_path) {
             return hit.clone();
         }
-        let loaded = self.read(url).map(Arc::new);
-        self.cache.lock().put(url.to_owned(), loaded.clone());
+        if cold_loads_left.get() == 0 {
+            return None; // this batch has parsed its share; the next one may load it
+        }
+        cold_loads_left.set(cold_loads_left.get() - 1);
+        let loaded = Self::read(&map_path).map(Arc::new);
+        self.parsed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.cache.lock().put(map_path, loaded.clone());
         loaded
     }
 
-    fn read(&self, url: &str) -> Option<Loaded> {
+    /// The map file a script URL leads to: `{dir}/{path}.map`, else `{dir}/{file name}.map`.
+    fn locate(&self, url: &str) -> Option<PathBuf> {
         let rel = relative_path(url)?;
-        let name = rel.file_name()?.to_owned();
-        for script in [self.dir.join(&rel), self.dir.join(&name)] {
-            let mut map_path = script.clone().into_os_string();
-            map_path.push(".map");
-            let Some(bytes) = read_capped(Path::new(&map_path)) else {
-                continue;
-            };
-            let Ok(map) = sourcemap::decode_slice(&bytes) else {
-                tracing::warn!(path = %Path::new(&map_path).display(), "tracepost ingest: not a source map");
-                continue;
-            };
-            let minified = read_capped(&script)
-                .and_then(|b| String::from_utf8(b).ok())
-                .map(SourceView::from_string);
-            return Some(Loaded { map, minified });
+        if let Some(hit) = self.located.lock().get(&rel) {
+            return hit.clone();
         }
-        None
+        let name = rel.file_name()?.to_owned();
+        let found = [self.dir.join(&rel), self.dir.join(&name)]
+            .into_iter()
+            .map(|script| {
+                let mut map_path = script.into_os_string();
+                map_path.push(".map");
+                PathBuf::from(map_path)
+            })
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= MAX_MAP_BYTES));
+        self.located.lock().put(rel, found.clone());
+        found
+    }
+
+    /// Parses the map at `map_path`, with the minified script beside it if there is one.
+    fn read(map_path: &Path) -> Option<Loaded> {
+        let bytes = read_capped(map_path)?;
+        let Ok(map) = sourcemap::decode_slice(&bytes) else {
+            tracing::warn!(path = %map_path.display(), "tracepost ingest: not a source map");
+            return None;
+        };
+        let minified = read_capped(&map_path.with_extension(""))
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(SourceView::from_string);
+        Some(Loaded { map, minified })
     }
 }
 
@@ -216,5 +281,68 @@ mod tests {
         }];
         maps.resolve(&mut other);
         assert!(!other[0].mapped);
+    }
+
+    fn write_map(dir: &Path, name: &str) {
+        let mut builder = sourcemap::SourceMapBuilder::new(Some(name));
+        let src = builder.add_source("src/app.js");
+        builder.add_raw(0, 0, 4, 2, Some(src), None, false);
+        let mut out = Vec::new();
+        builder.into_sourcemap().to_writer(&mut out).unwrap();
+        std::fs::write(dir.join(format!("{name}.map")), out).unwrap();
+    }
+
+    fn frame(url: String) -> Frame {
+        Frame {
+            file: Some(url),
+            line: Some(1),
+            col: Some(1),
+            ..Frame::default()
+        }
+    }
+
+    /// The tester's input: 50 frames from 50 hosts (and directories), all falling back to one
+    /// `{dir}/app.js.map`, parsed that map 50 times (38 s of CPU for an 8 MB map). Maps are
+    /// cached by file now: one parse.
+    #[test]
+    fn many_hosts_and_directories_parse_one_map_once() {
+        let dir = tempfile::tempdir().unwrap();
+        write_map(dir.path(), "app.js");
+        let maps = SourceMaps::new(dir.path());
+        let mut frames: Vec<Frame> = (0..50)
+            .map(|i| frame(format!("https://h{i}.example/d{i}/app.js?v={i}")))
+            .collect();
+        maps.resolve(&mut frames);
+        assert!(frames.iter().all(|f| f.mapped && f.line == Some(5)));
+        assert_eq!(maps.parsed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    /// One batch parses at most COLD_LOADS_PER_BATCH uncached maps; the rest of its frames stay
+    /// minified, and later batches load the others.
+    #[test]
+    fn a_batch_parses_a_bounded_number_of_maps() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            write_map(dir.path(), &format!("chunk{i}.js"));
+        }
+        let maps = SourceMaps::new(dir.path());
+        let mut frames: Vec<Frame> = (0..10)
+            .map(|i| frame(format!("https://shop.example/chunk{i}.js")))
+            .collect();
+        maps.resolve(&mut frames);
+        let mapped = frames.iter().filter(|f| f.mapped).count();
+        assert_eq!(mapped, COLD_LOADS_PER_BATCH);
+        assert_eq!(
+            maps.parsed.load(std::sync::atomic::Ordering::Relaxed),
+            COLD_LOADS_PER_BATCH
+        );
+        let mut again: Vec<Frame> = (0..10)
+            .map(|i| frame(format!("https://shop.example/chunk{i}.js")))
+            .collect();
+        maps.resolve(&mut again);
+        assert_eq!(
+            again.iter().filter(|f| f.mapped).count(),
+            2 * COLD_LOADS_PER_BATCH
+        );
     }
 }

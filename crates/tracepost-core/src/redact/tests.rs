@@ -55,6 +55,44 @@ fn rule_bearer() {
         r.text("Bearer information is public"),
         "Bearer information is public"
     );
+    // A tester's input: "Bearer Bearer <token>" (a common client bug) leaked the token.
+    assert_eq!(
+        r.text("sent Authorization: Bearer Bearer Zx9MARKdouble1"),
+        "sent Authorization: Bearer Bearer [REDACTED]"
+    );
+    assert_eq!(
+        r.text("BEARER bearer s3cr3t-t0ken"),
+        "BEARER bearer [REDACTED]"
+    );
+    assert_eq!(
+        r.text("Basic Basic dXNlcjpodW50ZXIy"),
+        "Basic Basic [REDACTED]"
+    );
+}
+
+/// tracepost's own secrets: a project API key in a log line or value (a tester found it
+/// stored in full).
+#[test]
+fn rule_tracepost_api_key() {
+    masks("tracepost-api-key", &token("tpk_", "0123456789abcdef", 64));
+}
+
+/// A secret glued to a word character (`s_sk_live_…`, `id=x_ghp_…`) is still a secret: the
+/// prefix rules don't need a word boundary before the prefix.
+#[test]
+fn prefixed_tokens_glued_to_a_word_are_masked() {
+    let r = Redactor::default();
+    for secret in [
+        token("sk_live_", "4eC39HqLyjWDarjtT1zdp7dc", 24),
+        token("ghp_", "A1b2C3d4E5f6G7h8I9j0", 36),
+        token("xoxb-", "1234567890-abcdef", 24),
+        token("AIza", "SyA1b2C3d4E5f6G7h8I9j0kLmNoPq", 35),
+        token("tpk_", "0123456789abcdef", 64),
+    ] {
+        let text = format!("session_id: \"s_{secret}\"");
+        let out = r.text(&text);
+        assert!(!out.contains(&secret), "{out}");
+    }
 }
 
 #[test]
