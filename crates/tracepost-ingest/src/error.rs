@@ -173,6 +173,18 @@ impl IngestError {
         e
     }
 
+    /// `503 overloaded`, retry after 1 s: the pipeline's queues have no room for the batch
+    /// (see `TracepostHandle::has_room_for`), so it is refused whole rather than accepted and
+    /// dropped. Every client retries a 503.
+    pub fn overloaded(full: &tracepost_core::pipeline::QueueFull) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!("{full}: the batch was not accepted; retry after 1 s"),
+        )
+        .with_retry_after(1)
+    }
+
     /// Asks the client to retry after `seconds` (at least 1): a `Retry-After` header.
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds.max(1));

@@ -321,6 +321,12 @@ impl Ingest {
         .await?;
         let decoded = decode(raw, encoding, config.max_decompressed_bytes)?;
         let batch = parse_batch(&decoded)?;
+        // Refused whole (a retryable 503) rather than accepted and dropped by a full queue;
+        // before the duplicate filter, so the retry is not taken for a duplicate.
+        inner
+            .handle
+            .has_room_for(batch.events.len())
+            .map_err(|full| IngestError::overloaded(&full))?;
 
         {
             let mut seen = inner.seen.lock();

@@ -106,6 +106,33 @@ impl TracepostHandle {
         }
     }
 
+    /// Whether every sink's queue has room for `events` more events right now: `Err` names
+    /// the first sink that hasn't (its queue holds more than capacity − `events`). Ingest
+    /// routes ask before accepting a batch, so a client that is told `202` is not silently
+    /// dropped by a full queue a moment later; they answer a retryable `503` instead. (A
+    /// check, not a reservation: concurrent requests may still fill a queue, and what is
+    /// dropped then is counted as `queue_full`.) After shutdown began: `Err` too.
+    pub fn has_room_for(&self, events: usize) -> Result<(), QueueFull> {
+        if self.is_closed() {
+            return Err(QueueFull {
+                sink: String::new(),
+                free: 0,
+            });
+        }
+        match self
+            .inner
+            .sinks
+            .iter()
+            .find(|slot| slot.tx.capacity() < events)
+        {
+            Some(slot) => Err(QueueFull {
+                sink: slot.stats.name.clone(),
+                free: slot.tx.capacity(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The value of type `T` stored with `Builder::extension`, if any.
     pub fn extension<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
         self.inner.extensions.get()
@@ -215,5 +242,29 @@ fn warn_throttled(sink: &str, message: &str) {
     {
         let message = crate::escape_control(message);
         tracing::warn!(target: "tracepost::pipeline", sink, "{message}");
+    }
+}
+
+/// [`TracepostHandle::has_room_for`]'s answer when a sink's queue is too full (`sink` is
+/// empty once shutdown has begun).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueFull {
+    /// The sink whose queue has no room.
+    pub sink: String,
+    /// The events its queue could still take.
+    pub free: usize,
+}
+
+impl std::fmt::Display for QueueFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.sink.is_empty() {
+            f.write_str("the pipeline is shutting down")
+        } else {
+            write!(
+                f,
+                "the queue of sink {:?} is full ({} free)",
+                self.sink, self.free
+            )
+        }
     }
 }

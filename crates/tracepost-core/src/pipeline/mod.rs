@@ -26,7 +26,7 @@ mod stats;
 mod worker;
 
 pub use builder::{BuildError, Builder};
-pub use handle::TracepostHandle;
+pub use handle::{QueueFull, TracepostHandle};
 pub use health::{HealthReport, SinkHealth};
 pub use lifecycle::{ShutdownReport, Tracepost};
 pub use options::{BatchOptions, RetryOptions, SinkOptions};
