@@ -56,9 +56,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let app = axum::Router::new()
         .route("/", get(page))
-        .layer(tp.layer())
+        // tracepost's routes mark their responses as its own: merged before the layer, they
+        // are not recorded as app requests, and the layer keeps measuring unmatched paths.
         .merge(tp.ingest_router()?) // GET /tracepost/tp.js, POST /tracepost/v1/events, …
-        .merge(token_route);
+        .merge(token_route)
+        .layer(tp.layer());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     // The client's address is the rate-limit key: serve with connect info.
