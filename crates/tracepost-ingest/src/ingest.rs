@@ -272,46 +272,11 @@ impl Ingest {
     {
         let inner = &*self.inner;
         let config = &inner.config;
-        if peer.is_none() && !inner.warned_no_peer.swap(true, Ordering::Relaxed) {
-            tracing::warn!("tracepost ingest: no peer address (serve with into_make_service_with_connect_info::<SocketAddr>()); all clients share one rate limit");
-        }
-        let client = client_ip(config, peer, headers);
-        self.check_client_rate(client)?;
+        // Rate per address, key, origin, token, rate per key: the checks every browser route
+        // shares (the replay route too); then the content type this route takes.
+        let key = self.admit(headers, query, peer)?;
         let encoding = check_content(headers)?;
-        let key = self.check_key(headers, query)?;
-        let origin = request_origin(headers)?;
-        if let Some(o) = origin {
-            if !origin_allowed(config, o, host(headers)) {
-                return Err(IngestError::origin_not_allowed(o));
-            }
-        }
-        match param(headers, query, "x-tracepost-token", "token") {
-            Some(token) => {
-                if !inner.tokens.is_enabled() {
-                    return Err(IngestError::unauthorized(
-                        "invalid_token",
-                        "this server has no token secret; send no token",
-                    ));
-                }
-                inner
-                    .tokens
-                    .verify_at(&token, origin, host(headers), SystemTime::now())?;
-            }
-            None if config.require_token => {
-                return Err(IngestError::unauthorized(
-                    "missing_token",
-                    "an upload token is required (data-token, ?token= or x-tracepost-token)",
-                ))
-            }
-            None => {}
-        }
-        if let Err(not_until) = inner.per_key.check_key(&key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            return Err(IngestError::rate_limited(
-                "key",
-                wait.as_secs_f64().ceil() as u64,
-            ));
-        }
+        let client = client_ip(config, peer, headers);
         let raw = read_limited_within(
             headers,
             body,
