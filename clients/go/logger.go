@@ -11,8 +11,10 @@
 // never travels), retrying 429/5xx with backoff (honouring Retry-After). Close sends what is
 // left within CloseTimeout, aborting a request still in flight at the deadline; what it could
 // not send is counted in Dropped. Set the fields before the first Log; zero or negative
-// numbers take the defaults. A bad setting never panics: with an empty URL, or a key that
-// cannot be used (empty; under 12 characters with Sign), every log is counted in Dropped and
+// numbers take the defaults, BatchSize is at most 250 and MaxBatchBytes 500,000 (the server's
+// limits). A bad setting never panics: with an empty URL, or a key that
+// cannot be used (empty; under 12 characters with Sign), or a Service that is empty or over
+// 200 characters, every log is counted in Dropped and
 // the reason is printed once on stderr. A level the server does not know ("verbose") is sent
 // as "info".
 package logger
@@ -34,6 +36,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Logger queues and sends logs.
@@ -71,6 +74,12 @@ func (l *Logger) setup() {
 	def(&l.MaxBuffer, 10000)
 	def(&l.MaxLogBytes, 64<<10)
 	def(&l.MaxBatchBytes, 500000)
+	if l.BatchSize > 250 { // the server's default max_events: a larger batch is refused whole
+		l.BatchSize = 250
+	}
+	if l.MaxBatchBytes > 500000 { // under the server's 512 KiB
+		l.MaxBatchBytes = 500000
+	}
 	if l.Interval <= 0 {
 		l.Interval = 5 * time.Second
 	}
@@ -82,6 +91,8 @@ func (l *Logger) setup() {
 		l.bad = "no URL"
 	case l.Key == "":
 		l.bad = "no key"
+	case l.Service == "" || utf8.RuneCountInString(l.Service) > 200:
+		l.bad = "the service must be 1 to 200 characters"
 	case l.Sign && len(l.Key) < 12:
 		l.bad = "the key is under 12 characters (Sign needs its 12-character prefix)"
 	}

@@ -5,7 +5,8 @@ package logger
 // key (401) and a stale signature (401); then logs to a server that is down (TP_DOWN_URL) and
 // times how long the caller was held; to a server that accepts the connection and never answers
 // (TP_HANG_URL), where Close must still end by its timeout and count every log; and with bad
-// settings (no key, a short key with Sign, a zero Interval), which must never panic. Prints
+// settings (no key, a short key with Sign, a zero Interval, no service), which must never
+// panic; and a BatchSize over the server's 250, which is capped. Prints
 // JSON stats.
 
 import (
@@ -86,8 +87,8 @@ func TestAgainstServer(t *testing.T) {
 	stats["hang_dropped"] = hang.Dropped.Load()
 
 	// Bad settings (the book's Gin snippet with TRACEPOST_KEY unset): no panic, every log counted.
-	for _, k := range []string{"", "tpk_short"} {
-		bad := New(url, k, "x")
+	for _, c := range [][2]string{{"", "x"}, {"tpk_short", "x"}, {key, ""}} {
+		bad := New(url, c[0], c[1])
 		bad.Sign, bad.Interval, bad.BatchSize = true, 0, -1
 		for i := 0; i < 3; i++ {
 			bad.Log("info", "bad-config", nil)
@@ -95,6 +96,15 @@ func TestAgainstServer(t *testing.T) {
 		bad.Close()
 		stats["bad_config_dropped"] += bad.Dropped.Load()
 	}
+
+	// BatchSize over the server's 250 logs per batch: capped, so the batch is not refused whole.
+	big := New(url, key, "go-client")
+	big.BatchSize, big.MaxBatchBytes, big.CloseTimeout = 1000, 1e7, 30*time.Second
+	for i := 0; i < 300; i++ {
+		big.Log("info", fmt.Sprintf("clamp-go-%d", i), nil)
+	}
+	big.Close()
+	stats["clamp_dropped"] = big.Dropped.Load()
 	out, _ := json.Marshal(stats)
 	fmt.Println("STATS " + string(out))
 }

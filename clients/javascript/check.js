@@ -4,8 +4,9 @@
 // down (TP_DOWN_URL) and times how long the caller was held; to a server that accepts the
 // connection and never answers (TP_HANG_URL), where close() must still end by its timeout and
 // count every log; and with bad settings (no url or key, a short key with sign: true, a zero
-// interval), which must never throw. Logs the server would refuse alone (level "verbose",
-// lone surrogates) are mended, and an Error in the context is kept. Prints JSON stats.
+// interval, no service), which must never throw; and with a batchSize over the server's 250
+// (capped). Logs the server would refuse alone (level "verbose", lone surrogates) are
+// mended, and an Error in the context is kept. Prints JSON stats.
 "use strict";
 const zlib = require("zlib");
 const { Logger } = require("./logger.js");
@@ -60,10 +61,17 @@ const { Logger } = require("./logger.js");
 
   // Bad settings never throw; every log is counted.
   stats.bad_config_dropped = 0;
-  for (const bad of [new Logger({ service: "x" }), new Logger({ url, key: "tpk_short", service: "x", sign: true, interval: 0 })]) {
+  for (const bad of [new Logger({ service: "x" }), new Logger({ url, key: "tpk_short", service: "x", sign: true, interval: 0 }),
+    new Logger({ url, key, service: "" })]) {
     for (let i = 0; i < 3; i++) bad.info("bad-config");
     await bad.close();
     stats.bad_config_dropped += bad.dropped;
   }
+
+  // batchSize over the server's 250 logs per batch: capped, so the batch is not refused whole.
+  const big = new Logger({ url, key, service: "js-client", batchSize: 1000, maxBatchBytes: 1e7, closeTimeout: 30000 });
+  for (let i = 0; i < 300; i++) big.info(`clamp-javascript-${i}`);
+  await big.close();
+  stats.clamp_dropped = big.dropped;
   console.log(JSON.stringify(stats));
 })();

@@ -17,8 +17,9 @@
 // A log the server would refuse is mended so its batch is not lost: a level it does not know
 // ("verbose") is sent as "info", lone UTF-16 surrogates become U+FFFD, and an Error in the
 // context keeps its name, message and stack. Bad settings never throw: zero or negative
-// numbers take the defaults, and with no url, no key, or a key under 12 characters with
-// sign: true, every log is counted in `dropped` (the reason printed once).
+// numbers take the defaults, batchSize is at most 250 and maxBatchBytes 500,000 (the
+// server's limits), and with no url, no key, a key under 12 characters with sign: true, or a
+// service that is empty or over 200 characters, every log is counted in `dropped` (the reason printed once).
 "use strict";
 const te = new TextEncoder();
 // The levels the server accepts (tracepost-ingest's parse_level); any other is sent as "info".
@@ -43,12 +44,14 @@ class Logger {
   constructor({ url, key, service, sign = false, batchSize = 100, interval = 5000, attempts = 5,
     maxBuffer = 10000, maxLogBytes = 65536, maxBatchBytes = 500000, closeTimeout = 5000 } = {}) {
     Object.assign(this, { url: String(url || "").replace(/\/$/, "") + "/v1/batch", key, service, sign,
-      batchSize: positive(batchSize, 100), attempts: positive(attempts, 5), maxBuffer: positive(maxBuffer, 10000),
-      maxLogBytes: positive(maxLogBytes, 65536), maxBatchBytes: positive(maxBatchBytes, 500000),
+      // at most the server's default max_events (250) and under its 512 KiB: else refused whole
+      batchSize: Math.min(positive(batchSize, 100), 250), attempts: positive(attempts, 5), maxBuffer: positive(maxBuffer, 10000),
+      maxLogBytes: positive(maxLogBytes, 65536), maxBatchBytes: Math.min(positive(maxBatchBytes, 500000), 500000),
       closeTimeout: positive(closeTimeout, 0) });
     this.buf = []; this.retries = 0; this.dropped = 0; this.invalid = 0; this.lastStatus = null; this.lastError = null;
     this.draining = null; this.deadline = null; this.inflight = null;
     this.bad = !url ? "no url" : typeof key !== "string" || !key ? "no key"
+      : typeof service !== "string" || !service || [...service].length > 200 ? "the service must be 1 to 200 characters"
       : sign && key.length < 12 ? "the key is under 12 characters (sign: true needs its 12-character prefix)" : null;
     if (this.bad) console.error("tracepost: every log is dropped:", this.bad);
     this.timer = setInterval(() => this.flush(), positive(interval, 5000));

@@ -3,9 +3,10 @@
 alone; checks a wrong key (401) and a stale signature (401); then logs to a server that is down
 (TP_DOWN_URL) and times how long the caller was held; to a server that accepts the connection
 and never answers (TP_HANG_URL), where close() must still end by its timeout and count every
-log; and with bad settings (no URL or key, a short key with sign=True, a zero interval), which
-must never raise. Logs the server would refuse alone (level "verbose", lone surrogates) are
-mended. Prints JSON stats."""
+log; with bad settings (no URL or key, a short key with sign=True, a zero interval, no
+service), which must never raise; and with a batch_size over the server's 250 (capped). Logs
+the server would refuse alone (level "verbose", lone surrogates) are mended. Prints JSON
+stats."""
 import gzip, json, os, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 from logger import Logger
@@ -58,9 +59,16 @@ stats["hang_dropped"] = hang.dropped
 
 # Bad settings never raise; every log is counted.
 stats["bad_config_dropped"] = 0
-for bad in (Logger(None, None, service="x"), Logger(url, "tpk_short", service="x", sign=True, interval=0)):
+for bad in (Logger(None, None, service="x"), Logger(url, "tpk_short", service="x", sign=True, interval=0),
+            Logger(url, key, service="")):
     for _ in range(3):
         bad.info("bad-config")
     bad.close()
     stats["bad_config_dropped"] += bad.dropped
+# batch_size over the server's 250 logs per batch: capped, so the batch is not refused whole.
+big = Logger(url, key, service="py-client", batch_size=1000, max_batch_bytes=10**7, close_timeout=30)
+for i in range(300):
+    big.info(f"clamp-python-{i}")
+big.close()
+stats["clamp_dropped"] = big.dropped
 print(json.dumps(stats))

@@ -14,8 +14,9 @@ counted in `dropped` and reported on stderr.
 
 A log the server would refuse is mended so its batch is not lost: a level it does not know
 ("verbose") is sent as "info", and lone UTF-16 surrogates become U+FFFD. Bad settings never
-raise: zero or negative numbers take the defaults, and with no URL, no key, or a key under
-12 characters with sign=True, every log is counted in `dropped` (the reason printed once).
+raise: zero or negative numbers take the defaults, batch_size is at most 250 and
+max_batch_bytes 500,000 (the server's limits), and with no URL, no key, a key under 12
+characters with sign=True, or a service that is empty or over 200 characters, every log is counted in `dropped` (the reason printed once).
 """
 import atexit, collections, gzip, hashlib, hmac, json, sys, threading, time, urllib.error, urllib.request
 from datetime import datetime, timezone
@@ -33,13 +34,16 @@ class Logger:
     def __init__(self, url, key, service, sign=False, batch_size=100, interval=5.0, attempts=5,
                  max_buffer=10_000, max_log_bytes=64 * 1024, max_batch_bytes=500_000, close_timeout=5.0):
         self.url, self.key, self.service, self.sign = str(url or "").rstrip("/") + "/v1/batch", key, service, sign
-        self.batch_size, self.interval = int(_positive(batch_size, 100)), _positive(interval, 5.0)
+        # at most the server's default max_events (250) and under its 512 KiB: else refused whole
+        self.batch_size, self.interval = min(int(_positive(batch_size, 100)), 250), _positive(interval, 5.0)
         self.attempts, self.max_buffer = int(_positive(attempts, 5)), int(_positive(max_buffer, 10_000))
         self.max_log_bytes = int(_positive(max_log_bytes, 64 * 1024))
-        self.max_batch_bytes = int(_positive(max_batch_bytes, 500_000))
+        self.max_batch_bytes = min(int(_positive(max_batch_bytes, 500_000)), 500_000)
         self.close_timeout, self.deadline, self.urgent, self.inflight = _positive(close_timeout, 0), None, False, 0
         self.abandoned = False  # close() gave up on the sender thread and counted what it held
         self.bad = ("no URL" if not url else "no key" if not isinstance(key, str) or not key
+                    else "the service must be 1 to 200 characters"
+                    if not isinstance(service, str) or not 1 <= len(service) <= 200
                     else "the key is under 12 characters (sign=True needs its 12-character prefix)"
                     if sign and len(key) < 12 else None)
         if self.bad:

@@ -12,7 +12,8 @@
 //! counted as dropped. A log the server would refuse alone (an unknown level such as
 //! `verbose`, a lone UTF-16 surrogate in the message or a context key or value) is mended by
 //! the client so the rest of its batch arrives; bad settings (no key, a short key with
-//! signing, a zero interval) never crash or throw into the host: every log is counted. A key
+//! signing, a zero interval, no service) never crash or throw into the host: every log is
+//! counted; a batch size over the server's 250 is capped, so its 300 logs arrive. A key
 //! created in the quickstart's SQLite file (as `tracepost keys create --sqlite` does) is
 //! accepted besides `TRACEPOST_API_KEY`.
 //!
@@ -121,8 +122,15 @@ fn clients_send_1000_logs_exactly_once_to_the_quickstart() {
         // The server never answers: close ends by its 0.5 s deadline; all 250 are counted.
         assert!(s["hang_close_ms"].as_u64().unwrap() < 1200, "{name}: {s}");
         assert_eq!(s["hang_dropped"], 250, "{name}: {s}");
-        // No key, or a short one with signing, and a zero interval: 2 × 3 logs counted.
-        assert_eq!(s["bad_config_dropped"], 6, "{name}: {s}");
+        // No key, a short one with signing and a zero interval, no service: 3 × 3 logs counted.
+        assert_eq!(s["bad_config_dropped"], 9, "{name}: {s}");
+        // A batch size of 1,000 (the server takes 250): capped, all 300 arrive.
+        assert_eq!(s["clamp_dropped"], 0, "{name}: {s}");
+        let clamp = format!("clamp-{name}-");
+        let got = qs.wait_for(300, Duration::from_secs(10), |e| {
+            e["message"].as_str().unwrap_or("").starts_with(&clamp)
+        });
+        assert_eq!(got.len(), 300, "{name}");
 
         let prefix = format!("{name}-");
         let mine = qs.wait_for(1000, Duration::from_secs(10), |e| {
