@@ -9,8 +9,14 @@
 // beyond, counted in Dropped). A goroutine sends batches of up to 100 logs (and MaxBatchBytes)
 // every 5 s, gzipped, to POST {url}/v1/batch, signed with HMAC when Sign is set (the key itself
 // never travels), retrying 429/5xx with backoff (honouring Retry-After). Close sends what is
-// left within CloseTimeout; what it could not send is counted in Dropped. Set the fields
-// before the first Log.
+// left within CloseTimeout, aborting a request still in flight at the deadline; what it could
+// not send is counted in Dropped. Set the fields before the first Log; zero or negative
+// numbers take the defaults, BatchSize is at most 250 and MaxBatchBytes 500,000 (the server's
+// limits). A bad setting never panics: with an empty URL, or a key that
+// cannot be used (empty; under 12 characters with Sign), or a Service that is empty or over
+// 200 characters, every log is counted in Dropped and
+// the reason is printed once on stderr. A level the server does not know ("verbose") is sent
+// as "info".
 package logger
 
 import (
@@ -22,12 +28,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Logger queues and sends logs.
@@ -45,6 +54,51 @@ type Logger struct {
 	closed                                      bool
 	closing, done                               chan struct{}
 	deadline                                    time.Time
+	bad                                         string // why every log is dropped (a bad setting)
+}
+
+// levels the server accepts (tracepost-ingest's parse_level); any other is sent as "info".
+var levels = map[string]bool{"trace": true, "debug": true, "info": true, "information": true,
+	"notice": true, "warn": true, "warning": true, "error": true, "err": true, "fatal": true,
+	"critical": true, "crit": true, "alert": true, "emergency": true}
+
+// setup applies the defaults to zero or negative settings and checks the URL and key.
+func (l *Logger) setup() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.BatchSize, 100)
+	def(&l.Attempts, 5)
+	def(&l.MaxBuffer, 10000)
+	def(&l.MaxLogBytes, 64<<10)
+	def(&l.MaxBatchBytes, 500000)
+	if l.BatchSize > 250 { // the server's default max_events: a larger batch is refused whole
+		l.BatchSize = 250
+	}
+	if l.MaxBatchBytes > 500000 { // under the server's 512 KiB
+		l.MaxBatchBytes = 500000
+	}
+	if l.Interval <= 0 {
+		l.Interval = 5 * time.Second
+	}
+	if l.CloseTimeout < 0 {
+		l.CloseTimeout = 0
+	}
+	switch {
+	case l.URL == "/v1/batch" || l.URL == "":
+		l.bad = "no URL"
+	case l.Key == "":
+		l.bad = "no key"
+	case l.Service == "" || utf8.RuneCountInString(l.Service) > 200:
+		l.bad = "the service must be 1 to 200 characters"
+	case l.Sign && len(l.Key) < 12:
+		l.bad = "the key is under 12 characters (Sign needs its 12-character prefix)"
+	}
+	if l.bad != "" {
+		fmt.Fprintf(os.Stderr, "tracepost: every log is dropped: %s\n", l.bad)
+	}
 }
 
 // New returns a logger with the defaults; its goroutine starts with the first Log.
@@ -54,14 +108,25 @@ func New(url, key, service string) *Logger {
 		CloseTimeout: 5 * time.Second, closing: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Log queues one log (level: trace, debug, info, warn, error).
+// Log queues one log (level: trace, debug, info, warn, error; any other is sent as info).
 func (l *Logger) Log(level, message string, context map[string]any) {
 	defer func() {
 		if recover() != nil {
 			l.Invalid.Add(1)
 		}
 	}()
-	l.start.Do(func() { l.queue = make(chan []byte, l.MaxBuffer); go l.run() })
+	l.start.Do(func() {
+		l.setup()
+		l.queue = make(chan []byte, l.MaxBuffer)
+		go l.run()
+	})
+	if l.bad != "" {
+		l.Dropped.Add(1)
+		return
+	}
+	if !levels[strings.ToLower(level)] {
+		level = "info"
+	}
 	item, err := json.Marshal(map[string]any{"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"level": level, "message": message, "context": context})
 	if err == nil && len(message) > 32<<10 { // the server's limit (400 for the whole batch)
@@ -101,6 +166,11 @@ func (l *Logger) Close() {
 
 func (l *Logger) run() {
 	defer close(l.done)
+	defer func() { // never take the host down; what is queued is counted
+		if r := recover(); r != nil {
+			l.drop(len(l.queue), fmt.Sprint("panic: ", r))
+		}
+	}()
 	tick := time.NewTicker(l.Interval)
 	defer tick.Stop()
 	var batch [][]byte
@@ -141,7 +211,11 @@ func (l *Logger) Headers(body []byte, ts int64) http.Header {
 	m := hmac.New(sha256.New, secret[:])
 	fmt.Fprintf(m, "%d.", ts)
 	m.Write(body)
-	h.Set("X-Tracepost-Key", l.Key[:12])
+	prefix := l.Key
+	if len(prefix) > 12 {
+		prefix = prefix[:12]
+	}
+	h.Set("X-Tracepost-Key", prefix)
 	h.Set("X-Tracepost-Timestamp", strconv.FormatInt(ts, 10))
 	h.Set("X-Tracepost-Signature", "v1="+hex.EncodeToString(m.Sum(nil)))
 	return h
@@ -152,21 +226,50 @@ func (l *Logger) Headers(body []byte, ts int64) http.Header {
 func (l *Logger) Post(body []byte, h http.Header, timeout time.Duration) (int, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	status, ra, _ := l.post(ctx, body, h)
+	return status, ra
+}
+
+// post is Post under ctx; also the start of an error response's body (the server's reason).
+func (l *Logger) post(ctx context.Context, body []byte, h http.Header) (int, int, string) {
 	req, err := http.NewRequestWithContext(ctx, "POST", l.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, -1
+		return 0, -1, err.Error()
 	}
 	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, -1
+		return 0, -1, err.Error()
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	reason, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 	ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
 	if err != nil {
 		ra = -1
 	}
-	return resp.StatusCode, ra
+	return resp.StatusCode, ra, string(reason)
+}
+
+// attempt is the context of one attempt: at most 10 s, and ended at the close deadline even
+// when Close comes while it is in flight.
+func (l *Logger) attempt() (context.Context, context.CancelFunc) {
+	timeout := 10 * time.Second
+	if left := l.left(); left < timeout {
+		timeout = left
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-l.closing:
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(l.deadline)):
+				cancel()
+			}
+		}
+	}()
+	return ctx, cancel
 }
 
 // left is the time until the close deadline (an hour when not closing).
@@ -179,25 +282,35 @@ func (l *Logger) left() time.Duration {
 	}
 }
 
+func (l *Logger) drop(n int, why string) {
+	l.Dropped.Add(int64(n))
+	fmt.Fprintf(os.Stderr, "tracepost: dropped %d logs (%s)\n", n, why)
+}
+
 func (l *Logger) send(batch [][]byte) {
 	if len(batch) == 0 {
 		return
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			l.drop(len(batch), fmt.Sprint("panic: ", r))
+		}
+	}()
+	why := "close timeout passed"
 	service, _ := json.Marshal(l.Service)
 	var gz bytes.Buffer
 	w := gzip.NewWriter(&gz)
 	fmt.Fprintf(w, `{"service":%s,"logs":[%s]}`, service, bytes.Join(batch, []byte(",")))
 	w.Close()
 	for attempt := 0; attempt < l.Attempts && l.left() > 0; attempt++ {
-		timeout := 10 * time.Second
-		if l.left() < timeout {
-			timeout = l.left()
-		}
-		status, ra := l.Post(gz.Bytes(), l.Headers(gz.Bytes(), time.Now().Unix()), timeout)
+		ctx, cancel := l.attempt()
+		status, ra, reason := l.post(ctx, gz.Bytes(), l.Headers(gz.Bytes(), time.Now().Unix()))
+		cancel()
 		l.LastStatus.Store(int64(status))
 		if status >= 200 && status < 300 {
 			return
 		}
+		why = fmt.Sprintf("HTTP %d: %s", status, reason)
 		if status != 0 && status != 429 && status < 500 {
 			break // will not succeed on retry
 		}
@@ -220,6 +333,5 @@ func (l *Logger) send(batch [][]byte) {
 			}
 		}
 	}
-	l.Dropped.Add(int64(len(batch)))
-	fmt.Fprintf(os.Stderr, "tracepost: dropped %d logs (HTTP %d)\n", len(batch), l.LastStatus.Load())
+	l.drop(len(batch), why)
 }

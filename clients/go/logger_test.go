@@ -3,7 +3,11 @@ package logger
 // Driven by examples/quickstart/tests/clients.rs against the quickstart (TP_URL, TP_KEY): sends
 // 1,000 logs among bad ones (unserialisable, oversized) that are dropped alone; checks a wrong
 // key (401) and a stale signature (401); then logs to a server that is down (TP_DOWN_URL) and
-// times how long the caller was held. Prints JSON stats.
+// times how long the caller was held; to a server that accepts the connection and never answers
+// (TP_HANG_URL), where Close must still end by its timeout and count every log; and with bad
+// settings (no key, a short key with Sign, a zero Interval, no service), which must never
+// panic; and a BatchSize over the server's 250, which is capped. Prints
+// JSON stats.
 
 import (
 	"bytes"
@@ -25,7 +29,11 @@ func TestAgainstServer(t *testing.T) {
 	log.Sign = true
 	log.CloseTimeout = 30 * time.Second
 	for i := 0; i < 1000; i++ {
-		log.Log("info", fmt.Sprintf("go-%d", i), map[string]any{"i": i, "password": "hunter2-planted"})
+		level := "info"
+		if i == 10 {
+			level = "verbose" // unknown to the server: sent as info, not a 400 for the batch
+		}
+		log.Log(level, fmt.Sprintf("go-%d", i), map[string]any{"i": i, "password": "hunter2-planted"})
 		if i == 500 {
 			log.Log("info", "bad-unserialisable", map[string]any{"f": func() {}})
 			log.Log("info", "bad-oversized", map[string]any{"blob": strings.Repeat("x", 100000)})
@@ -64,6 +72,39 @@ func TestAgainstServer(t *testing.T) {
 	stats["down_close_ms"] = time.Since(start).Milliseconds()
 	down.Log("info", "after close", nil) // counted as dropped, never panics
 	stats["down_dropped"] = down.Dropped.Load()
+
+	// A server that accepts the connection and never answers: Close ends by its deadline,
+	// aborting the request in flight, and every log is counted.
+	hang := New(os.Getenv("TP_HANG_URL"), key, "x")
+	hang.CloseTimeout = 500 * time.Millisecond
+	for i := 0; i < 250; i++ {
+		hang.Log("info", fmt.Sprintf("hang-%d", i), nil)
+	}
+	time.Sleep(300 * time.Millisecond) // the first batch is in flight
+	start = time.Now()
+	hang.Close()
+	stats["hang_close_ms"] = time.Since(start).Milliseconds()
+	stats["hang_dropped"] = hang.Dropped.Load()
+
+	// Bad settings (the book's Gin snippet with TRACEPOST_KEY unset): no panic, every log counted.
+	for _, c := range [][2]string{{"", "x"}, {"tpk_short", "x"}, {key, ""}} {
+		bad := New(url, c[0], c[1])
+		bad.Sign, bad.Interval, bad.BatchSize = true, 0, -1
+		for i := 0; i < 3; i++ {
+			bad.Log("info", "bad-config", nil)
+		}
+		bad.Close()
+		stats["bad_config_dropped"] += bad.Dropped.Load()
+	}
+
+	// BatchSize over the server's 250 logs per batch: capped, so the batch is not refused whole.
+	big := New(url, key, "go-client")
+	big.BatchSize, big.MaxBatchBytes, big.CloseTimeout = 1000, 1e7, 30*time.Second
+	for i := 0; i < 300; i++ {
+		big.Log("info", fmt.Sprintf("clamp-go-%d", i), nil)
+	}
+	big.Close()
+	stats["clamp_dropped"] = big.Dropped.Load()
 	out, _ := json.Marshal(stats)
 	fmt.Println("STATS " + string(out))
 }

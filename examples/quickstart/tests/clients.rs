@@ -7,7 +7,13 @@
 //! nothing); and, logging to a server that is down, never holds the caller (5,000 logs in
 //! well under a second, every one counted as dropped, `close` within its 0.5 s timeout though
 //! it comes in the middle of a 2 s retry backoff, and a
-//! log after `close` counted too). A key
+//! log after `close` counted too). To a server that accepts the connection and never answers,
+//! `close` still ends by its timeout (the request in flight is abandoned) and every log is
+//! counted as dropped. A log the server would refuse alone (an unknown level such as
+//! `verbose`, a lone UTF-16 surrogate in the message or a context key or value) is mended by
+//! the client so the rest of its batch arrives; bad settings (no key, a short key with
+//! signing, a zero interval, no service) never crash or throw into the host: every log is
+//! counted; a batch size over the server's 250 is capped, so its 300 logs arrive. A key
 //! created in the quickstart's SQLite file (as `tracepost keys create --sqlite` does) is
 //! accepted besides `TRACEPOST_API_KEY`.
 //!
@@ -67,11 +73,15 @@ fn clients_send_1000_logs_exactly_once_to_the_quickstart() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/tracepost", l.local_addr().unwrap())
     };
+    // A listener that accepts connections (the kernel's backlog) and never answers.
+    let hang_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang = format!("http://{}/tracepost", hang_listener.local_addr().unwrap());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients");
     let run = |mut cmd: Command| {
         cmd.env("TP_URL", &url)
             .env("TP_KEY", KEY)
             .env("TP_DOWN_URL", &down)
+            .env("TP_HANG_URL", &hang)
             .output()
             .unwrap()
     };
@@ -109,6 +119,18 @@ fn clients_send_1000_logs_exactly_once_to_the_quickstart() {
         assert!(s["down_close_ms"].as_u64().unwrap() < 1200, "{name}: {s}");
         // 5,000 and one logged after close.
         assert_eq!(s["down_dropped"], 5001, "{name}: {s}");
+        // The server never answers: close ends by its 0.5 s deadline; all 250 are counted.
+        assert!(s["hang_close_ms"].as_u64().unwrap() < 1200, "{name}: {s}");
+        assert_eq!(s["hang_dropped"], 250, "{name}: {s}");
+        // No key, a short one with signing and a zero interval, no service: 3 × 3 logs counted.
+        assert_eq!(s["bad_config_dropped"], 9, "{name}: {s}");
+        // A batch size of 1,000 (the server takes 250): capped, all 300 arrive.
+        assert_eq!(s["clamp_dropped"], 0, "{name}: {s}");
+        let clamp = format!("clamp-{name}-");
+        let got = qs.wait_for(300, Duration::from_secs(10), |e| {
+            e["message"].as_str().unwrap_or("").starts_with(&clamp)
+        });
+        assert_eq!(got.len(), 300, "{name}");
 
         let prefix = format!("{name}-");
         let mine = qs.wait_for(1000, Duration::from_secs(10), |e| {
@@ -129,6 +151,30 @@ fn clients_send_1000_logs_exactly_once_to_the_quickstart() {
         for e in &mine {
             assert_eq!(e["attributes"]["ingest.project"], "quickstart", "{e}");
             assert_ne!(e["attributes"]["password"], "hunter2-planted", "{e}");
+        }
+        // Logged with the level "verbose", which the server refuses: sent as info.
+        let verbose = mine
+            .iter()
+            .find(|e| e["message"] == format!("{name}-10"))
+            .unwrap();
+        assert_eq!(verbose["level"], "info", "{verbose}");
+        if name != "go" {
+            // Lone surrogates (Go strings cannot hold one) became U+FFFD; the log arrived.
+            let msg = format!("surrogate-{name}-\u{FFFD}");
+            let got = qs.wait_for(1, Duration::from_secs(5), |e| e["message"] == msg.as_str());
+            assert_eq!(got.len(), 1, "{name}");
+            assert_eq!(got[0]["attributes"]["k\u{FFFD}"], "v\u{FFFD}", "{}", got[0]);
+        }
+        if name == "javascript" {
+            // An Error in the context keeps its name, message and stack.
+            let got = qs.wait_for(1, Duration::from_secs(5), |e| {
+                e["message"] == "error-javascript"
+            });
+            assert_eq!(got.len(), 1);
+            let err = &got[0]["attributes"]["err"];
+            assert_eq!(err["name"], "TypeError", "{err}");
+            assert_eq!(err["message"], "boom", "{err}");
+            assert!(err["stack"].as_str().unwrap().contains("boom"), "{err}");
         }
         println!("{name}: {s}");
     }
