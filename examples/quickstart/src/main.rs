@@ -108,8 +108,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The console at /tracepost/console: sign in with TRACEPOST_CONSOLE_TOKEN (or the
     // token printed below); "replay request" sends captured GET/HEAD requests to this app.
     let (token, generated) = console_token();
-    let console = tp
-        .console(store.clone())
+    let console = tp.console(store.clone());
+    // The viewer's rrweb-player: from jsDelivr, or served here from the npm package in
+    // QUICKSTART_RRWEB_PLAYER (for a console without internet access).
+    let player = quickstart::player_dir();
+    let console = match player {
+        Some(_) => console.replay_player(quickstart::PLAYER_JS, quickstart::PLAYER_CSS),
+        None => console,
+    };
+    let console = console
         .admin_token(token.clone())
         .live_tail(tail.clone())
         // Recorded sessions: the segments the replay route stores under the data dir.
@@ -125,7 +132,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // console) mark their responses, so the layer doesn't record them as app requests: the
     // browser's batches become events of their own. Merge every router *before* the layer,
     // so the layer also wraps the fallback and unmatched requests are measured (`_unmatched`).
-    let app = quickstart::app()
+    let mut app = quickstart::app();
+    if let Some(dir) = player {
+        app = app.merge(quickstart::player_router(dir));
+    }
+    let app = app
         .merge(tp.metrics_router())
         .merge(tp.health_router())
         .merge(tp.ingest_router()?)
