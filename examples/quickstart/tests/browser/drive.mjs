@@ -248,7 +248,8 @@ async function viewer() {
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
   const resp = await page.goto(replayUrl);
   const status = resp.status();
-  await until(() => window.__tpReplay && ['ready', 'playing', 'failed'].includes(window.__tpReplay.state), 'the player');
+  // A link with ?t= plays from that offset once the segments are loaded.
+  await until(() => window.__tpReplay && ['playing', 'failed'].includes(window.__tpReplay.state), 'the player');
   const state = await page.evaluate(() => window.__tpReplay.state);
   if (state === 'failed') throw new Error(await page.textContent('#replay-status'));
   const events = await page.evaluate(() => window.__tpReplay.events);
