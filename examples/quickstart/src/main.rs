@@ -206,7 +206,7 @@ fn warn_unbuilt_sinks() {
     ] {
         if !on && std::env::var_os(var).is_some() {
             eprintln!(
-                "quickstart: {var} is set but this build has no {feature} sink; \
+                "quickstart: {var} is set but this build lacks the {feature} feature; \
                  run `cargo run -p quickstart --features {feature}`"
             );
         }
