@@ -26,6 +26,20 @@ services = compose["services"]
 for svc in ("quickstart", "prometheus", "postgres", "loki", "grafana"):
     assert svc in services, f"docker-compose.yml lacks the {svc} service"
 
+# The quickstart stores its replays in MinIO: built with the s3 feature, with MinIO's keys and
+# the bucket minio-init creates, started after it.
+qs = services["quickstart"]
+env = qs["environment"]
+assert "s3" in qs["command"][-1].split(","), "the quickstart is not built with --features s3"
+minio_env = services["minio"]["environment"]
+assert env["AWS_ACCESS_KEY_ID"] == minio_env["MINIO_ROOT_USER"], "quickstart: not MinIO's key id"
+assert env["AWS_SECRET_ACCESS_KEY"] == minio_env["MINIO_ROOT_PASSWORD"], "quickstart: not MinIO's secret"
+assert env["TRACEPOST_REPLAY_S3_ENDPOINT"] == "http://minio:9000"
+bucket = env["TRACEPOST_REPLAY_S3_BUCKET"]
+assert any(f"local/{bucket}" in c for c in services["minio-init"]["command"]), \
+    f"minio-init does not create the bucket {bucket}"
+assert "minio-init" in qs["depends_on"], "the quickstart starts before the bucket exists"
+
 # Prometheus loads the rules: the whole deploy/prometheus directory is mounted where the
 # config's relative rule_files resolve.
 prom = yaml.safe_load(open("deploy/prometheus/prometheus.yml"))

@@ -33,7 +33,8 @@ pg_isready -h 127.0.0.1 -p 5432
 # npm packages of the browser tests, from their lockfiles (playwright-core drives
 # /usr/bin/chromium and downloads no browser; rrweb 1.x/2.x for tracepost-rrweb's
 # recordings; rrweb 2.x for the replay capture test of tracepost-ingest; rrweb-player for the
-# console's replay viewer test; the OpenTelemetry JS logs SDK for
+# console's replay viewer test; rrweb and rrweb-player for the quickstart's end-to-end replay
+# test (examples/quickstart/tests/browser.rs); the OpenTelemetry JS logs SDK for
 # examples/quickstart/tests/otel_node.rs); reinstalled only when a lockfile changed.
 for dir in "$(dirname "$0")/../examples/quickstart/tests/browser" \
            "$(dirname "$0")/../crates/tracepost-rrweb/tests/browser" \

@@ -22,6 +22,9 @@ cargo test -p tracepost-postgres --all-features "${locked[@]}" --test tls --test
 echo "=== object storage through OpenDAL's S3 service, against an in-process S3 server (s3s-fs)"
 cargo test -p tracepost-opendal --features s3 "${locked[@]}" --test s3
 
+echo "=== the quickstart's replay segments in S3 (feature s3, against an in-process s3s-fs)"
+cargo test -p quickstart --features s3 "${locked[@]}" --test s3
+
 echo "=== session replay through the facade (feature replay: tp-replay.js and /v1/replay into {data_dir}/objects)"
 cargo test -p tracepost --features replay "${locked[@]}" --test replay
 

@@ -61,12 +61,14 @@ fn ready() -> Option<()> {
     Some(())
 }
 
-/// A real rrweb 2.x recording made in Chromium now.
+/// A real rrweb 2.x recording made in Chromium now, with every input masked.
 fn record() -> Vec<Value> {
     let out = tempfile::tempdir().unwrap();
+    // Inputs masked as tp-replay.js records them: the book's screenshot shows no typed text.
     let status = Command::new("node")
         .arg(rrweb_dir().join("record.mjs"))
         .arg(out.path())
+        .env("RRWEB_MASK_ALL_INPUTS", "1")
         .status()
         .expect("run node");
     assert!(status.success(), "record.mjs failed: {status}");

@@ -1,4 +1,5 @@
-//! Replay upload benchmark over real HTTP on loopback, into the OpenDAL `fs` store.
+//! Replay upload benchmark over real HTTP on loopback, into the OpenDAL `fs` store (or, from
+//! `plugins/tracepost-opendal/examples/replay_bench_s3.rs`, which reuses [`run`], into S3).
 //!
 //! `cargo run --release -p tracepost-ingest --example replay_bench [SECONDS]` (default 10):
 //!
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tracepost_core::object_store::ReplayStore;
+use tracepost_core::object_store::{ObjectStore, ReplayStore};
 use tracepost_core::testing::MemorySink;
 use tracepost_core::Tracepost;
 use tracepost_ingest::{Ingest, IngestConfig, ReplayConfig, ReplayIngest};
@@ -136,6 +137,7 @@ impl Upload {
     }
 }
 
+#[allow(dead_code)] // replay_bench_s3 includes this file for `run`
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args()
@@ -143,6 +145,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let dir = tempfile::tempdir()?;
+    run(ReplayStore::new(OpendalStore::fs(dir.path())?), seconds).await
+}
+
+/// The three measurements (see the top of the file), with the route storing into `store`.
+pub async fn run<S: ObjectStore>(
+    store: ReplayStore<S>,
+    seconds: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let sink = MemorySink::new("memory");
     let tp = Tracepost::builder().service("bench").sink(sink).build()?;
     let ingest = Ingest::new(
@@ -154,7 +164,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let replay = ReplayIngest::new(
         ingest,
-        ReplayStore::new(OpendalStore::fs(dir.path())?),
+        store,
         // REPLAY_BENCH_REDACT=0 measures without the redactor pass.
         ReplayConfig::new().redact(std::env::var("REPLAY_BENCH_REDACT").as_deref() != Ok("0")),
     )?;

@@ -31,18 +31,56 @@ pub fn app() -> Router {
         .route("/rrweb.js", get(rrweb))
 }
 
+/// The rrweb build `/rrweb.js` redirects to when `QUICKSTART_RRWEB_JS` is unset: rrweb 2.2.2's
+/// UMD bundle on jsDelivr, the release tracepost's browser tests record with (from npm).
+pub const RRWEB_CDN: &str = "https://cdn.jsdelivr.net/npm/rrweb@2.2.2/dist/rrweb.umd.min.cjs";
+
+/// Where `/rrweb.js` comes from, read from `QUICKSTART_RRWEB_JS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RrwebSource {
+    /// Unset or empty: a redirect to [`RRWEB_CDN`], so the demo page records by default.
+    Cdn,
+    /// `off`: an empty script, and the page records nothing.
+    Off,
+    /// An `http://` or `https://` URL: a redirect there.
+    Url(String),
+    /// Anything else: a file served as is (e.g. `node_modules/rrweb/dist/rrweb.umd.min.cjs`,
+    /// for a demo without internet access).
+    File(std::path::PathBuf),
+}
+
+impl RrwebSource {
+    /// Reads `QUICKSTART_RRWEB_JS`.
+    pub fn from_env() -> Self {
+        Self::parse(&std::env::var("QUICKSTART_RRWEB_JS").unwrap_or_default())
+    }
+
+    /// The source a value of `QUICKSTART_RRWEB_JS` names (see the variants).
+    pub fn parse(value: &str) -> Self {
+        let value = value.trim();
+        if value.is_empty() {
+            Self::Cdn
+        } else if value.eq_ignore_ascii_case("off") {
+            Self::Off
+        } else if value.starts_with("https://") || value.starts_with("http://") {
+            Self::Url(value.to_owned())
+        } else {
+            Self::File(value.into())
+        }
+    }
+}
+
 /// `/rrweb.js`, the recorder the demo page's `tp-replay.js` loads (tracepost does not ship
-/// rrweb): the file or URL in `QUICKSTART_RRWEB_JS` (e.g.
-/// `node_modules/rrweb/dist/rrweb.umd.min.cjs`, or
-/// `https://cdn.jsdelivr.net/npm/rrweb@2.2.2/dist/rrweb.umd.min.cjs`); unset, an empty script,
-/// and the page records nothing.
+/// rrweb), from `QUICKSTART_RRWEB_JS` ([`RrwebSource`]): by default a redirect to rrweb on
+/// jsDelivr ([`RRWEB_CDN`]); `off` disables recording; a URL or a file path otherwise. A file
+/// that cannot be read is served as a script comment saying so (the page still works, and
+/// records nothing).
 async fn rrweb() -> axum::response::Response {
     let js = [("content-type", "text/javascript; charset=utf-8")];
-    match std::env::var("QUICKSTART_RRWEB_JS") {
-        Ok(url) if url.starts_with("https://") || url.starts_with("http://") => {
-            axum::response::Redirect::temporary(&url).into_response()
-        }
-        Ok(path) if !path.is_empty() => match tokio::fs::read(&path).await {
+    match RrwebSource::from_env() {
+        RrwebSource::Cdn => axum::response::Redirect::temporary(RRWEB_CDN).into_response(),
+        RrwebSource::Url(url) => axum::response::Redirect::temporary(&url).into_response(),
+        RrwebSource::File(path) => match tokio::fs::read(&path).await {
             Ok(body) => (js, body).into_response(),
             Err(e) => (
                 js,
@@ -50,12 +88,59 @@ async fn rrweb() -> axum::response::Response {
             )
                 .into_response(),
         },
-        _ => (
+        RrwebSource::Off => (
             js,
-            "// rrweb is not configured (QUICKSTART_RRWEB_JS): no session replay\n".to_owned(),
+            "// session replay is off (QUICKSTART_RRWEB_JS=off)\n".to_owned(),
         )
             .into_response(),
     }
+}
+
+/// The console viewer's rrweb-player, from `QUICKSTART_RRWEB_PLAYER`: a directory holding the
+/// npm package `rrweb-player` (`node_modules/rrweb-player`), whose `umd/rrweb-player.min.js`
+/// and `dist/style.css` the quickstart then serves at [`PLAYER_JS`] and [`PLAYER_CSS`], for a
+/// console without internet access. Unset, `None`: the console loads rrweb-player from its
+/// default CDN URL.
+pub fn player_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("QUICKSTART_RRWEB_PLAYER")
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+}
+
+/// Where the quickstart serves rrweb-player's script when [`player_dir`] names one.
+pub const PLAYER_JS: &str = "/rrweb-player.js";
+/// Where the quickstart serves rrweb-player's stylesheet when [`player_dir`] names one.
+pub const PLAYER_CSS: &str = "/rrweb-player.css";
+
+/// The routes serving rrweb-player from `dir` ([`player_dir`]); a missing file is a 404.
+pub fn player_router(dir: std::path::PathBuf) -> Router {
+    let file = |path: std::path::PathBuf, content_type: &'static str| {
+        get(move || {
+            let path = path.clone();
+            async move {
+                match tokio::fs::read(&path).await {
+                    Ok(body) => ([("content-type", content_type)], body).into_response(),
+                    Err(e) => (
+                        StatusCode::NOT_FOUND,
+                        format!("QUICKSTART_RRWEB_PLAYER: {}: {e}\n", path.display()),
+                    )
+                        .into_response(),
+                }
+            }
+        })
+    };
+    Router::new()
+        .route(
+            PLAYER_JS,
+            file(
+                dir.join("umd/rrweb-player.min.js"),
+                "text/javascript; charset=utf-8",
+            ),
+        )
+        .route(
+            PLAYER_CSS,
+            file(dir.join("dist/style.css"), "text/css; charset=utf-8"),
+        )
 }
 
 async fn demo_page() -> Html<&'static str> {

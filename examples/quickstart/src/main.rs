@@ -30,6 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Arc::new(sqlite.store().clone()); // what the console reads
     let key_store = sqlite.store().clone(); // the log routes' project API keys
     let tail = tracepost::console::LiveTail::default(); // the console's live tail
+    let replays = replay_store()?; // where the replay segments go, and the console reads them
     let builder = tracepost::Tracepost::builder()
         .service("quickstart")
         .sink(tracepost::sinks::Console::default())
@@ -40,8 +41,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .data_dir(data_dir())
         // Browser capture: the demo page's script tag names this public key.
         .browser(tracepost::ingest::IngestConfig::new().key("pk_quickstart"))
-        // Session replay: the demo page's recordings go to ./tracepost-data/objects.
-        .replay(tracepost::ingest::ReplayConfig::new());
+        // Session replay: the demo page's recordings go to ./tracepost-data/objects, or to
+        // S3/MinIO when TRACEPOST_REPLAY_S3_BUCKET names a bucket (feature `s3`).
+        .replay_to(
+            tracepost::object_store::ReplayStore::new(replays.clone()),
+            tracepost::ingest::ReplayConfig::new(),
+        );
     // ANCHOR_END: sinks
 
     // The per-route metric windows (the console's Routes page) are 60 s long unless
@@ -108,16 +113,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The console at /tracepost/console: sign in with TRACEPOST_CONSOLE_TOKEN (or the
     // token printed below); "replay request" sends captured GET/HEAD requests to this app.
     let (token, generated) = console_token();
-    let console = tp
-        .console(store.clone())
+    let console = tp.console(store.clone());
+    // The viewer's rrweb-player: from jsDelivr, or served here from the npm package in
+    // QUICKSTART_RRWEB_PLAYER (for a console without internet access).
+    let player = quickstart::player_dir();
+    let console = match player {
+        Some(_) => console.replay_player(quickstart::PLAYER_JS, quickstart::PLAYER_CSS),
+        None => console,
+    };
+    let console = console
         .admin_token(token.clone())
         .live_tail(tail.clone())
         // Recorded sessions: the segments the replay route stores under the data dir.
-        .replays(tracepost::object_store::ReplayStore::new(
-            tracepost::sinks::opendal::OpendalStore::fs(
-                std::path::Path::new(&data_dir()).join("objects"),
-            )?,
-        ))
+        .replays(tracepost::object_store::ReplayStore::new(replays))
         .replay_base_url(&format!("http://{addr}/"))?
         .build()?;
 
@@ -125,7 +133,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // console) mark their responses, so the layer doesn't record them as app requests: the
     // browser's batches become events of their own. Merge every router *before* the layer,
     // so the layer also wraps the fallback and unmatched requests are measured (`_unmatched`).
-    let app = quickstart::app()
+    let mut app = quickstart::app();
+    if let Some(dir) = player {
+        app = app.merge(quickstart::player_router(dir));
+    }
+    let app = app
         .merge(tp.metrics_router())
         .merge(tp.health_router())
         .merge(tp.ingest_router()?)
@@ -190,14 +202,59 @@ fn warn_unbuilt_sinks() {
     for (var, feature, on) in [
         ("DATABASE_URL", "postgres", cfg!(feature = "postgres")),
         ("LOKI_URL", "loki", cfg!(feature = "loki")),
+        ("TRACEPOST_REPLAY_S3_BUCKET", "s3", cfg!(feature = "s3")),
     ] {
         if !on && std::env::var_os(var).is_some() {
             eprintln!(
-                "quickstart: {var} is set but this build has no {feature} sink; \
+                "quickstart: {var} is set but this build lacks the {feature} feature; \
                  run `cargo run -p quickstart --features {feature}`"
             );
         }
     }
+}
+
+/// The replay segments' store: S3 or MinIO when `TRACEPOST_REPLAY_S3_BUCKET` is set and the
+/// quickstart is built with `--features s3` (see [`s3_store`]), else the directory
+/// `{data dir}/objects`.
+fn replay_store() -> Result<tracepost::sinks::opendal::OpendalStore, Box<dyn std::error::Error>> {
+    #[cfg(feature = "s3")]
+    if let Ok(bucket) = std::env::var("TRACEPOST_REPLAY_S3_BUCKET") {
+        return s3_store(&bucket);
+    }
+    Ok(tracepost::sinks::opendal::OpendalStore::fs(
+        std::path::Path::new(&data_dir()).join("objects"),
+    )?)
+}
+
+/// The bucket on S3 or an S3-compatible server, through OpenDAL's `s3` service:
+/// `TRACEPOST_REPLAY_S3_ENDPOINT` (e.g. MinIO's `http://minio:9000`; unset, AWS),
+/// `TRACEPOST_REPLAY_S3_REGION` (default `AWS_REGION`, then `us-east-1`), and the keys in
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (unset, OpenDAL's usual AWS lookup: the
+/// profile files, the instance's role). Nothing connects here: a bucket that is down or
+/// refuses the keys answers the browser's upload with a 5xx, which tp-replay.js retries and
+/// counts as missing in the end.
+#[cfg(feature = "s3")]
+fn s3_store(
+    bucket: &str,
+) -> Result<tracepost::sinks::opendal::OpendalStore, Box<dyn std::error::Error>> {
+    use tracepost::sinks::opendal::{opendal, OpendalStore};
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let region = var("TRACEPOST_REPLAY_S3_REGION")
+        .or_else(|| var("AWS_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let mut s3 = opendal::services::S3::default()
+        .bucket(bucket)
+        .region(&region);
+    if let Some(endpoint) = var("TRACEPOST_REPLAY_S3_ENDPOINT") {
+        s3 = s3.endpoint(&endpoint);
+    }
+    if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        s3 = s3.access_key_id(&id).secret_access_key(&secret);
+    }
+    let op = opendal::Operator::new(s3)
+        .map_err(|e| format!("TRACEPOST_REPLAY_S3_*: {e}"))?
+        .finish();
+    Ok(OpendalStore::builder(op).build())
 }
 
 /// The console's admin token: `TRACEPOST_CONSOLE_TOKEN`, or a random one for this run

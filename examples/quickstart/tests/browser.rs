@@ -2,7 +2,10 @@
 //! `tests/browser/drive.mjs`, installed by scripts/setup.sh) against the quickstart binary:
 //! the demo page's errors, page views and events reach the NDJSON sink through the ingest
 //! routes, the backend's 500 carries the browser's session id, the page keeps working, and an
-//! ingest route that is down never shows in the page.
+//! ingest route that is down never shows in the page; and session replay end to end: rrweb
+//! (from npm) records the demo page while Chromium types into its form and triggers the
+//! backend 500, the typed text is stored nowhere, the 500's event links to the replay, and the
+//! console's viewer (rrweb-player from npm) plays it to the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -14,6 +17,8 @@ use serde_json::Value;
 
 const DRIVER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// The console's admin token for these runs.
+const TOKEN: &str = "quickstart-browser-test-token";
 
 /// Kills the child on drop, so a failing assertion leaves no process behind.
 struct Killed(Child);
@@ -34,6 +39,14 @@ fn browser_available() -> bool {
         .exists()
     {
         "playwright-core in examples/quickstart/tests/browser/node_modules"
+    } else if !Path::new(DRIVER_DIR)
+        .join("node_modules/rrweb/dist/rrweb.umd.min.cjs")
+        .exists()
+        || !Path::new(DRIVER_DIR)
+            .join("node_modules/rrweb-player/umd/rrweb-player.min.js")
+            .exists()
+    {
+        "rrweb and rrweb-player in examples/quickstart/tests/browser/node_modules"
     } else {
         return true;
     };
@@ -56,6 +69,16 @@ fn start_quickstart() -> Quickstart {
         .env("QUICKSTART_ADDR", "127.0.0.1:0")
         .env("TRACEPOST_DATA", data.path())
         .env("RUST_LOG", "warn")
+        .env("TRACEPOST_CONSOLE_TOKEN", TOKEN)
+        // rrweb and rrweb-player from npm, so that the tests run offline.
+        .env(
+            "QUICKSTART_RRWEB_JS",
+            Path::new(DRIVER_DIR).join("node_modules/rrweb/dist/rrweb.umd.min.cjs"),
+        )
+        .env(
+            "QUICKSTART_RRWEB_PLAYER",
+            Path::new(DRIVER_DIR).join("node_modules/rrweb-player"),
+        )
         .env_remove("DATABASE_URL")
         .env_remove("LOKI_URL")
         .stdout(Stdio::piped())
@@ -88,6 +111,7 @@ fn drive(scenario: &str, base: &str, out: &Path) -> Value {
         .arg(out)
         .current_dir(DRIVER_DIR)
         .env("CHROMIUM", CHROMIUM)
+        .env("TP_TOKEN", TOKEN)
         .output()
         .expect("node runs (scripts/setup.sh installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -328,4 +352,163 @@ fn a_batch_over_the_beacon_quota_is_split_and_arrives_whole() {
         bulk.into_iter().collect::<BTreeSet<_>>(),
         (0..45).collect::<BTreeSet<_>>()
     );
+}
+
+/// Every file under `dir` (the data dir: objects, NDJSON, SQLite with its WAL, spools), gzip
+/// ones decompressed.
+fn stored_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+                continue;
+            }
+            let raw = std::fs::read(&p).unwrap();
+            let bytes = if p.extension().is_some_and(|e| e == "gz") {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::MultiGzDecoder::new(&raw[..]),
+                    &mut plain,
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                plain
+            } else {
+                raw
+            };
+            out.push((p, bytes));
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The screenshot's directory: `book/src/console` (`SCREENSHOTS` to change it).
+fn book_screenshots() -> PathBuf {
+    let dir = std::env::var("SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../book/src/console"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_recorded_session_is_masked_linked_from_the_backend_500_and_plays_in_the_console() {
+    if !browser_available() {
+        return;
+    }
+    // What drive.mjs types into the demo form.
+    const TYPED: [&str; 2] = ["Typed-Secret-Name", "typed-secret@example.org"];
+    let qs = start_quickstart();
+    let base = format!("http://{}", qs.addr);
+    let report = drive("record", &base, &screenshot_dir());
+    assert_eq!(report["pageErrors"], serde_json::json!([]), "{report}");
+    assert_eq!(report["missing"], 0, "no segment lost: {report}");
+    let uploads = report["uploads"].as_array().unwrap();
+    assert!(
+        uploads.len() >= 2 && uploads.iter().all(|s| s == 202),
+        "{report}"
+    );
+    let session = report["sessionId"].as_str().unwrap().to_owned();
+
+    // The backend 500's event carries the session and links to its moment in the replay.
+    let events = wait_for_events(
+        qs.data.path(),
+        "the backend 500 and the replay index",
+        |e| {
+            let s = in_session(e, &session);
+            find(&s, |e| e["request"]["route"] == "/fail").is_some()
+                && s.iter().filter(|e| e["kind"] == "replay").count() >= uploads.len()
+        },
+    );
+    let s = in_session(&events, &session);
+    let backend = find(&s, |e| e["request"]["route"] == "/fail").unwrap();
+    assert_eq!(backend["kind"], "error");
+    assert_eq!(backend["request"]["status"], 500);
+    let replay_url = backend["attributes"]["replay.url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no replay.url: {backend:#}"))
+        .to_owned();
+    let prefix = format!("{base}/tracepost/console/replays/{session}?t=");
+    assert!(replay_url.starts_with(&prefix), "{replay_url}");
+    let offset: u64 = replay_url[prefix.len()..].parse().unwrap();
+    assert!(offset > 0, "{replay_url}");
+
+    // The typed text is nowhere in storage; the recording has the inputs, masked.
+    let files = stored_files(qs.data.path());
+    for (path, bytes) in &files {
+        for typed in TYPED {
+            assert!(
+                !contains(bytes, typed),
+                "{typed:?} is in {}",
+                path.display()
+            );
+        }
+    }
+    let segments: Vec<Value> = files
+        .iter()
+        .filter(|(p, _)| {
+            p.to_string_lossy().contains("/replays/") && p.to_string_lossy().contains(&session)
+        })
+        .flat_map(|(_, b)| serde_json::from_slice::<Vec<Value>>(b).unwrap())
+        .collect();
+    assert!(
+        segments.len() > 10,
+        "{} rrweb events stored",
+        segments.len()
+    );
+    let inputs: Vec<&str> = segments
+        .iter()
+        .filter(|e| e["type"] == 3 && e["data"]["source"] == 5)
+        .filter_map(|e| e["data"]["text"].as_str())
+        .collect();
+    assert!(
+        inputs.contains(&"*".repeat("Ada Typed-Secret-Name".len()).as_str())
+            && inputs
+                .iter()
+                .all(|t| !t.is_empty() && t.chars().all(|c| c == '*')),
+        "the form's input, masked: {inputs:?}"
+    );
+
+    // Chromium signs in to the console and opens the link: the viewer plays to the end.
+    let shot = book_screenshots().join("quickstart-replay.png");
+    let viewer = drive("viewer", &replay_url, &shot);
+    println!("screenshot: {}", shot.display());
+    assert_eq!(
+        viewer["signIn"], true,
+        "the viewer asks to sign in: {viewer}"
+    );
+    assert_eq!(viewer["status"], 200, "{viewer}");
+    assert_eq!(viewer["problems"], serde_json::json!([]), "{viewer}");
+    assert!(
+        viewer["sandboxNotes"].as_u64() <= viewer["reopens"].as_u64(),
+        "{viewer}"
+    );
+    assert!(viewer["events"].as_u64().unwrap() > 10, "{viewer}");
+    // Opened at the 500's moment.
+    assert!(
+        viewer["startedAt"].as_f64().unwrap() + 100.0 >= offset as f64,
+        "{offset}: {viewer}"
+    );
+    // Mid-replay, the form is rebuilt with its values masked.
+    let replayed = &viewer["replayed"];
+    for field in ["name", "email"] {
+        let v = replayed[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{viewer}"));
+        assert!(v.chars().all(|c| c == '*'), "{field}: {v:?}");
+    }
+    for typed in TYPED {
+        assert!(
+            !replayed["text"].as_str().unwrap().contains(typed),
+            "{viewer}"
+        );
+    }
 }

@@ -180,10 +180,18 @@ impl Drop for Running {
 }
 
 fn start() -> Running {
+    start_with(&[])
+}
+
+/// The quickstart with these environment variables (the rrweb ones unset otherwise).
+fn start_with(envs: &[(&str, &std::ffi::OsStr)]) -> Running {
     let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart"))
         .env("QUICKSTART_ADDR", "127.0.0.1:0")
         .env("TRACEPOST_DATA", data.path())
+        .env_remove("QUICKSTART_RRWEB_JS")
+        .env_remove("QUICKSTART_RRWEB_PLAYER")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -281,5 +289,76 @@ fn unmatched_requests_are_measured_and_tracepost_routes_are_not() {
         routes,
         ["/users/{id} 200 1", "_unmatched 404 1"],
         "{counts:?}"
+    );
+}
+
+/// `/rrweb.js`, the recorder the demo page loads: by default a redirect to the pinned rrweb
+/// build on jsDelivr (so the demo records on first run), `off` an empty script, a path that
+/// file; rrweb-player is served from `QUICKSTART_RRWEB_PLAYER` only when it is set.
+#[test]
+fn the_demo_page_records_with_rrweb_from_the_cdn_unless_told_otherwise() {
+    let header = |response: &str, name: &str| {
+        response
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+    };
+    let status = |response: &str| response.split(' ').nth(1).unwrap_or("").to_owned();
+
+    let qs = start();
+    let r = get(&qs.addr, "/rrweb.js");
+    assert_eq!(status(&r), "307", "{r}");
+    assert_eq!(
+        header(&r, "location").as_deref(),
+        Some(quickstart::RRWEB_CDN),
+        "{r}"
+    );
+    assert!(quickstart::RRWEB_CDN.contains("rrweb@2.2.2/"), "pinned");
+    // Without QUICKSTART_RRWEB_PLAYER the console loads rrweb-player from its CDN URL.
+    assert_eq!(status(&get(&qs.addr, quickstart::PLAYER_JS)), "404");
+    drop(qs);
+
+    let qs = start_with(&[("QUICKSTART_RRWEB_JS", "off".as_ref())]);
+    let r = get(&qs.addr, "/rrweb.js");
+    assert_eq!(status(&r), "200", "{r}");
+    assert!(
+        r.ends_with("// session replay is off (QUICKSTART_RRWEB_JS=off)\n"),
+        "{r}"
+    );
+    drop(qs);
+
+    let dir = tempfile::tempdir().unwrap();
+    let rrweb = dir.path().join("rrweb.js");
+    std::fs::write(&rrweb, "window.rrweb = {};\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("umd")).unwrap();
+    std::fs::write(dir.path().join("umd/rrweb-player.min.js"), "/* player */\n").unwrap();
+    let qs = start_with(&[
+        ("QUICKSTART_RRWEB_JS", rrweb.as_os_str()),
+        ("QUICKSTART_RRWEB_PLAYER", dir.path().as_os_str()),
+    ]);
+    let r = get(&qs.addr, "/rrweb.js");
+    assert_eq!(status(&r), "200", "{r}");
+    assert!(r.ends_with("\r\n\r\nwindow.rrweb = {};\n"), "{r}");
+    let r = get(&qs.addr, quickstart::PLAYER_JS);
+    assert_eq!(status(&r), "200", "{r}");
+    assert!(r.ends_with("/* player */\n"), "{r}");
+    // The stylesheet is missing from this directory: a 404 that names it.
+    let r = get(&qs.addr, quickstart::PLAYER_CSS);
+    assert_eq!(status(&r), "404", "{r}");
+    assert!(r.contains("dist/style.css"), "{r}");
+    drop(qs);
+
+    let qs = start_with(&[(
+        "QUICKSTART_RRWEB_JS",
+        "https://example.org/rrweb.js".as_ref(),
+    )]);
+    let r = get(&qs.addr, "/rrweb.js");
+    assert_eq!(status(&r), "307", "{r}");
+    assert_eq!(
+        header(&r, "location").as_deref(),
+        Some("https://example.org/rrweb.js")
     );
 }

@@ -2,6 +2,8 @@
 // each recording (the array of events rrweb emitted) to <out-dir>/rrweb-<version>.json.
 // Used by crates/tracepost-rrweb/tests/recordings.rs:
 //   node record.mjs <out-dir>
+// With RRWEB_MASK_ALL_INPUTS=1, inputs are masked as tp-replay.js records them (rrweb's
+// maskAllInputs; crates/tracepost-console/tests/replay_browser.rs, whose screenshot is in the book).
 import { createServer } from "node:http";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -62,7 +64,8 @@ try {
     page.on("console", (m) => m.type() === "error" && problems.push(`console error: ${m.text()}`));
     await page.goto(`${base}/page.html`);
     await page.addScriptTag({ url: `${base}/rrweb-${name}.js` });
-    const version = await page.evaluate(async () => {
+    const maskAllInputs = process.env.RRWEB_MASK_ALL_INPUTS === "1";
+    const version = await page.evaluate(async (maskAllInputs) => {
       window.__events = [];
       const plugins = rrweb.getRecordConsolePlugin ? [rrweb.getRecordConsolePlugin()] : [];
       window.__stop = rrweb.record({
@@ -70,9 +73,10 @@ try {
         plugins,
         // rrweb's defaults otherwise: passwords masked, canvas not recorded.
         collectFonts: true,
+        maskAllInputs,
       });
       return typeof rrweb.record.addCustomEvent === "function";
-    });
+    }, maskAllInputs);
     if (!version) throw new Error(`${name}: rrweb.record.addCustomEvent missing`);
 
     // Input of every kind.

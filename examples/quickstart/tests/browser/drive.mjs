@@ -9,6 +9,11 @@
 //   down    the ingest route answers 500, 429 (Retry-After: 2), 400, or the connection fails:
 //           the page must see no error of ours, and retries follow the rules.
 //   beacon  45 events of 3 KB pending when the page is hidden: beacons under the 64 KiB quota.
+//   record  session replay (tests/browser.rs): with rrweb recording, type into the demo
+//           form, submit it, click, call /fail; every replay segment is uploaded.
+//   viewer  <base> is a backend event's replay.url: sign in to the console (token in
+//           TP_TOKEN), open it, play to the end without console errors; a screenshot taken
+//           mid-replay goes to <output dir> (a .png path here).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +35,8 @@ try {
   if (scenario === 'demo') Object.assign(report, await demo());
   else if (scenario === 'down') Object.assign(report, await down());
   else if (scenario === 'beacon') Object.assign(report, await beacon());
+  else if (scenario === 'record') Object.assign(report, await record());
+  else if (scenario === 'viewer') Object.assign(report, await viewer());
   else throw new Error(`unknown scenario ${scenario}`);
 } finally {
   await context.close();
@@ -163,5 +170,111 @@ async function beacon() {
     requests: seen.ingest.map((r) => ({
       type: r.type, bytes: r.bytes, events: r.body ? r.body.events.length : 0,
     })),
+  };
+}
+
+async function record() {
+  // Typed into the demo form; tests/browser.rs looks for them in storage (they must not be).
+  const TYPED = { name: 'Ada Typed-Secret-Name', email: 'typed-secret@example.org' };
+  const { page, seen } = await open();
+  const uploads = [];
+  page.on('response', (r) => {
+    if (r.url().includes('/tracepost/v1/replay')) uploads.push(r.status());
+  });
+  await load(page);
+  await page.waitForFunction(() => tracepost.replay && tracepost.replay.state() === 'recording');
+  await page.click('#name');
+  await page.keyboard.type(TYPED.name, { delay: 15 });
+  await page.fill('#email', TYPED.email);
+  await page.click('#subscribe');
+  await page.waitForFunction(() => document.getElementById('log').textContent.includes('subscribed'));
+  await page.click('#count');
+  await page.mouse.move(300, 200, { steps: 8 });
+  await page.waitForTimeout(700); // rrweb sends mouse positions every 500 ms
+  // The first segment before the backend call, so that its event links to the moment.
+  await page.evaluate(() => tracepost.replay.flush());
+  await waitFor(() => uploads.length >= 1, 'the first replay segment');
+  await page.waitForTimeout(300);
+  await clickAndWait(page, 'fail', 'GET /fail answered 500');
+  await page.click('#count');
+  await page.waitForTimeout(600);
+  await page.evaluate(() => tracepost.replay.stop());
+  await waitFor(() => uploads.length >= 2, 'the last replay segment');
+  const session = await page.evaluate(() => tracepost._s()[0]);
+  const missing = await page.evaluate(() => tracepost.replay.missing());
+  await flushed(page, seen);
+  return { sessionId: session, uploads, missing, pageErrors: seen.pageErrors };
+}
+
+async function waitFor(ok, what, ms = 15000) {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// The console viewer's one tolerated report, as crates/tracepost-console/tests/browser/
+// viewer.mjs explains: rrweb rebuilding the sandboxed replay frame's document (no
+// allow-scripts, on purpose), at most once per rewrite, which the viewer counts.
+function sandboxReport() {
+  return /^Blocked script execution in '[^']*' because the document's frame is sandboxed and the 'allow-scripts' permission is not set\.$/;
+}
+
+async function viewer() {
+  const SANDBOX = sandboxReport();
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 1400, height: 900 }); // the player and its side panel
+  const problems = [], sandboxNotes = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (SANDBOX.test(m.text())) sandboxNotes.push(m.text());
+    else problems.push(`console error: ${m.text()} at ${JSON.stringify(m.location())}`);
+  });
+  // The console's CSP forbids page.waitForFunction's string evaluation: poll.
+  const until = async (fn, what, ms = 30000) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (await page.evaluate(fn)) return;
+      await page.waitForTimeout(100);
+    }
+    throw new Error(`timed out waiting for ${what}; problems: ${problems.join('; ')}`);
+  };
+  const replayUrl = base;
+  await page.goto(replayUrl);
+  const signIn = page.url().endsWith('/login');
+  await page.fill('input[name=token]', process.env.TP_TOKEN);
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  const resp = await page.goto(replayUrl);
+  const status = resp.status();
+  // A link with ?t= plays from that offset once the segments are loaded.
+  await until(() => window.__tpReplay && ['playing', 'failed'].includes(window.__tpReplay.state), 'the player');
+  const state = await page.evaluate(() => window.__tpReplay.state);
+  if (state === 'failed') throw new Error(await page.textContent('#replay-status'));
+  const events = await page.evaluate(() => window.__tpReplay.events);
+  const startedAt = await page.evaluate(() => window.__tpReplay.player.getReplayer().getCurrentTime());
+  // Mid-replay: the form filled in (masked), for the screenshot.
+  const meta = await page.evaluate(() => window.__tpReplay.player.getMetaData());
+  const mid = Math.round(meta.totalTime / 2);
+  await page.evaluate((t) => window.__tpReplay.player.goto(t, false), mid);
+  await page.waitForTimeout(500);
+  const frame = page.frames().find((f) => f !== page.mainFrame());
+  const replayed = frame ? {
+    name: await frame.$eval('#name', (e) => e.value).catch(() => null),
+    email: await frame.$eval('#email', (e) => e.value).catch(() => null),
+    text: await frame.$eval('body', (e) => e.textContent).catch(() => ''),
+  } : null;
+  await page.screenshot({ path: outDir, fullPage: false });
+  await page.evaluate(() => {
+    const p = window.__tpReplay.player;
+    p.setSpeed(8);
+    p.goto(0, true);
+  });
+  await until(() => window.__tpReplay.state === 'finished', 'the end of the replay', 60000);
+  const reopens = await page.evaluate(() => window.__tpReplay.reopens);
+  return {
+    signIn, status, events, startedAt, totalTime: meta.totalTime, mid, replayed,
+    reopens, sandboxNotes: sandboxNotes.length, problems,
   };
 }
