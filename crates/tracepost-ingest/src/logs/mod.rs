@@ -16,6 +16,7 @@
 //! asks.
 
 pub mod batch;
+pub mod bound;
 pub mod config;
 pub mod keys;
 pub mod otlp;
@@ -43,6 +44,7 @@ use crate::body::{decode, read_limited_within, Encoding};
 use crate::config::{ConfigError, IngestConfig};
 use crate::error::IngestError;
 use crate::origin::{client_ip, limit_key};
+pub use bound::OtlpLimits;
 pub use config::LogIngestConfig;
 pub use keys::{KeyRecord, KeyStore, StaticKeys};
 
@@ -203,7 +205,7 @@ impl LogIngest {
             let (protobuf, encoding) = otlp_content(headers)?;
             let limit = self.inner.config.max_otlp_bytes;
             let (sender, decoded) = self.admit(headers, body, encoding, limit).await?;
-            let req = decode_otlp(&decoded, protobuf)?;
+            let req = decode_otlp_within(&decoded, protobuf, self.inner.config.otlp_limits())?;
             let mapped = otlp::to_events(&req, &common(&sender));
             for e in mapped.events {
                 self.inner.handle.capture(e);
@@ -404,22 +406,36 @@ fn otlp_content(headers: &HeaderMap) -> Result<(bool, Encoding), IngestError> {
     Ok((protobuf, encoding))
 }
 
-/// Decodes an OTLP body. Errors: `400 malformed_protobuf`, `400 malformed_json`.
+/// Decodes an OTLP body within the default [`OtlpLimits`]; see [`decode_otlp_within`].
 pub fn decode_otlp(
     body: &[u8],
     protobuf: bool,
 ) -> Result<proto::ExportLogsServiceRequest, IngestError> {
-    if protobuf {
+    decode_otlp_within(body, protobuf, OtlpLimits::default())
+}
+
+/// Decodes an OTLP body, counting its records and attribute values before the decoder
+/// allocates them ([`bound`]). Errors: `413 too_many_records`, `413 too_many_attributes`,
+/// `400 malformed_protobuf`, `400 malformed_json`.
+pub fn decode_otlp_within(
+    body: &[u8],
+    protobuf: bool,
+    limits: OtlpLimits,
+) -> Result<proto::ExportLogsServiceRequest, IngestError> {
+    let req = if protobuf {
+        bound::check_protobuf(body, limits)?;
         proto::ExportLogsServiceRequest::decode(body).map_err(|e| {
             IngestError::new(
                 StatusCode::BAD_REQUEST,
                 "malformed_protobuf",
                 format!("not an OTLP ExportLogsServiceRequest: {e}"),
             )
-        })
+        })?
     } else {
-        otlp_json::decode(body).map_err(IngestError::malformed_json)
-    }
+        otlp_json::decode(body, limits)?
+    };
+    bound::check_mapped(&req, limits)?;
+    Ok(req)
 }
 
 fn otlp_response(
