@@ -52,6 +52,12 @@ pub struct LogIngestConfig {
     /// other servers within this time (at once on the server whose admin API revoked it).
     #[serde(with = "humantime_serde_compat")]
     pub key_cache_ttl: Duration,
+    /// How long a looked-up key keeps working while the key store errors (default 1 h):
+    /// past `key_cache_ttl` the key is looked up again, and when the store is down the
+    /// cached answer is used instead of refusing every log with `503`. A key revoked during
+    /// the outage stops working once the store answers again. `0` turns this off.
+    #[serde(with = "humantime_serde_compat")]
+    pub key_stale_ttl: Duration,
     /// How often the background task stores keys' last-used times and forgets idle
     /// rate-limit entries (default 30 s).
     #[serde(with = "humantime_serde_compat")]
@@ -86,6 +92,7 @@ impl Default for LogIngestConfig {
             per_client_burst: 400,
             trusted_proxies: Vec::new(),
             key_cache_ttl: Duration::from_secs(30),
+            key_stale_ttl: Duration::from_secs(3600),
             maintenance_every: Duration::from_secs(30),
         }
     }
@@ -176,6 +183,12 @@ impl LogIngestConfig {
     /// How long a looked-up key is cached.
     pub fn key_cache_ttl(mut self, ttl: Duration) -> Self {
         self.key_cache_ttl = ttl;
+        self
+    }
+
+    /// How long a looked-up key keeps working while the key store errors (`0`: not at all).
+    pub fn key_stale_ttl(mut self, ttl: Duration) -> Self {
+        self.key_stale_ttl = ttl;
         self
     }
 

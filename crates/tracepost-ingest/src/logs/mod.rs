@@ -151,7 +151,7 @@ impl LogIngest {
     /// `POST {prefix}/v1/batch`. Checks, in order: the client's rate (`429`), the content
     /// type and encoding (`415`), the key (`401`; `503` when the key store is down; a prefix
     /// the store did not know is remembered for `key_cache_ttl`, so repeating it costs no
-    /// lookup), the key's rate (`429`), the body size and read deadline (`413`, `408`), the
+    /// lookup; while the store errors, a key looked up within `key_stale_ttl` still works), the key's rate (`429`), the body size and read deadline (`413`, `408`), the
     /// signature (`401`), the decompressed size (`413`) and the batch (`400` naming the
     /// field); then captures every log: `202 {"accepted": N}` — accepted into the in-memory
     /// pipeline queue, not yet written to the sinks.
@@ -311,14 +311,26 @@ impl LogIngest {
                 None => {}
             }
         }
-        let recs = inner.store.by_prefix(prefix).await.map_err(|e| {
-            tracing::warn!(error = %e, "tracepost: the API key store is unavailable");
-            IngestError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "key_store_unavailable",
-                "the API key store is unavailable; retry later",
-            )
-        })?;
+        let recs = match inner.store.by_prefix(prefix).await {
+            Ok(recs) => recs,
+            Err(e) => {
+                // Stale if error: keys seen within `key_stale_ttl` keep working through an
+                // outage of the store (a revocation made meanwhile waits for it to answer).
+                let stale = inner.cache.lock().get(prefix).and_then(|(at, recs)| {
+                    (at.elapsed() < inner.config.key_stale_ttl).then(|| recs.clone())
+                });
+                if let Some(recs) = stale {
+                    tracing::warn!(error = %e, "tracepost: the API key store is unavailable; using the key cached before");
+                    return Ok(recs);
+                }
+                tracing::warn!(error = %e, "tracepost: the API key store is unavailable");
+                return Err(IngestError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key_store_unavailable",
+                    "the API key store is unavailable; retry later",
+                ));
+            }
+        };
         if recs.is_empty() {
             inner.unknown.lock().put(prefix.to_owned(), Instant::now());
             return Ok(Arc::new(recs));
@@ -502,7 +514,8 @@ async fn maintenance(inner: Weak<Inner>) {
         inner.per_client.retain_recent();
         inner.per_client.shrink_to_fit();
         let ttl = inner.config.key_cache_ttl;
-        inner.cache.lock().retain(|_, (at, _)| at.elapsed() < ttl);
+        let keep = ttl.max(inner.config.key_stale_ttl);
+        inner.cache.lock().retain(|_, (at, _)| at.elapsed() < keep);
         let mut unknown = inner.unknown.lock();
         while unknown
             .peek_lru()
