@@ -411,7 +411,44 @@ async fn the_keys_command_over_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tracepost.sqlite3");
     let file = file.to_str().unwrap().to_owned();
-    let prefix = the_keys_command_over(&["--sqlite", &file], &[]);
+    // Issue 13, S9: a missing file (a mistyped path) is refused, and nothing is created.
+    let missing = dir.path().join("nonexistent/dir/x.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+        .args(["--sqlite", missing.to_str().unwrap(), "keys", "create", "a"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no SQLite store at") && stderr.contains("--create"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("nonexistent").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+        .args(["keys", "create", "a"])
+        .env("DATABASE_URL", format!("sqlite:{file}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && !std::path::Path::new(&file).exists());
+    // Empty names and names with control characters are refused, naming why.
+    for (name, why) in [
+        ("", "empty"),
+        ("  ", "empty"),
+        ("shop\nINFO forged", "control"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+            .args(["--sqlite", &file, "--create", "keys", "create", name])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(why),
+            "{name:?}: {stderr}"
+        );
+    }
+    let prefix = the_keys_command_over(&["--sqlite", &file, "--create"], &[]);
     // A sqlite: URL names the same store.
     let url = format!("sqlite:{file}");
     let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
