@@ -921,3 +921,52 @@ fn otlp_all_zero_ids_are_dropped() {
         (&None, &None)
     );
 }
+
+/// A body in another charset would be misread as UTF-8: `415` naming the charset, on both
+/// routes; UTF-8 spelled any way passes.
+#[tokio::test]
+async fn other_charsets_are_refused() {
+    let s = Server::start(LogIngestConfig::new()).await;
+    let otlp = json!({"resourceLogs": []}).to_string();
+    let batch = json!({"service": "a", "logs": [{"message": "m"}]}).to_string();
+    let batch_as = |ct: &str| {
+        s.client
+            .post(format!("{}/v1/batch", s.base))
+            .header("content-type", ct)
+            .header("x-tracepost-key", KEY)
+            .body(batch.clone())
+            .send()
+    };
+    for ct in [
+        "application/json; charset=utf-16",
+        "application/json;charset=\"ISO-8859-1\"",
+    ] {
+        let r = s.otlp(ct).body(otlp.clone()).send().await.unwrap();
+        let (status, err) = error_of(r).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (415, Some("unsupported_media_type"))
+        );
+        let cs = ct.rsplit('=').next().unwrap().trim_matches('"');
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(cs),
+            "{err}"
+        );
+        let r = batch_as(ct).await.unwrap();
+        let (status, err) = error_of(r).await;
+        assert_eq!(status, 415, "{err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(cs),
+            "{err}"
+        );
+    }
+    for ct in [
+        "application/json; charset=UTF-8",
+        "application/json; charset=\"utf8\"",
+    ] {
+        let r = s.otlp(ct).body(otlp.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{ct}");
+        let r = batch_as(ct).await.unwrap();
+        assert_eq!(r.status(), 202, "{ct}");
+    }
+}

@@ -406,6 +406,7 @@ fn otlp_content(headers: &HeaderMap) -> Result<(bool, Encoding), IngestError> {
             ))
         }
     };
+    crate::body::check_charset(ct)?;
     let mut encoding = Encoding::Identity;
     for v in headers.get_all(header::CONTENT_ENCODING) {
         let v = v.to_str().unwrap_or("<not ASCII>").trim();
