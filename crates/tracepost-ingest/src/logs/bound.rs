@@ -368,3 +368,87 @@ where
         marker: std::marker::PhantomData,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+    use proto::{AnyValue, ArrayValue, KeyValue, KeyValueList, Value as V};
+
+    fn int(i: i64) -> AnyValue {
+        AnyValue {
+            value: Some(V::IntValue(i)),
+        }
+    }
+
+    fn array(n: i64) -> AnyValue {
+        AnyValue {
+            value: Some(V::ArrayValue(ArrayValue {
+                values: (0..n).map(int).collect(),
+            })),
+        }
+    }
+
+    /// The wire walk, the JSON visitor and the count after decoding agree: 8 values here
+    /// (`a`, `a.x`, its 2 elements, `b`; the body's 3 elements), 2 records.
+    #[test]
+    fn the_counts_agree_and_are_exact() {
+        let record = proto::LogRecord {
+            body: Some(array(3)),
+            attributes: vec![
+                KeyValue {
+                    key: "a".into(),
+                    value: Some(AnyValue {
+                        value: Some(V::KvlistValue(KeyValueList {
+                            values: vec![KeyValue {
+                                key: "x".into(),
+                                value: Some(array(2)),
+                            }],
+                        })),
+                    }),
+                },
+                KeyValue {
+                    key: "b".into(),
+                    value: Some(int(1)),
+                },
+            ],
+            ..Default::default()
+        };
+        let req = proto::ExportLogsServiceRequest {
+            resource_logs: vec![proto::ResourceLogs {
+                scope_logs: vec![proto::ScopeLogs {
+                    log_records: vec![record, proto::LogRecord::default()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = req.encode_to_vec();
+        let json = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+            "body": {"arrayValue": {"values": [{"intValue": 0}, {"intValue": 1}, {"intValue": 2}]}},
+            "attributes": [
+                {"key": "a", "value": {"kvlistValue": {"values": [{"key": "x", "value":
+                    {"arrayValue": {"values": [{"intValue": 0}, {"intValue": 1}]}}}]}}},
+                {"key": "b", "value": {"intValue": 1}}
+            ]}, {}]}]}]})
+        .to_string();
+        let limits = |max_records, max_attributes| OtlpLimits {
+            max_records,
+            max_attributes,
+        };
+        let code = |r: Result<(), IngestError>| r.err().map(|e| e.code().to_owned());
+        let json_code = |l| code(super::super::otlp_json::decode(json.as_bytes(), l).map(|_| ()));
+        for (l, want) in [
+            (limits(2, 8), None),
+            (limits(2, 7), Some("too_many_attributes")),
+            (limits(1, 8), Some("too_many_records")),
+        ] {
+            assert_eq!(code(check_protobuf(&bytes, l)).as_deref(), want, "{l:?}");
+            assert_eq!(json_code(l).as_deref(), want, "{l:?}");
+            if want != Some("too_many_records") {
+                assert_eq!(code(check_mapped(&req, l)).as_deref(), want, "{l:?}");
+            }
+        }
+    }
+}
