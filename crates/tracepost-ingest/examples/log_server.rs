@@ -23,6 +23,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = std::env::var("TRACEPOST_KEY").map_err(|_| {
         "TRACEPOST_KEY is not set: make a key with `echo tpk_$(openssl rand -hex 32)`"
     })?;
+    // A malformed key would only make every request a 401: refuse to start instead.
+    if !tracepost_ingest::logs::keys::is_well_formed(&key) {
+        return Err(
+            "TRACEPOST_KEY must be tpk_ and 64 hex digits: make one with \
+                    `echo tpk_$(openssl rand -hex 32)`"
+                .into(),
+        );
+    }
     let port: u16 = std::env::var("PORT").map_or(Ok(4318), |p| p.parse())?;
     // ANCHOR: setup
     let tp = Tracepost::builder()

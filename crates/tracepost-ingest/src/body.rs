@@ -46,6 +46,7 @@ pub fn check_content(headers: &HeaderMap) -> Result<Encoding, IngestError> {
     if essence != "application/json" && essence != "text/plain" {
         return Err(IngestError::unsupported_media_type(ct));
     }
+    check_charset(ct)?;
     let mut encoding = Encoding::Identity;
     for value in headers.get_all(http::header::CONTENT_ENCODING) {
         let v = value.to_str().unwrap_or("<not ASCII>").trim();
@@ -56,6 +57,35 @@ pub fn check_content(headers: &HeaderMap) -> Result<Encoding, IngestError> {
         }
     }
     Ok(encoding)
+}
+
+/// Refuses a `charset` parameter other than UTF-8 (or its subset US-ASCII): the bodies are
+/// read as UTF-8, so UTF-16 or Latin-1 would be misread. Errors: `415
+/// unsupported_media_type` naming the charset.
+pub(crate) fn check_charset(content_type: &str) -> Result<(), IngestError> {
+    for param in content_type.split(';').skip(1) {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            continue;
+        }
+        let value = value.trim().trim_matches('"');
+        if !["utf-8", "utf8", "us-ascii"]
+            .iter()
+            .any(|ok| value.eq_ignore_ascii_case(ok))
+        {
+            return Err(IngestError::new(
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "charset {:?} is not supported: send UTF-8",
+                    tracepost_core::truncate_utf8(value, 100)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// How long a route waits for a whole request body by default: 10 s, from the first read

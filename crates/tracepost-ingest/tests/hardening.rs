@@ -272,6 +272,25 @@ async fn log_server_flushes_what_it_accepted_on_sigterm() {
     assert_eq!(written, 200, "every accepted log is written before exit");
 }
 
+/// Issue 13: a malformed `TRACEPOST_KEY` stops the example at start, naming the variable,
+/// instead of a server that answers 401 to everything.
+#[test]
+fn log_server_refuses_a_malformed_key() {
+    let Some(exe) = example("log_server") else {
+        return;
+    };
+    for key in ["abc", &TPK[..20], &format!("{}zz", &TPK[..TPK.len() - 2])] {
+        let out = std::process::Command::new(&exe)
+            .env("TRACEPOST_KEY", key)
+            .env("PORT", "0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}: started");
+        assert!(stderr.contains("TRACEPOST_KEY must be tpk_"), "{stderr}");
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

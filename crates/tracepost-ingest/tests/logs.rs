@@ -649,3 +649,325 @@ async fn planted_secrets_reach_no_sink() {
     assert!(!all.contains("hunter2-planted"), "{all}");
     assert!(!all.contains(KEY), "{all}");
 }
+
+/// A protobuf length-delimited field `field` holding `payload`.
+fn ld(field: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(field << 3) | 2];
+    prost::encoding::encode_varint(payload.len() as u64, &mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Peak resident memory of this process in KiB (Linux: `VmHWM`).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The tester's finding (issue 13, B1): 1,000,000 empty records are 2 MB of protobuf and
+/// under 2 KB gzipped; decoded they took 2.45 GB. Refused whole, before the decoder
+/// allocates, in both encodings; the peak memory of the process stays flat.
+#[tokio::test]
+async fn otlp_records_per_request_are_bounded() {
+    // The tester's unit reproduction: 200,000 empty records (400 KB).
+    let body = ld(1, &ld(2, &[0x12u8, 0x00].repeat(200_000)));
+    let err = tracepost_ingest::logs::decode_otlp(&body, true).unwrap_err();
+    assert_eq!(
+        (err.status().as_u16(), err.code()),
+        (413, "too_many_records")
+    );
+
+    let mut s = Server::start(LogIngestConfig::new()).await;
+    let before = peak_rss_kib();
+    let million = gzip(&ld(1, &ld(2, &[0x12u8, 0x00].repeat(1_000_000))));
+    assert!(million.len() < 4_000, "{} bytes gzipped", million.len());
+    let r = s
+        .otlp("application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(million)
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["code"], "too_many_records", "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("10000") && message.contains("max_records"),
+        "{message}"
+    );
+
+    let mut json = String::from(r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":["#);
+    json.push_str(&["{}"; 1_000_000].join(","));
+    json.push_str("]}]}]}");
+    let r = s
+        .otlp("application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip(json.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    drop(json);
+    let (status, err) = error_of(r).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("too_many_records")),
+        "{err}"
+    );
+    let grown_mib = (peak_rss_kib() - before) / 1024;
+    eprintln!("peak RSS grew by {grown_mib} MiB for 1,000,000-record requests");
+    // The bodies themselves are 2 and 4 MB decompressed; the decode of them was 2.45 GB.
+    assert!(grown_mib < 200, "peak RSS grew by {grown_mib} MiB");
+    assert!(
+        s.stored().await.is_empty(),
+        "nothing of a refused request is captured"
+    );
+}
+
+/// `max_records` is exact: that many records pass, one more is refused (both encodings).
+#[tokio::test]
+async fn otlp_max_records_is_exact() {
+    let mut s = Server::start(LogIngestConfig::new().max_records(3)).await;
+    let rec = |n: usize| ld(1, &ld(2, &[0x12u8, 0x00].repeat(n)));
+    let r = s
+        .otlp("application/x-protobuf")
+        .body(rec(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .otlp("application/x-protobuf")
+        .body(rec(4))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("too_many_records"))
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 3"),
+        "{err}"
+    );
+    let json = |n: usize| {
+        json!({"resourceLogs": [{"scopeLogs": [{"logRecords": vec![json!({}); n]}]}]}).to_string()
+    };
+    let r = s
+        .otlp("application/json")
+        .body(json(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .otlp("application/json")
+        .body(json(4))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("too_many_records"))
+    );
+    assert_eq!(s.stored().await.len(), 6);
+}
+
+/// The same kind for attributes: a record's own, nested array / key-value list values, and
+/// a resource's attributes, which every record of it gets a copy of.
+#[tokio::test]
+async fn otlp_attribute_values_are_bounded() {
+    let s = Server::start(LogIngestConfig::new().max_attributes(1_000)).await;
+    let send = |body: Vec<u8>| {
+        s.otlp("application/x-protobuf")
+            .header("content-encoding", "gzip")
+            .body(gzip(&body))
+            .send()
+    };
+    let empty_kv = ld(6, &[]); // LogRecord.attributes (6): an empty KeyValue
+                               // One record with 1,000,000 empty attributes (2 MB; a few KB gzipped).
+    let record = empty_kv.repeat(1_000_000);
+    let (status, err) = error_of(send(ld(1, &ld(2, &ld(2, &record)))).await.unwrap()).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("too_many_attributes")),
+        "{err}"
+    );
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_attributes"));
+    // A body whose array holds 1,000,000 empty values: AnyValue.array_value (5) of
+    // ArrayValue.values (1).
+    let array = ld(5, &ld(1, &[]).repeat(1_000_000));
+    let (status, _) = error_of(send(ld(1, &ld(2, &ld(2, &ld(5, &array))))).await.unwrap()).await;
+    assert_eq!(status, 413);
+    // 100 resource attributes × 20 records = 2,000 values on events: each count under the
+    // limit, the product over it.
+    let resource = ld(1, &ld(1, &[]).repeat(100));
+    let scope = ld(2, &[0x12u8, 0x00].repeat(20));
+    let (status, err) = error_of(
+        send(ld(1, &[resource.clone(), scope].concat()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("too_many_attributes"))
+    );
+    // … and 5 records of it pass.
+    let scope = ld(2, &[0x12u8, 0x00].repeat(5));
+    let r = send(ld(1, &[resource, scope].concat())).await.unwrap();
+    assert_eq!(r.status(), 200);
+    // JSON: the counting visitor stops a long attribute list.
+    let attrs: Vec<Value> = (0..1_001)
+        .map(|i| json!({"key": format!("k{i}")}))
+        .collect();
+    let body = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": attrs}]}]}]});
+    let r = s
+        .otlp("application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(r).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("too_many_attributes")),
+        "{err}"
+    );
+}
+
+/// Issue 13, S1: a record's attributes cannot pose as another project or key.
+#[tokio::test]
+async fn otlp_record_attributes_cannot_spoof_the_sender() {
+    use serde_json::Map;
+    use tracepost_ingest::logs::{decode_otlp, otlp};
+    let body = json!({"resourceLogs": [{
+    "resource": {"attributes": [{"key": "ingest.project", "value": {"stringValue": "r"}}]},
+    "scopeLogs": [{"logRecords": [{
+    "body": {"stringValue": "hello"},
+    "attributes": [
+        {"key": "ingest.project", "value": {"stringValue": "someone-else"}},
+        {"key": "ingest.key", "value": {"stringValue": "tpk_00000000"}},
+        {"key": "ingest.source", "value": {"stringValue": "batch"}}
+    ]}]}]}]});
+    let req = decode_otlp(body.to_string().as_bytes(), false).expect("valid OTLP JSON");
+    let mut common = Map::new();
+    common.insert("ingest.project".into(), Value::from("real-project"));
+    common.insert("ingest.key".into(), Value::from("tpk_1a2b3c4d"));
+    let mapped = otlp::to_events(&req, &common);
+    let a = &mapped.events[0].attributes;
+    assert_eq!(a["ingest.project"], "real-project");
+    assert_eq!(a["ingest.key"], "tpk_1a2b3c4d");
+
+    // Through the route, and the batch route's attributes likewise.
+    let mut s = Server::start(LogIngestConfig::new()).await;
+    let r = s
+        .otlp("application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .batch(KEY)
+        .body(
+            json!({"service": "a", "logs": [{"message": "m", "context": {
+                "ingest.project": "someone-else", "ingest.key": "tpk_00000000",
+                "ingest.source": "otlp"}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let events = s.stored().await;
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert_eq!(e.attributes["ingest.project"], "shop", "{:?}", e.attributes);
+        assert_eq!(e.attributes["ingest.key"], &KEY[..12]);
+    }
+    let sources: Vec<_> = events
+        .iter()
+        .map(|e| e.attributes["ingest.source"].clone())
+        .collect();
+    assert!(sources.contains(&json!("otlp")) && sources.contains(&json!("batch")));
+}
+
+/// All-zero trace and span ids are OTLP's "no id": dropped, the record kept.
+#[test]
+fn otlp_all_zero_ids_are_dropped() {
+    use tracepost_ingest::logs::{decode_otlp, otlp};
+    let body = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "body": {"stringValue": "hello"},
+        "traceId": "0".repeat(32), "spanId": "0".repeat(16)}]}]}]});
+    let req = decode_otlp(body.to_string().as_bytes(), false).unwrap();
+    let m = otlp::to_events(&req, &serde_json::Map::new());
+    assert_eq!((m.events.len(), m.rejected), (1, 0));
+    assert_eq!(
+        (&m.events[0].trace_id, &m.events[0].span_id),
+        (&None, &None)
+    );
+}
+
+/// A body in another charset would be misread as UTF-8: `415` naming the charset, on both
+/// routes; UTF-8 spelled any way passes.
+#[tokio::test]
+async fn other_charsets_are_refused() {
+    let s = Server::start(LogIngestConfig::new()).await;
+    let otlp = json!({"resourceLogs": []}).to_string();
+    let batch = json!({"service": "a", "logs": [{"message": "m"}]}).to_string();
+    let batch_as = |ct: &str| {
+        s.client
+            .post(format!("{}/v1/batch", s.base))
+            .header("content-type", ct)
+            .header("x-tracepost-key", KEY)
+            .body(batch.clone())
+            .send()
+    };
+    for ct in [
+        "application/json; charset=utf-16",
+        "application/json;charset=\"ISO-8859-1\"",
+    ] {
+        let r = s.otlp(ct).body(otlp.clone()).send().await.unwrap();
+        let (status, err) = error_of(r).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (415, Some("unsupported_media_type"))
+        );
+        let cs = ct.rsplit('=').next().unwrap().trim_matches('"');
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(cs),
+            "{err}"
+        );
+        let r = batch_as(ct).await.unwrap();
+        let (status, err) = error_of(r).await;
+        assert_eq!(status, 415, "{err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(cs),
+            "{err}"
+        );
+    }
+    for ct in [
+        "application/json; charset=UTF-8",
+        "application/json; charset=\"utf8\"",
+    ] {
+        let r = s.otlp(ct).body(otlp.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{ct}");
+        let r = batch_as(ct).await.unwrap();
+        assert_eq!(r.status(), 202, "{ct}");
+    }
+}

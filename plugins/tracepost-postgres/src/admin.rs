@@ -140,9 +140,12 @@ async fn create_key(
     };
     let project = match admin.store.project_by_name(&name).await {
         Ok(Some(p)) => p,
-        Ok(None) => match admin.store.create_project(&name).await {
-            Ok(p) => p,
-            Err(e) => return unavailable(e),
+        Ok(None) => match tracepost_ingest::logs::keys::check_project_name(&name) {
+            Err(why) => return err(IngestError::invalid_field("/name", why)),
+            Ok(()) => match admin.store.create_project(&name).await {
+                Ok(p) => p,
+                Err(e) => return unavailable(e),
+            },
         },
         Err(e) => return unavailable(e),
     };

@@ -71,6 +71,19 @@ async fn admin_api_manages_keys() {
         (StatusCode::BAD_REQUEST, Some("/require_signature"))
     );
 
+    // Issue 13, S9: names with control characters (or only whitespace) are refused.
+    for path in [
+        "/admin/projects/shop%0Aforged/keys",
+        "/admin/projects/%20/keys",
+    ] {
+        let (s, b) = call(&app, "POST", path, t, "").await;
+        assert_eq!(
+            (s, b["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("/name")),
+            "{path}: {b}"
+        );
+    }
+
     let (s, created) = call(
         &app,
         "POST",

@@ -411,7 +411,44 @@ async fn the_keys_command_over_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tracepost.sqlite3");
     let file = file.to_str().unwrap().to_owned();
-    let prefix = the_keys_command_over(&["--sqlite", &file], &[]);
+    // Issue 13, S9: a missing file (a mistyped path) is refused, and nothing is created.
+    let missing = dir.path().join("nonexistent/dir/x.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+        .args(["--sqlite", missing.to_str().unwrap(), "keys", "create", "a"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no SQLite store at") && stderr.contains("--create"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("nonexistent").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+        .args(["keys", "create", "a"])
+        .env("DATABASE_URL", format!("sqlite:{file}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && !std::path::Path::new(&file).exists());
+    // Empty names and names with control characters are refused, naming why.
+    for (name, why) in [
+        ("", "empty"),
+        ("  ", "empty"),
+        ("shop\nINFO forged", "control"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+            .args(["--sqlite", &file, "--create", "keys", "create", name])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(why),
+            "{name:?}: {stderr}"
+        );
+    }
+    let prefix = the_keys_command_over(&["--sqlite", &file, "--create"], &[]);
     // A sqlite: URL names the same store.
     let url = format!("sqlite:{file}");
     let out = Command::new(env!("CARGO_BIN_EXE_tracepost"))
@@ -424,4 +461,90 @@ async fn the_keys_command_over_sqlite() {
     let store = SqliteStore::new(&file, tracepost_sqlite::TimeRange::default(), None);
     let found = store.api_keys_by_prefix(&prefix).await.unwrap();
     assert!(found.is_empty(), "revoked keys are not found");
+}
+
+/// Issue 13, S5: a Postgres outage (the database refusing connections, its sessions ended)
+/// does not stop known keys: the key cached before the outage is served for
+/// `key_stale_ttl`; a key never looked up gets `503`; with `key_stale_ttl` 0 the old
+/// behaviour; and a key revoked meanwhile stops as soon as the store answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_store_outage_serves_the_cached_key() {
+    let refused = |r: &http::Response<Bytes>, status: u16, code: &str| {
+        let (s, body) = status_and_code(r);
+        s == status && body.contains(&format!(r#""code":"{code}""#))
+    };
+    let db = db!("key_outage");
+    let store = PostgresSink::builder(&db.url)
+        .connect_store()
+        .await
+        .unwrap();
+    let project = store.create_project("shop").await.unwrap();
+    let known = store.create_api_key(project.id).await.unwrap();
+    let unseen = store.create_api_key(project.id).await.unwrap();
+    let (tp, _sink) = {
+        let sink = MemorySink::new("memory");
+        let tp = Tracepost::builder()
+            .service("host")
+            .sink(sink.clone())
+            .build()
+            .unwrap();
+        (tp, sink)
+    };
+    let ingest = |stale: Duration| {
+        LogIngest::new(
+            tp.handle(),
+            LogIngestConfig::new()
+                .key_cache_ttl(Duration::ZERO)
+                .key_stale_ttl(stale),
+            Arc::new(store.clone()),
+        )
+        .unwrap()
+    };
+    let logs = ingest(Duration::from_secs(3600));
+    let strict = ingest(Duration::ZERO);
+    for l in [&logs, &strict] {
+        let r = l.batch(&headers(&known.key), None, body("before")).await;
+        assert_eq!(r.status(), 202, "{:?}", r.body());
+    }
+
+    let (admin, conn) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {0} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}'",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let r = logs.batch(&headers(&known.key), None, body("during")).await;
+    assert_eq!(r.status(), 202, "{:?}", r.body());
+    let r = logs
+        .batch(&headers(&unseen.key), None, body("unseen"))
+        .await;
+    assert!(refused(&r, 503, "key_store_unavailable"), "{:?}", r.body());
+    let r = strict
+        .batch(&headers(&known.key), None, body("strict"))
+        .await;
+    assert!(refused(&r, 503, "key_store_unavailable"), "{:?}", r.body());
+
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            db.name
+        ))
+        .await
+        .unwrap();
+    assert!(store.revoke_api_key(known.id).await.unwrap());
+    let r = logs
+        .batch(&headers(&known.key), None, body("revoked"))
+        .await;
+    assert!(refused(&r, 401, "invalid_key"), "{:?}", r.body());
+    let r = logs.batch(&headers(&unseen.key), None, body("after")).await;
+    assert_eq!(r.status(), 202, "{:?}", r.body());
+    tp.shutdown(Duration::from_secs(5)).await;
+    drop((logs, strict, store));
+    db.drop_db().await;
 }

@@ -24,6 +24,15 @@ pub struct LogIngestConfig {
     /// Largest OTLP body, as sent and decompressed, in bytes (default 20 MiB: the
     /// OpenTelemetry Collector's `max_request_body_size`).
     pub max_otlp_bytes: usize,
+    /// Most log records in one OTLP request (default 10,000) → `413 too_many_records`.
+    /// Real exporters send far fewer (the OTel SDKs' batch processors at most 512, the
+    /// Collector's batch processor 8,192 by default); the bytes limits alone are no bound:
+    /// an empty record is 2 bytes of protobuf, and gzip shrinks a run of them ~500×.
+    pub max_records: usize,
+    /// Most attribute values in one OTLP request's events (default 1,000,000: 100 per
+    /// record at `max_records`) → `413 too_many_attributes`. Every key-value and array
+    /// element counts, at any depth; a resource's attributes count once per record.
+    pub max_attributes: usize,
     /// How long the whole request body may take to arrive, from the first read to the last
     /// byte (default 10 s) → `408 body_timeout`. Raise it for large OTLP exports over slow
     /// links.
@@ -43,6 +52,12 @@ pub struct LogIngestConfig {
     /// other servers within this time (at once on the server whose admin API revoked it).
     #[serde(with = "humantime_serde_compat")]
     pub key_cache_ttl: Duration,
+    /// How long a looked-up key keeps working while the key store errors (default 1 h):
+    /// past `key_cache_ttl` the key is looked up again, and when the store is down the
+    /// cached answer is used instead of refusing every log with `503`. A key revoked during
+    /// the outage stops working once the store answers again. `0` turns this off.
+    #[serde(with = "humantime_serde_compat")]
+    pub key_stale_ttl: Duration,
     /// How often the background task stores keys' last-used times and forgets idle
     /// rate-limit entries (default 30 s).
     #[serde(with = "humantime_serde_compat")]
@@ -68,6 +83,8 @@ impl Default for LogIngestConfig {
             max_batch_bytes: 512 * 1024,
             max_batch_events: 250,
             max_otlp_bytes: 20 * 1024 * 1024,
+            max_records: super::bound::DEFAULT_MAX_RECORDS,
+            max_attributes: super::bound::DEFAULT_MAX_ATTRIBUTES,
             body_read_timeout: crate::body::DEFAULT_BODY_READ_TIMEOUT,
             per_key_rate: 100,
             per_key_burst: 200,
@@ -75,6 +92,7 @@ impl Default for LogIngestConfig {
             per_client_burst: 400,
             trusted_proxies: Vec::new(),
             key_cache_ttl: Duration::from_secs(30),
+            key_stale_ttl: Duration::from_secs(3600),
             maintenance_every: Duration::from_secs(30),
         }
     }
@@ -116,6 +134,26 @@ impl LogIngestConfig {
         self
     }
 
+    /// Most log records per OTLP request (`413 too_many_records` above).
+    pub fn max_records(mut self, records: usize) -> Self {
+        self.max_records = records;
+        self
+    }
+
+    /// Most attribute values per OTLP request (`413 too_many_attributes` above).
+    pub fn max_attributes(mut self, values: usize) -> Self {
+        self.max_attributes = values;
+        self
+    }
+
+    /// The OTLP route's per-request limits.
+    pub fn otlp_limits(&self) -> super::OtlpLimits {
+        super::OtlpLimits {
+            max_records: self.max_records,
+            max_attributes: self.max_attributes,
+        }
+    }
+
     /// How long a whole request body may take to arrive (`408 body_timeout` after).
     pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
@@ -148,6 +186,12 @@ impl LogIngestConfig {
         self
     }
 
+    /// How long a looked-up key keeps working while the key store errors (`0`: not at all).
+    pub fn key_stale_ttl(mut self, ttl: Duration) -> Self {
+        self.key_stale_ttl = ttl;
+        self
+    }
+
     /// How often the maintenance task runs.
     pub fn maintenance_every(mut self, every: Duration) -> Self {
         self.maintenance_every = every;
@@ -168,6 +212,12 @@ impl LogIngestConfig {
         }
         if self.max_batch_bytes == 0 || self.max_otlp_bytes == 0 || self.max_batch_events == 0 {
             return err("max_batch_bytes", "limits must be positive");
+        }
+        if self.max_records == 0 {
+            return err("max_records", "must be positive");
+        }
+        if self.max_attributes == 0 {
+            return err("max_attributes", "must be positive");
         }
         if self.per_key_rate == 0 || self.per_client_rate == 0 {
             return err("per_key_rate", "rates must be positive");

@@ -125,6 +125,22 @@ impl KeyStore for StaticKeys {
     }
 }
 
+/// Checks a project name before a project is created (the admin API, `tracepost keys`):
+/// not empty or only whitespace, and no control characters (they would forge lines in
+/// logs and terminals). `Err` says which, for a `400` / a CLI error.
+pub fn check_project_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("a project name must not be empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "a project name must not contain control characters (found {:?})",
+            c
+        ));
+    }
+    Ok(())
+}
+
 /// A new random key: `tpk_` and 64 lowercase hex digits.
 pub fn generate() -> String {
     let bytes: [u8; 32] = rand::random();

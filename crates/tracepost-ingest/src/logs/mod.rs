@@ -16,6 +16,7 @@
 //! asks.
 
 pub mod batch;
+pub mod bound;
 pub mod config;
 pub mod keys;
 pub mod otlp;
@@ -43,6 +44,7 @@ use crate::body::{decode, read_limited_within, Encoding};
 use crate::config::{ConfigError, IngestConfig};
 use crate::error::IngestError;
 use crate::origin::{client_ip, limit_key};
+pub use bound::OtlpLimits;
 pub use config::LogIngestConfig;
 pub use keys::{KeyRecord, KeyStore, StaticKeys};
 
@@ -149,7 +151,7 @@ impl LogIngest {
     /// `POST {prefix}/v1/batch`. Checks, in order: the client's rate (`429`), the content
     /// type and encoding (`415`), the key (`401`; `503` when the key store is down; a prefix
     /// the store did not know is remembered for `key_cache_ttl`, so repeating it costs no
-    /// lookup), the key's rate (`429`), the body size and read deadline (`413`, `408`), the
+    /// lookup; while the store errors, a key looked up within `key_stale_ttl` still works), the key's rate (`429`), the body size and read deadline (`413`, `408`), the
     /// signature (`401`), the decompressed size (`413`) and the batch (`400` naming the
     /// field); then captures every log: `202 {"accepted": N}` — accepted into the in-memory
     /// pipeline queue, not yet written to the sinks.
@@ -203,7 +205,7 @@ impl LogIngest {
             let (protobuf, encoding) = otlp_content(headers)?;
             let limit = self.inner.config.max_otlp_bytes;
             let (sender, decoded) = self.admit(headers, body, encoding, limit).await?;
-            let req = decode_otlp(&decoded, protobuf)?;
+            let req = decode_otlp_within(&decoded, protobuf, self.inner.config.otlp_limits())?;
             let mapped = otlp::to_events(&req, &common(&sender));
             for e in mapped.events {
                 self.inner.handle.capture(e);
@@ -309,14 +311,26 @@ impl LogIngest {
                 None => {}
             }
         }
-        let recs = inner.store.by_prefix(prefix).await.map_err(|e| {
-            tracing::warn!(error = %e, "tracepost: the API key store is unavailable");
-            IngestError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "key_store_unavailable",
-                "the API key store is unavailable; retry later",
-            )
-        })?;
+        let recs = match inner.store.by_prefix(prefix).await {
+            Ok(recs) => recs,
+            Err(e) => {
+                // Stale if error: keys seen within `key_stale_ttl` keep working through an
+                // outage of the store (a revocation made meanwhile waits for it to answer).
+                let stale = inner.cache.lock().get(prefix).and_then(|(at, recs)| {
+                    (at.elapsed() < inner.config.key_stale_ttl).then(|| recs.clone())
+                });
+                if let Some(recs) = stale {
+                    tracing::warn!(error = %e, "tracepost: the API key store is unavailable; using the key cached before");
+                    return Ok(recs);
+                }
+                tracing::warn!(error = %e, "tracepost: the API key store is unavailable");
+                return Err(IngestError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key_store_unavailable",
+                    "the API key store is unavailable; retry later",
+                ));
+            }
+        };
         if recs.is_empty() {
             inner.unknown.lock().put(prefix.to_owned(), Instant::now());
             return Ok(Arc::new(recs));
@@ -392,6 +406,7 @@ fn otlp_content(headers: &HeaderMap) -> Result<(bool, Encoding), IngestError> {
             ))
         }
     };
+    crate::body::check_charset(ct)?;
     let mut encoding = Encoding::Identity;
     for v in headers.get_all(header::CONTENT_ENCODING) {
         let v = v.to_str().unwrap_or("<not ASCII>").trim();
@@ -404,22 +419,36 @@ fn otlp_content(headers: &HeaderMap) -> Result<(bool, Encoding), IngestError> {
     Ok((protobuf, encoding))
 }
 
-/// Decodes an OTLP body. Errors: `400 malformed_protobuf`, `400 malformed_json`.
+/// Decodes an OTLP body within the default [`OtlpLimits`]; see [`decode_otlp_within`].
 pub fn decode_otlp(
     body: &[u8],
     protobuf: bool,
 ) -> Result<proto::ExportLogsServiceRequest, IngestError> {
-    if protobuf {
+    decode_otlp_within(body, protobuf, OtlpLimits::default())
+}
+
+/// Decodes an OTLP body, counting its records and attribute values before the decoder
+/// allocates them ([`bound`]). Errors: `413 too_many_records`, `413 too_many_attributes`,
+/// `400 malformed_protobuf`, `400 malformed_json`.
+pub fn decode_otlp_within(
+    body: &[u8],
+    protobuf: bool,
+    limits: OtlpLimits,
+) -> Result<proto::ExportLogsServiceRequest, IngestError> {
+    let req = if protobuf {
+        bound::check_protobuf(body, limits)?;
         proto::ExportLogsServiceRequest::decode(body).map_err(|e| {
             IngestError::new(
                 StatusCode::BAD_REQUEST,
                 "malformed_protobuf",
                 format!("not an OTLP ExportLogsServiceRequest: {e}"),
             )
-        })
+        })?
     } else {
-        otlp_json::decode(body).map_err(IngestError::malformed_json)
-    }
+        otlp_json::decode(body, limits)?
+    };
+    bound::check_mapped(&req, limits)?;
+    Ok(req)
 }
 
 fn otlp_response(
@@ -486,7 +515,8 @@ async fn maintenance(inner: Weak<Inner>) {
         inner.per_client.retain_recent();
         inner.per_client.shrink_to_fit();
         let ttl = inner.config.key_cache_ttl;
-        inner.cache.lock().retain(|_, (at, _)| at.elapsed() < ttl);
+        let keep = ttl.max(inner.config.key_stale_ttl);
+        inner.cache.lock().retain(|_, (at, _)| at.elapsed() < keep);
         let mut unknown = inner.unknown.lock();
         while unknown
             .peek_lru()

@@ -6,12 +6,12 @@
 //! | `severityNumber` 0 (unspecified)       | `severityText` read as a level name, else `info` |
 //! | `body` (string)                        | `message` (other bodies: JSON text in `message`, value in `log.body`) |
 //! | `timeUnixNano` (else `observedTimeUnixNano`, else now; outside 7 days before to 5 min after the receive time: now, and the sent value in `client.timestamp`) | `timestamp` |
-//! | `traceId` / `spanId` (16 / 8 bytes)    | `trace_id` / `span_id` (lowercase hex); other lengths reject the record |
+//! | `traceId` / `spanId` (16 / 8 bytes)    | `trace_id` / `span_id` (lowercase hex); all zeros (invalid in OTLP) dropped; other lengths reject the record |
 //! | resource `service.name`                | `resource.service` (default `unknown_service`) |
 //! | resource `deployment.environment.name` (or `deployment.environment`) | `resource.environment` |
 //! | resource `service.version`             | `resource.release`                           |
 //! | resource `host.name`                   | `resource.host`                              |
-//! | other resource attributes, record attributes | `attributes` under their own names (record wins) |
+//! | other resource attributes, record attributes | `attributes` under their own names (record wins over resource; the server's `ingest.*` win over both) |
 //! | scope name / version                   | `otel.scope.name` / `otel.scope.version`     |
 //! | `severityText`, `eventName`            | `log.severity_text`, `event.name`            |
 //!
@@ -124,7 +124,7 @@ pub fn to_events(req: &proto::ExportLogsServiceRequest, common: &Map<String, Val
                 }
             }
             for r in &sl.log_records {
-                match record(r, &resource, &scoped, now) {
+                match record(r, &resource, &scoped, common, now) {
                     Ok(e) => out.events.push(e),
                     Err(why) => {
                         if out.rejected == 0 {
@@ -143,15 +143,20 @@ fn record(
     r: &proto::LogRecord,
     resource: &tracepost_core::Resource,
     scoped: &Map<String, Value>,
+    common: &Map<String, Value>,
     now: Timestamp,
 ) -> Result<Event, String> {
+    // All zeros is OTLP's "no id" (the spec calls it invalid): dropped, the record kept.
+    let zero = |id: &[u8]| id.iter().all(|b| *b == 0);
     let trace_id = match r.trace_id.len() {
         0 => None,
+        16 if zero(&r.trace_id) => None,
         16 => Some(hex::encode(&r.trace_id)),
         n => return Err(format!("traceId must be 16 bytes (32 hex digits), got {n}")),
     };
     let span_id = match r.span_id.len() {
         0 => None,
+        8 if zero(&r.span_id) => None,
         8 => Some(hex::encode(&r.span_id)),
         n => return Err(format!("spanId must be 8 bytes (16 hex digits), got {n}")),
     };
@@ -175,6 +180,10 @@ fn record(
     e.span_id = span_id;
     e.attributes = scoped.clone();
     for kv in &r.attributes {
+        // The server's attributes (which project and key sent it) are not the client's to set.
+        if common.contains_key(&kv.key) {
+            continue;
+        }
         e.attributes.insert(
             kv.key.clone(),
             kv.value.as_ref().map_or(Value::Null, to_json),

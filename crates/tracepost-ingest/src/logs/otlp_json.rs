@@ -8,7 +8,9 @@ use base64::Engine as _;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use super::bound::{json_records, json_values, JsonBudget, OtlpLimits};
 use super::proto;
+use crate::error::IngestError;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -27,6 +29,7 @@ struct ResourceLogs {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct Resource {
+    #[serde(deserialize_with = "json_values")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "uint")]
     dropped_attributes_count: u64,
@@ -36,6 +39,7 @@ struct Resource {
 #[serde(rename_all = "camelCase", default)]
 struct ScopeLogs {
     scope: Option<Scope>,
+    #[serde(deserialize_with = "json_records")]
     log_records: Vec<LogRecord>,
     schema_url: String,
 }
@@ -45,6 +49,7 @@ struct ScopeLogs {
 struct Scope {
     name: String,
     version: String,
+    #[serde(deserialize_with = "json_values")]
     attributes: Vec<KeyValue>,
 }
 
@@ -59,6 +64,7 @@ struct LogRecord {
     severity_number: i64,
     severity_text: String,
     body: Option<AnyValue>,
+    #[serde(deserialize_with = "json_values")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "uint")]
     dropped_attributes_count: u64,
@@ -93,12 +99,14 @@ struct AnyValue {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct ArrayValue {
+    #[serde(deserialize_with = "json_values")]
     values: Vec<AnyValue>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct KvList {
+    #[serde(deserialize_with = "json_values")]
     values: Vec<KeyValue>,
 }
 
@@ -165,8 +173,21 @@ fn opt_double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
 /// Decodes an OTLP/JSON logs request. `Err` carries serde's message (with line and column).
 /// `traceId`/`spanId` that are not hex stay as given bytes-less markers: the mapping rejects
 /// those records one by one (partial success), so they are decoded to an odd-length vector.
-pub fn decode(body: &[u8]) -> Result<proto::ExportLogsServiceRequest, String> {
-    let req: Request = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+///
+/// The record and attribute lists are counted while they deserialize: past `limits` the
+/// decode stops (`413 too_many_records` / `413 too_many_attributes`); other errors are
+/// `400 malformed_json`.
+pub fn decode(
+    body: &[u8],
+    limits: OtlpLimits,
+) -> Result<proto::ExportLogsServiceRequest, IngestError> {
+    let budget = JsonBudget::start(limits);
+    let req: Request = serde_json::from_slice(body).map_err(|e| {
+        budget
+            .exceeded()
+            .unwrap_or_else(|| IngestError::malformed_json(e.to_string()))
+    })?;
+    drop(budget);
     Ok(proto::ExportLogsServiceRequest {
         resource_logs: req.resource_logs.into_iter().map(resource_logs).collect(),
     })

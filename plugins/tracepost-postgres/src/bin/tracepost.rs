@@ -1,7 +1,8 @@
 //! `tracepost keys create|list|rotate|revoke`: manages the project API keys of the log
 //! routes, in the Postgres store (`--database-url` or `DATABASE_URL`; `--schema`, default
 //! `tracepost`) or in the embedded SQLite store (`--sqlite <file>`, e.g.
-//! `./tracepost-data/tracepost.sqlite3`, or a `DATABASE_URL` of `sqlite:<file>`). Build with
+//! `./tracepost-data/tracepost.sqlite3`, or a `DATABASE_URL` of `sqlite:<file>`; a file that
+//! does not exist is refused unless `--create` is given). Build with
 //! `cargo install tracepost-postgres --features cli`.
 //!
 //! ```text
@@ -17,7 +18,8 @@ use std::time::SystemTime;
 use tracepost_postgres::PostgresSink;
 use tracepost_sqlite::SqliteStore;
 
-const USAGE: &str = "usage: tracepost [--database-url URL | --sqlite FILE] [--schema NAME] keys \
+const USAGE: &str =
+    "usage: tracepost [--database-url URL | --sqlite FILE [--create]] [--schema NAME] keys \
 create <project> [--require-signature] | list <project> | rotate <key-id> | revoke <key-id>";
 
 fn ts(t: Option<SystemTime>) -> String {
@@ -51,6 +53,7 @@ fn err(e: impl std::fmt::Display) -> String {
 
 impl Keys {
     async fn create(&self, project: &str, signed: bool) -> Result<Created, String> {
+        tracepost_ingest::logs::keys::check_project_name(project)?;
         match self {
             Keys::Postgres(s) => {
                 let p = match s.project_by_name(project).await.map_err(err)? {
@@ -141,6 +144,7 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
     let mut sqlite = None;
     let mut schema = "tracepost".to_owned();
     let mut require_signature = false;
+    let mut create = false;
     let mut rest = Vec::new();
     let mut it = args.drain(..);
     while let Some(a) = it.next() {
@@ -149,6 +153,7 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
             "--sqlite" => sqlite = Some(it.next().ok_or(USAGE)?),
             "--schema" => schema = it.next().ok_or(USAGE)?,
             "--require-signature" => require_signature = true,
+            "--create" => create = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -161,6 +166,13 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
         sqlite.get_or_insert_with(|| file.strip_prefix("//").unwrap_or(file).to_owned());
     }
     let store = match sqlite {
+        // A mistyped path would otherwise make a new store the server never reads.
+        Some(file) if !create && !std::path::Path::new(&file).is_file() => {
+            return Err(format!(
+                "no SQLite store at {file:?}; check the path (the server's is \
+                 <data dir>/tracepost.sqlite3), or pass --create to make a new one"
+            ))
+        }
         Some(file) => Keys::Sqlite(SqliteStore::new(
             file,
             tracepost_sqlite::TimeRange::default(),
