@@ -971,3 +971,80 @@ async fn other_charsets_are_refused() {
         assert_eq!(r.status(), 202, "{ct}");
     }
 }
+
+/// A tester's finding: 198,250 logs got `202` while a full SQLite queue dropped 79 % of
+/// them. With no room in a sink's queue, both log routes refuse the batch whole with a
+/// retryable `503 overloaded` (`Retry-After: 1`), and nothing answered `202` is dropped for
+/// a full queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_a_retryable_503_on_both_routes() {
+    use tracepost_core::{BatchOptions, DropReason, RetryOptions, SinkOptions};
+    let slow = MemorySink::new("slow");
+    slow.unavailable(true);
+    let tp = Tracepost::builder()
+        .service("host-app")
+        .sink_with(
+            slow,
+            SinkOptions::default()
+                .queue_capacity(16)
+                .max_in_flight(1)
+                .batch(BatchOptions::new(8, 1 << 20, Duration::from_millis(1)))
+                .retry(RetryOptions::new(
+                    10_000,
+                    Duration::from_millis(20),
+                    Duration::from_millis(50),
+                )),
+        )
+        .build()
+        .unwrap();
+    let keys = StaticKeys::new([("shop", KEY)], false);
+    let logs = LogIngest::new(tp.handle(), LogIngestConfig::new(), Arc::new(keys)).unwrap();
+    let app: axum::Router = tracepost_ingest::logs_router(logs);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let client = reqwest::Client::new();
+    let logs: Vec<Value> = (0..8)
+        .map(|i| json!({"timestamp": recent_rfc3339(), "level": "info", "message": format!("line {i}")}))
+        .collect();
+    let batch = json!({"service": "billing", "logs": logs}).to_string();
+    let otlp = json!({"resourceLogs": [{"scopeLogs": [{"logRecords":
+        (0..8).map(|i| json!({"body": {"stringValue": format!("otlp {i}")}})).collect::<Vec<_>>()}]}]})
+    .to_string();
+    for (path, body) in [("batch", batch), ("logs", otlp)] {
+        let mut refused = None;
+        for _ in 0..20 {
+            let r = client
+                .post(format!("http://{addr}/tracepost/v1/{path}"))
+                .header("content-type", "application/json")
+                .header("x-tracepost-key", KEY)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            match r.status().as_u16() {
+                200 | 202 => continue,
+                503 => {
+                    refused = Some(r);
+                    break;
+                }
+                other => panic!("{path}: {other}: {}", r.text().await.unwrap()),
+            }
+        }
+        let r = refused.unwrap_or_else(|| panic!("{path}: no 503 within 20 batches"));
+        assert_eq!(r.headers()["retry-after"], "1", "{path}");
+        let (status, body) = error_of(r).await;
+        assert_eq!(status, 503);
+        assert_eq!(body["error"]["code"], "overloaded", "{path}: {body}");
+    }
+    for (name, c) in tp.handle().sink_counts() {
+        assert_eq!(c.dropped(DropReason::QueueFull), 0, "{name}: {c:?}");
+    }
+}

@@ -153,8 +153,9 @@ impl LogIngest {
     /// the store did not know is remembered for `key_cache_ttl`, so repeating it costs no
     /// lookup; while the store errors, a key looked up within `key_stale_ttl` still works), the key's rate (`429`), the body size and read deadline (`413`, `408`), the
     /// signature (`401`), the decompressed size (`413`) and the batch (`400` naming the
-    /// field); then captures every log: `202 {"accepted": N}` — accepted into the in-memory
-    /// pipeline queue, not yet written to the sinks.
+    /// field), room in the pipeline's queues (`503 overloaded`, `Retry-After: 1`: refused
+    /// whole, never accepted and dropped); then captures every log: `202 {"accepted": N}` —
+    /// accepted into the in-memory pipeline queue, not yet written to the sinks.
     pub async fn batch<B>(
         &self,
         headers: &HeaderMap,
@@ -176,6 +177,11 @@ impl LogIngest {
                 &common(&sender),
             )?;
             let n = events.len();
+            // Refused whole (retryable) rather than accepted and dropped by a full queue.
+            self.inner
+                .handle
+                .has_room_for(n)
+                .map_err(|full| IngestError::overloaded(&full))?;
             for e in events {
                 self.inner.handle.capture(e);
             }
@@ -207,6 +213,11 @@ impl LogIngest {
             let (sender, decoded) = self.admit(headers, body, encoding, limit).await?;
             let req = decode_otlp_within(&decoded, protobuf, self.inner.config.otlp_limits())?;
             let mapped = otlp::to_events(&req, &common(&sender));
+            // Refused whole (503 is retryable in OTLP) rather than accepted and dropped.
+            self.inner
+                .handle
+                .has_room_for(mapped.events.len())
+                .map_err(|full| IngestError::overloaded(&full))?;
             for e in mapped.events {
                 self.inner.handle.capture(e);
             }
