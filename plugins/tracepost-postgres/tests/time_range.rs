@@ -462,9 +462,16 @@ async fn the_default_partition_catches_a_day_and_hands_it_over() {
     )
     .await
     .unwrap();
+    // The day's row is in the default partition. (The expired one may already be gone: the
+    // sink's maintenance task runs retention as soon as it starts — it raced this count once
+    // under load in CI's run.)
     assert_eq!(
-        count(&c, "SELECT count(*) FROM tracepost.events_default").await,
-        2
+        count(
+            &c,
+            "SELECT count(*) FROM tracepost.events_default WHERE message = 'by hand'"
+        )
+        .await,
+        1
     );
     // The sink creates that day's partition for an event of the same day, moving the row.
     let e = log("same day").with_timestamp(ts((now - 10 * DAY + 60) as u64));
