@@ -164,13 +164,14 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ValueRule::builtin(
             "github-token",
             // No `\b` before the prefix: `x_ghp_…` glued to a word is a token too.
-            r"(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_[0-9A-Za-z_]{82})\b",
+            r"(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_[0-9A-Za-z_]{82})",
             &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
             None,
         ),
         ValueRule::builtin(
             "stripe-key",
-            r"(?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{10,99}\b",
+            // No `\b` on either side: glued to a word (`s_sk_live_…`, `…_prod`) it is a key too.
+            r"(?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{10,99}",
             &[
                 "sk_live_", "rk_live_", "sk_test_", "rk_test_", "sk_prod_", "rk_prod_",
             ],
@@ -185,7 +186,7 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
         ValueRule::builtin(
             // tracepost's own project API keys (`tpk_` + 64 hex digits, the log routes').
             "tracepost-api-key",
-            r"tpk_[0-9a-f]{64}\b",
+            r"tpk_[0-9a-fA-F]{64}",
             &["tpk_"],
             None,
         ),

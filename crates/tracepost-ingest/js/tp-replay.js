@@ -159,7 +159,8 @@
       maskAllInputs: true,
       maskInputOptions: { password: true },
       maskTextClass: 'tp-mask',
-      maskTextSelector: mask ? '*' : null,
+      // Text typed into rich-text editors (contenteditable) is masked like inputs.
+      maskTextSelector: mask ? '*' : '[contenteditable]',
       blockClass: 'tp-block',
       blockSelector: 'input[type=file]',
       ignoreClass: 'tp-ignore',

@@ -293,9 +293,10 @@ impl Ingest {
             .has_room_for(batch.events.len())
             .map_err(|full| IngestError::overloaded(&full))?;
 
+        let dedup_key = (key, batch.batch_id.clone());
         {
             let mut seen = inner.seen.lock();
-            let k = (key, batch.batch_id.clone());
+            let k = dedup_key.clone();
             if let Some(at) = seen.get(&k) {
                 if at.elapsed() < config.dedup_ttl {
                     return Ok(json(
@@ -344,8 +345,11 @@ impl Ingest {
             _ => to_events(&batch, &ctx, None),
         };
         let n = events.len();
-        for event in events {
-            inner.handle.capture(event);
+        // All or nothing: refused whole (a retryable 503) if a queue filled since the check
+        // above; the batch is then forgotten by the duplicate filter, so its retry is taken.
+        if let Err(full) = inner.handle.capture_all(events) {
+            inner.seen.lock().pop(&dedup_key);
+            return Err(IngestError::overloaded(&full));
         }
         Ok(json(StatusCode::ACCEPTED, format!(r#"{{"accepted":{n}}}"#)))
     }

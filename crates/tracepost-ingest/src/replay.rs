@@ -301,6 +301,12 @@ struct Processed {
 
 /// Unix ms of 2000-01-01: an earlier session start is a broken clock or a bad parameter.
 const EARLIEST_MS: u64 = 946_684_800_000;
+
+/// The highest segment number accepted. tp-replay.js cuts a segment every 5 s or 1 MB and stops
+/// a session after 60 min (720 time cuts), so 100 000 leaves room for size cuts; an unbounded
+/// number let one upload make the console's viewer list billions of missing segments (a
+/// tester's finding).
+pub const MAX_SEGMENT: u32 = 100_000;
 /// How far ahead of the server's clock a session start may be (a browser clock running fast).
 const FUTURE_SLACK_MS: u64 = 24 * 3600 * 1000;
 
@@ -668,7 +674,9 @@ fn parse_params(query: &str) -> Result<Params, IngestError> {
     let segment: u32 = segment
         .ok_or_else(|| missing("segment"))?
         .parse()
-        .map_err(|_| invalid("segment", "must be an integer from 0 to 4294967295"))?;
+        .ok()
+        .filter(|n| *n <= MAX_SEGMENT)
+        .ok_or_else(|| invalid("segment", "must be an integer from 0 to 100000"))?;
     let now = now_ms() as u64;
     let session_start_ms: u64 = session_start
         .ok_or_else(|| missing("session_start"))?

@@ -29,6 +29,9 @@ use crate::stack::Frame;
 pub const MAX_MAP_BYTES: u64 = 32 * 1024 * 1024;
 /// How many parsed maps (or unreadable map files) are cached, by map file.
 pub const CACHE_ENTRIES: usize = 64;
+/// The most bytes of map files kept parsed at once (a parsed map takes about 6× its file in
+/// memory, so about 400 MiB): the least recently used are dropped past it.
+pub const CACHE_BYTES: u64 = 64 << 20;
 /// How many script paths are cached with the map file they lead to (or none).
 pub const LOCATE_ENTRIES: usize = 4096;
 /// How many maps one batch may parse that are not in the cache yet.
@@ -44,10 +47,36 @@ pub struct SourceMaps {
     dir: PathBuf,
     /// Script path (relative to `dir`) → the map file it resolves to, if any.
     located: Mutex<lru::LruCache<PathBuf, Option<PathBuf>>>,
-    /// Map file → its parsed map (`None`: not a readable source map).
-    cache: Mutex<lru::LruCache<PathBuf, Option<Arc<Loaded>>>>,
+    /// Map file → its parsed map (`None`: not a readable source map) and the file's size.
+    cache: Mutex<Cached>,
     /// Maps parsed so far (for tests and the cost bound).
     parsed: std::sync::atomic::AtomicUsize,
+}
+
+struct Cached {
+    maps: lru::LruCache<PathBuf, (Option<Arc<Loaded>>, u64)>,
+    /// The sum of the cached files' sizes, at most [`CACHE_BYTES`] (but for one map).
+    bytes: u64,
+}
+
+impl Cached {
+    fn get(&mut self, path: &Path) -> Option<Option<Arc<Loaded>>> {
+        self.maps.get(path).map(|(m, _)| m.clone())
+    }
+
+    fn put(&mut self, path: PathBuf, map: Option<Arc<Loaded>>, size: u64) {
+        // `push` hands back what it replaced or evicted at capacity, so `bytes` stays exact.
+        if let Some((_, (_, old))) = self.maps.push(path, (map, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+        while self.bytes > CACHE_BYTES && self.maps.len() > 1 {
+            match self.maps.pop_lru() {
+                Some((_, (_, s))) => self.bytes -= s,
+                None => break,
+            }
+        }
+    }
 }
 
 /// One batch's use of [`SourceMaps`]: at most [`COLD_LOADS_PER_BATCH`] maps parsed.
@@ -79,9 +108,10 @@ impl SourceMaps {
             located: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(LOCATE_ENTRIES).expect("non-zero"),
             )),
-            cache: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero"),
-            )),
+            cache: Mutex::new(Cached {
+                maps: lru::LruCache::new(NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero")),
+                bytes: 0,
+            }),
             parsed: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -142,16 +172,17 @@ impl SourceMaps {
     fn load(&self, url: &str, cold_loads_left: &Cell<usize>) -> Option<Arc<Loaded>> {
         let map_path = self.locate(url)?;
         if let Some(hit) = self.cache.lock().get(&map_path) {
-            return hit.clone();
+            return hit;
         }
         if cold_loads_left.get() == 0 {
             return None; // this batch has parsed its share; the next one may load it
         }
         cold_loads_left.set(cold_loads_left.get() - 1);
+        let size = std::fs::metadata(&map_path).map_or(0, |m| m.len());
         let loaded = Self::read(&map_path).map(Arc::new);
         self.parsed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.cache.lock().put(map_path, loaded.clone());
+        self.cache.lock().put(map_path, loaded.clone(), size);
         loaded
     }
 
@@ -315,6 +346,27 @@ mod tests {
         maps.resolve(&mut frames);
         assert!(frames.iter().all(|f| f.mapped && f.line == Some(5)));
         assert_eq!(maps.parsed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    /// The cache holds at most CACHE_BYTES of map files (a tester filled 1.8 GB with eight
+    /// 30 MB maps under the count limit alone).
+    #[test]
+    fn the_cache_is_bounded_by_bytes() {
+        let mut c = Cached {
+            maps: lru::LruCache::new(NonZeroUsize::new(CACHE_ENTRIES).unwrap()),
+            bytes: 0,
+        };
+        for i in 0..10u64 {
+            c.put(PathBuf::from(format!("m{i}")), None, CACHE_BYTES / 4);
+            assert!(c.bytes <= CACHE_BYTES, "{}", c.bytes);
+        }
+        assert_eq!(c.maps.len(), 4);
+        assert!(c.get(Path::new("m9")).is_some() && c.get(Path::new("m0")).is_none());
+        // Over the count limit, evictions are accounted for too.
+        for i in 0..(CACHE_ENTRIES as u64 + 10) {
+            c.put(PathBuf::from(format!("s{i}")), None, 1);
+        }
+        assert_eq!(c.bytes, c.maps.iter().map(|(_, (_, s))| s).sum::<u64>());
     }
 
     /// One batch parses at most COLD_LOADS_PER_BATCH uncached maps; the rest of its frames stay

@@ -89,9 +89,14 @@ fn prefixed_tokens_glued_to_a_word_are_masked() {
         token("AIza", "SyA1b2C3d4E5f6G7h8I9j0kLmNoPq", 35),
         token("tpk_", "0123456789abcdef", 64),
     ] {
-        let text = format!("session_id: \"s_{secret}\"");
-        let out = r.text(&text);
-        assert!(!out.contains(&secret), "{out}");
+        for text in [
+            format!("session_id: \"s_{secret}\""),
+            format!("{secret}_prod"),
+            format!("{secret}x"),
+        ] {
+            let out = r.text(&text);
+            assert!(!out.contains(&secret), "{out}");
+        }
     }
 }
 

@@ -177,14 +177,12 @@ impl LogIngest {
                 &common(&sender),
             )?;
             let n = events.len();
-            // Refused whole (retryable) rather than accepted and dropped by a full queue.
+            // All or nothing: refused whole (retryable) rather than accepted and dropped by a
+            // full queue.
             self.inner
                 .handle
-                .has_room_for(n)
+                .capture_all(events)
                 .map_err(|full| IngestError::overloaded(&full))?;
-            for e in events {
-                self.inner.handle.capture(e);
-            }
             Ok::<_, IngestError>(json(StatusCode::ACCEPTED, format!(r#"{{"accepted":{n}}}"#)))
         }
         .await;
@@ -213,14 +211,12 @@ impl LogIngest {
             let (sender, decoded) = self.admit(headers, body, encoding, limit).await?;
             let req = decode_otlp_within(&decoded, protobuf, self.inner.config.otlp_limits())?;
             let mapped = otlp::to_events(&req, &common(&sender));
-            // Refused whole (503 is retryable in OTLP) rather than accepted and dropped.
+            // All or nothing: refused whole (503 is retryable in OTLP) rather than accepted
+            // and dropped by a full queue.
             self.inner
                 .handle
-                .has_room_for(mapped.events.len())
+                .capture_all(mapped.events)
                 .map_err(|full| IngestError::overloaded(&full))?;
-            for e in mapped.events {
-                self.inner.handle.capture(e);
-            }
             let partial = (mapped.rejected > 0).then_some(proto::ExportLogsPartialSuccess {
                 rejected_log_records: mapped.rejected,
                 error_message: mapped.error_message,
