@@ -340,7 +340,7 @@ pub enum ReplayRetentionError {
 }
 
 /// One retention run: deletes the segments of sessions that started before the UTC day of
-/// `now - max_age` ([`ReplayStore::delete_before`], whole day prefixes, so a segment lives
+/// `now - max_age` ([`ReplayStore::delete_before`](crate::object_store::ReplayStore::delete_before), whole day prefixes, so a segment lives
 /// between `max_age` and `max_age` + 1 day), then the index rows of sessions that ended
 /// before `now - max_age`. A store without a replay index (the default
 /// [`Store::delete_replay_sessions_before`](crate::store::Store::delete_replay_sessions_before))

@@ -7,7 +7,7 @@
 //! - protobuf: [`check_protobuf`] walks the wire format (keys, varints, lengths; no
 //!   allocation) and stops at the first record or attribute value past the limit;
 //! - JSON: the record and attribute lists deserialize through a counting visitor
-//!   ([`JsonBudget`]) that fails at the first element past the limit;
+//!   (`JsonBudget`) that fails at the first element past the limit;
 //! - both: [`check_mapped`] bounds the attribute values the events will carry, where every
 //!   record gets a copy of its resource's attributes.
 //!
