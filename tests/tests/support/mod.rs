@@ -99,10 +99,16 @@ pub fn read_events(dir: &Path) -> Vec<Value> {
     files
         .iter()
         .flat_map(|f| {
+            // Only complete lines: the sink may be appending one while this reads (a torn
+            // last line failed a test under load); the next poll reads it whole.
             std::fs::read_to_string(f)
                 .unwrap_or_default()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).expect("every line is one JSON event"))
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .map(|l| {
+                    serde_json::from_str::<Value>(l.trim_end())
+                        .expect("every complete line is one JSON event")
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
