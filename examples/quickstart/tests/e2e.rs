@@ -7,6 +7,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Quickstart;
+
 fn http(addr: &str, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(request.as_bytes()).unwrap();
@@ -165,53 +168,9 @@ fn curl_panic_shows_up_in_the_console_and_the_ndjson_file() {
     assert!(status.success(), "{status:?}");
 }
 
-/// The quickstart, started with its data in a temporary directory; killed on drop.
-struct Running {
-    addr: String,
-    child: std::process::Child,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Running {
-    start_with(&[])
-}
-
-/// The quickstart with these environment variables (the rrweb ones unset otherwise).
-fn start_with(envs: &[(&str, &std::ffi::OsStr)]) -> Running {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart"))
-        .env("QUICKSTART_ADDR", "127.0.0.1:0")
-        .env("TRACEPOST_DATA", data.path())
-        .env_remove("QUICKSTART_RRWEB_JS")
-        .env_remove("QUICKSTART_RRWEB_PLAYER")
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && stdout.read_line(&mut line).unwrap() > 0 {
-        addr = line
-            .split("listening on http://")
-            .nth(1)
-            .map(|a| a.trim().to_owned());
-        line.clear();
-    }
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    Running {
-        addr: addr.expect("the banner names the address"),
-        child,
-        _data: data,
-    }
+/// The quickstart on a free port with its own data directory (`common::Quickstart`).
+fn start() -> Quickstart {
+    Quickstart::start(&[])
 }
 
 fn get(addr: &str, path: &str) -> String {
@@ -321,7 +280,7 @@ fn the_demo_page_records_with_rrweb_from_the_cdn_unless_told_otherwise() {
     assert_eq!(status(&get(&qs.addr, quickstart::PLAYER_JS)), "404");
     drop(qs);
 
-    let qs = start_with(&[("QUICKSTART_RRWEB_JS", "off".as_ref())]);
+    let qs = Quickstart::start(&[("QUICKSTART_RRWEB_JS", "off")]);
     let r = get(&qs.addr, "/rrweb.js");
     assert_eq!(status(&r), "200", "{r}");
     assert!(
@@ -335,9 +294,9 @@ fn the_demo_page_records_with_rrweb_from_the_cdn_unless_told_otherwise() {
     std::fs::write(&rrweb, "window.rrweb = {};\n").unwrap();
     std::fs::create_dir_all(dir.path().join("umd")).unwrap();
     std::fs::write(dir.path().join("umd/rrweb-player.min.js"), "/* player */\n").unwrap();
-    let qs = start_with(&[
-        ("QUICKSTART_RRWEB_JS", rrweb.as_os_str()),
-        ("QUICKSTART_RRWEB_PLAYER", dir.path().as_os_str()),
+    let qs = Quickstart::start(&[
+        ("QUICKSTART_RRWEB_JS", rrweb.to_str().unwrap()),
+        ("QUICKSTART_RRWEB_PLAYER", dir.path().to_str().unwrap()),
     ]);
     let r = get(&qs.addr, "/rrweb.js");
     assert_eq!(status(&r), "200", "{r}");
@@ -351,10 +310,7 @@ fn the_demo_page_records_with_rrweb_from_the_cdn_unless_told_otherwise() {
     assert!(r.contains("dist/style.css"), "{r}");
     drop(qs);
 
-    let qs = start_with(&[(
-        "QUICKSTART_RRWEB_JS",
-        "https://example.org/rrweb.js".as_ref(),
-    )]);
+    let qs = Quickstart::start(&[("QUICKSTART_RRWEB_JS", "https://example.org/rrweb.js")]);
     let r = get(&qs.addr, "/rrweb.js");
     assert_eq!(status(&r), "307", "{r}");
     assert_eq!(

@@ -29,6 +29,9 @@ impl Quickstart {
             .env("QUICKSTART_ADDR", "127.0.0.1:0")
             .env("TRACEPOST_DATA", data.path())
             .env("RUST_LOG", "warn")
+            // The developer's own replay settings don't leak into the tests.
+            .env_remove("QUICKSTART_RRWEB_JS")
+            .env_remove("QUICKSTART_RRWEB_PLAYER")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
