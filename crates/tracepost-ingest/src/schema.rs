@@ -198,6 +198,14 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, IngestError> {
     let batch_id = root.id("batch_id", MAX_ID)?;
     let sent_at = root.timestamp("sent_at")?;
     let session_id = root.id("session_id", MAX_ID)?;
+    // The session id links errors to a recording: it becomes part of replay object keys and
+    // console URLs, so it is held to their alphabet (what tp.js sends: hex).
+    if tracepost_core::capture::session_id(&session_id).is_none() {
+        return Err(IngestError::invalid_field(
+            root.at("session_id"),
+            "must be ASCII letters, digits, - or _",
+        ));
+    }
     let visitor_id = root.opt_id("visitor_id", MAX_ID)?;
     let user_id = root.opt_id("user_id", MAX_USER_ID)?;
     let page = match root.opt_obj("page")? {
@@ -517,5 +525,14 @@ mod tests {
         assert_eq!(err(&too_many).2.as_deref(), Some("/events"));
         let bad_ts = OK.replace(r#""ts":2,"#, r#""ts":-5,"#);
         assert_eq!(err(&bad_ts).2.as_deref(), Some("/events/3/ts"));
+        // A session id becomes part of replay keys and console URLs: markup or a path is a 400.
+        for hostile in [r#"<img src=x>"#, "../x", "a b"] {
+            let bad_session = OK.replace(r#""session_id":"s1""#, &format!("\"session_id\":{}", serde_json::to_string(hostile).unwrap()));
+            assert_eq!(
+                err(&bad_session),
+                (400, "invalid_field".into(), Some("/session_id".into())),
+                "{hostile}"
+            );
+        }
     }
 }

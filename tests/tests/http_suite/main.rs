@@ -276,7 +276,9 @@ on_both!(
 );
 
 async fn handler_error(run: Run) -> Vec<String> {
-    let (status, _, body) = get(run.addr, "/orders/3", &[]).await;
+    // A hostile session header (markup) is ignored, never stored as the session id.
+    let hostile = r#""><script>alert(1)</script>"#;
+    let (status, _, body) = get(run.addr, "/orders/3", &[("x-tracepost-session", hostile)]).await;
     assert_eq!(status, 500, "{}", run.name);
     assert_eq!(&body[..], b"database timeout", "{}", run.name);
     let series = request_series(&run.metrics().await);
@@ -284,6 +286,8 @@ async fn handler_error(run: Run) -> Vec<String> {
     let events = run.events().await;
     let e = request_event(&events, "/orders/{id}", name);
     assert_eq!(e["kind"], "error", "{name}");
+    assert!(e["session_id"].is_null(), "{name}: {}", e["session_id"]);
+    assert!(!e.to_string().contains("<script>"), "{name}");
     // The documented difference: actix hands the handler's error to the middleware.
     match name {
         "actix" => {

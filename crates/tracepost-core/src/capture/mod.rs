@@ -81,10 +81,16 @@ pub use task::{in_current_request, spawn, InRequest};
 /// (request snapshots and errors), linking them to the browser session.
 pub const SESSION_HEADER: &str = "x-tracepost-session";
 
-/// The session id of a [`SESSION_HEADER`] value: 1 to 64 visible ASCII characters, else
-/// `None` (a malformed value is ignored, never an error).
+/// The session id of a [`SESSION_HEADER`] value: 1 to 64 ASCII letters, digits, `-` and `_`
+/// (what `tp.js` sends, and what a replay session id may be: see
+/// [`SegmentKey::new`](crate::object_store::SegmentKey::new)), else `None` — a malformed or
+/// hostile value (markup, quotes, path tricks) is ignored, never stored, never an error.
 pub fn session_id(value: &str) -> Option<&str> {
-    let ok = !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_graphic());
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then_some(value)
 }
 
@@ -193,5 +199,27 @@ impl CaptureConfig {
     /// ([`panic::install`]). Adapters call it when their layer is applied.
     pub fn install_panic_hook(&self) {
         panic::install(&self.handle);
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::session_id;
+
+    #[test]
+    fn session_ids_are_what_tp_js_sends_or_nothing() {
+        assert_eq!(session_id("9f86d081884c7d65"), Some("9f86d081884c7d65"));
+        assert_eq!(session_id("sess-browser_1"), Some("sess-browser_1"));
+        for hostile in [
+            "",
+            r#""><script>alert(1)</script>"#,
+            "../../etc/passwd",
+            "a b",
+            "sess%2F1",
+            "ü",
+            "a".repeat(65).as_str(),
+        ] {
+            assert_eq!(session_id(hostile), None, "{hostile:?}");
+        }
     }
 }

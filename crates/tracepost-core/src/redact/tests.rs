@@ -60,6 +60,25 @@ fn rule_bearer() {
         r.text("sent Authorization: Bearer Bearer Zx9MARKdouble1"),
         "sent Authorization: Bearer Bearer [REDACTED]"
     );
+    // The scheme meets its token in other ways in text (a tester's inputs, and their kind):
+    // a colon or `=`, URL encoding (`%20`, with escapes in the token), form encoding (`+`).
+    for (input, expected) in [
+        ("Bearer: Zx9MARKcolon1", "Bearer: [REDACTED]"),
+        ("header Bearer:Zx9MARKcolon2 sent", "header Bearer:[REDACTED] sent"),
+        ("bearer=Zx9MARKequals3", "bearer=[REDACTED]"),
+        ("/cb?auth=Bearer%20Zx9MARK%2Fenc4&x=1", "/cb?auth=Bearer%20[REDACTED]&x=1"),
+        ("auth=Bearer+Zx9MARKform5", "auth=Bearer+[REDACTED]"),
+        ("Bearer%20Bearer%20Zx9MARKdouble6", "Bearer%20Bearer%20[REDACTED]"),
+        ("Basic: dXNlcjpodW50ZXIy", "Basic: [REDACTED]"),
+        ("auth=Basic%20dXNlcjpodW50ZXIy%3D", "auth=Basic%20[REDACTED]"),
+    ] {
+        assert_eq!(r.text(input), expected, "{input}");
+    }
+    // Words stay words: a colon after the scheme name in prose is not a credential.
+    assert_eq!(
+        r.text("Bearer: information about tokens"),
+        "Bearer: information about tokens"
+    );
     assert_eq!(
         r.text("BEARER bearer s3cr3t-t0ken"),
         "BEARER bearer [REDACTED]"
