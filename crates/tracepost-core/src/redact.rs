@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{packed, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -243,6 +243,11 @@ pub struct Redactor {
     max_scan: usize,
     keys: Option<AhoCorasick>,
     anchors: Option<AhoCorasick>,
+    /// The key patterns and the anchors, lowercased, for a SIMD search (Teddy) of lowercased
+    /// text; `None` where the CPU or the number of patterns rules it out (then `keys` and
+    /// `anchors` search).
+    keys_packed: Option<packed::Searcher>,
+    anchors_packed: Option<packed::Searcher>,
     /// For each anchor pattern, the index of its rule.
     anchor_rule: Vec<usize>,
     /// Rules without anchors, which run on every string.
@@ -297,12 +302,23 @@ impl Default for Redactor {
             max_scan: DEFAULT_MAX_SCAN_BYTES,
             keys: None,
             anchors: None,
+            keys_packed: None,
+            anchors_packed: None,
             anchor_rule: Vec::new(),
             unanchored: 0,
         };
         r.compile();
         r
     }
+}
+
+/// The most bytes of an event's short strings searched at once (see `Redactor::none_masked`);
+/// above it each string is searched on its own, so a large message is not copied.
+const JOINED_MAX: usize = 16 * 1024;
+
+thread_local! {
+    /// The buffer the short strings are joined in for one search, reused by the thread.
+    static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// At most this many value rules (they are tracked in a 64-bit mask).
@@ -331,6 +347,15 @@ impl Redactor {
         };
         let keys: Vec<&str> = self.key_patterns.iter().map(String::as_str).collect();
         self.keys = if keys.is_empty() { None } else { ci(&keys) };
+        // Lowercased patterns find in lowercased text exactly what the ASCII-case-insensitive
+        // automaton finds in the text.
+        let lower = |patterns: &[&str]| {
+            packed::Config::new()
+                .builder()
+                .extend(patterns.iter().map(|p| p.to_ascii_lowercase()))
+                .build()
+        };
+        self.keys_packed = if keys.is_empty() { None } else { lower(&keys) };
         self.rules.truncate(MAX_RULES);
         let mut anchors = Vec::new();
         self.anchor_rule.clear();
@@ -348,6 +373,11 @@ impl Redactor {
             None
         } else {
             ci(&anchors)
+        };
+        self.anchors_packed = if anchors.is_empty() {
+            None
+        } else {
+            lower(&anchors)
         };
     }
 
@@ -419,6 +449,11 @@ impl Redactor {
     /// True if the header `name` is masked: it is listed, or contains a key pattern.
     pub fn is_secret_header(&self, name: &str) -> bool {
         self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.is_secret_key(name)
+    }
+
+    /// True if the header `name` is one of the listed ones (not counting key patterns).
+    fn is_listed_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// True if the key `key` (an attribute, field, query, JSON, form or multipart key) is masked.
@@ -676,26 +711,50 @@ impl Redactor {
     /// Redacts a request snapshot in place: method, path, query (keys and values), header
     /// names and values, bodies, and the client address.
     pub fn request(&self, r: &mut RequestSnapshot) {
-        self.string(&mut r.method);
-        self.string(&mut r.path);
-        if let Some(a) = &mut r.client_address {
-            self.string(a);
+        let plain = self.none_masked(|visit| request_strings(r, visit));
+        self.request_checked(r, plain);
+    }
+
+    /// [`Redactor::request`]; `plain` says that one search over all of the snapshot's short
+    /// strings (method, path, client address, header names and values) found no rule anchor,
+    /// so the value rules would change none of them.
+    fn request_checked(&self, r: &mut RequestSnapshot, plain: bool) {
+        if !plain {
+            self.string(&mut r.method);
+            self.string(&mut r.path);
+            if let Some(a) = &mut r.client_address {
+                self.string(a);
+            }
         }
         if let Some(q) = &mut r.query {
             *q = self.query(q);
         }
+        // One search over every header name for the key patterns, instead of one per name.
+        let names_plain = plain
+            && !self.joined_match(self.keys.as_ref(), self.keys_packed.as_ref(), |visit| {
+                for (k, _) in r.request_headers.iter().chain(&r.response_headers) {
+                    visit(k);
+                }
+            });
         for (k, v) in r
             .request_headers
             .iter_mut()
             .chain(r.response_headers.iter_mut())
         {
             // A header name is input too (`sk_live_…: 1`).
-            self.string(k);
-            if self.is_secret_header(k) {
+            if !plain {
+                self.string(k);
+            }
+            let secret = if plain && names_plain {
+                self.is_listed_header(k)
+            } else {
+                self.is_secret_header(k)
+            };
+            if secret {
                 if v != REDACTED {
                     *v = REDACTED.to_owned();
                 }
-            } else {
+            } else if !plain {
                 self.string(v);
             }
         }
@@ -714,46 +773,132 @@ impl Redactor {
     /// resource's `service`, `environment`, `release`, `host`: the ingest routes take them
     /// from the client).
     pub fn event(&self, e: &mut Event) {
-        self.string(&mut e.message);
-        for id in [&mut e.user_id, &mut e.session_id, &mut e.request_id]
-            .into_iter()
-            .flatten()
-        {
-            self.string(id);
-        }
-        self.string(&mut e.resource.service);
-        for field in [
-            &mut e.resource.environment,
-            &mut e.resource.release,
-            &mut e.resource.host,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            self.string(field);
-        }
-        self.map(&mut e.attributes);
-        if let Some(err) = &mut e.error {
-            self.string(&mut err.message);
-            self.string(&mut err.error_type);
-            // A browser's stack becomes the backtrace: its function names and files are input.
-            for field in [&mut err.backtrace, &mut err.location]
+        // The usual event has nothing to mask in its short strings: one search over all of
+        // them (instead of one per string) tells, and then none is searched again.
+        let plain = self.none_masked(|visit| event_strings(e, visit));
+        if !plain {
+            self.string(&mut e.message);
+            for id in [&mut e.user_id, &mut e.session_id, &mut e.request_id]
                 .into_iter()
                 .flatten()
+            {
+                self.string(id);
+            }
+            self.string(&mut e.resource.service);
+            for field in [
+                &mut e.resource.environment,
+                &mut e.resource.release,
+                &mut e.resource.host,
+            ]
+            .into_iter()
+            .flatten()
             {
                 self.string(field);
             }
         }
+        self.map(&mut e.attributes);
+        if let Some(err) = &mut e.error {
+            if !plain {
+                self.string(&mut err.message);
+                self.string(&mut err.error_type);
+                // A browser's stack becomes the backtrace: its function names and files are
+                // input.
+                for field in [&mut err.backtrace, &mut err.location]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.string(field);
+                }
+            }
+        }
         for b in &mut e.breadcrumbs {
-            self.string(&mut b.target);
+            if !plain {
+                self.string(&mut b.target);
+            }
             if b.message.contains('=') {
                 b.message = self.logfmt(&b.message);
-            } else {
+            } else if !plain {
                 self.string(&mut b.message);
             }
         }
         if let Some(r) = &mut e.request {
-            self.request(r);
+            self.request_checked(r, plain);
+        }
+    }
+
+    /// True when the value rules can change none of the strings `strings` visits: every rule
+    /// has anchors, every string is within the scan limit (so none is cut), and no anchor
+    /// occurs in any of them. Decided by one search over the strings joined (NUL-separated)
+    /// in a reused per-thread buffer: an anchor inside one string is inside the joined text,
+    /// so a joined text without any proves each string free of them (a match across a
+    /// separator only costs the per-string searches). False, to search string by string, when
+    /// the strings add up to more than [`JOINED_MAX`] bytes.
+    fn none_masked(&self, strings: impl FnOnce(&mut dyn FnMut(&str))) -> bool {
+        if self.unanchored != 0 {
+            return false;
+        }
+        let mut short = true;
+        let max_scan = self.max_scan;
+        let found = self.joined_match(
+            self.anchors.as_ref(),
+            self.anchors_packed.as_ref(),
+            |visit| {
+                strings(&mut |s: &str| {
+                    short &= s.len() <= max_scan;
+                    visit(s);
+                })
+            },
+        );
+        short && !found
+    }
+
+    /// Whether `ac` (or its lowercased `packed` twin, searching the lowercased text) matches
+    /// in any of the strings `strings` visits, searched once over them joined; true (as if it
+    /// matched) when they add up to more than [`JOINED_MAX`] bytes or the thread's buffer is
+    /// in use. False without an automaton.
+    fn joined_match(
+        &self,
+        ac: Option<&AhoCorasick>,
+        packed: Option<&packed::Searcher>,
+        strings: impl FnOnce(&mut dyn FnMut(&str)),
+    ) -> bool {
+        let Some(ac) = ac else {
+            return false;
+        };
+        JOINED.with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return true;
+            };
+            buf.clear();
+            let mut over = false;
+            strings(&mut |s: &str| {
+                if buf.len() + s.len() >= JOINED_MAX {
+                    over = true;
+                } else if !over {
+                    // Lowercased on the way in (the automaton ignores ASCII case anyway).
+                    buf.extend(s.bytes().map(|b| b.to_ascii_lowercase()));
+                    buf.push(0);
+                }
+            });
+            over || match packed {
+                Some(p) => p.find(&buf[..]).is_some(),
+                None => ac.is_match(&buf[..]),
+            }
+        })
+    }
+
+    /// Whether `ac` matches in `text`: through its packed twin on a lowercased copy when the
+    /// text is short enough to be copied ([`JOINED_MAX`]), else directly.
+    fn contains(
+        &self,
+        ac: Option<&AhoCorasick>,
+        packed: Option<&packed::Searcher>,
+        text: &str,
+    ) -> bool {
+        if packed.is_some() && text.len() < JOINED_MAX {
+            self.joined_match(ac, packed, |visit| visit(text))
+        } else {
+            ac.is_some_and(|a| a.is_match(text))
         }
     }
 
@@ -766,8 +911,8 @@ impl Redactor {
         text.len() <= self.max_scan
             && self.unanchored == 0
             && memchr::memchr(b'\\', text.as_bytes()).is_none()
-            && !self.keys.as_ref().is_some_and(|k| k.is_match(text))
-            && !self.anchors.as_ref().is_some_and(|a| a.is_match(text))
+            && !self.contains(self.keys.as_ref(), self.keys_packed.as_ref(), text)
+            && !self.contains(self.anchors.as_ref(), self.anchors_packed.as_ref(), text)
     }
 
     /// Masks `"key": value` pairs in JSON-ish text whose key is secret (for invalid JSON).
@@ -896,6 +1041,57 @@ impl Redactor {
                 None => return out,
             }
         }
+    }
+}
+
+/// Visits the strings of `r` that [`Redactor::request`] passes through the value rules one by
+/// one: method, path, client address, header names and values.
+fn request_strings(r: &RequestSnapshot, visit: &mut dyn FnMut(&str)) {
+    visit(&r.method);
+    visit(&r.path);
+    if let Some(a) = &r.client_address {
+        visit(a);
+    }
+    for (k, v) in r.request_headers.iter().chain(&r.response_headers) {
+        visit(k);
+        visit(v);
+    }
+}
+
+/// Visits the strings of `e` that [`Redactor::event`] passes through the value rules one by
+/// one (its request's with [`request_strings`]).
+fn event_strings(e: &Event, visit: &mut dyn FnMut(&str)) {
+    visit(&e.message);
+    for s in [&e.user_id, &e.session_id, &e.request_id]
+        .into_iter()
+        .flatten()
+    {
+        visit(s);
+    }
+    visit(&e.resource.service);
+    for s in [
+        &e.resource.environment,
+        &e.resource.release,
+        &e.resource.host,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        visit(s);
+    }
+    if let Some(err) = &e.error {
+        visit(&err.message);
+        visit(&err.error_type);
+        for s in [&err.backtrace, &err.location].into_iter().flatten() {
+            visit(s);
+        }
+    }
+    for b in &e.breadcrumbs {
+        visit(&b.target);
+        visit(&b.message);
+    }
+    if let Some(r) = &e.request {
+        request_strings(r, visit);
     }
 }
 
