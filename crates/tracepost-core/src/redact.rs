@@ -875,27 +875,33 @@ impl Redactor {
                 if buf.len() + s.len() >= JOINED_MAX {
                     over = true;
                 } else if !over {
-                    // Lowercased on the way in (the automaton ignores ASCII case anyway).
-                    buf.extend(s.bytes().map(|b| b.to_ascii_lowercase()));
+                    // Lowercased on the way in (the automaton ignores ASCII case anyway), in
+                    // place: a loop the compiler vectorises.
+                    let start = buf.len();
+                    buf.extend_from_slice(s.as_bytes());
+                    buf[start..].make_ascii_lowercase();
                     buf.push(0);
                 }
             });
+            // Below Teddy's minimum length the packed searcher falls back to Rabin-Karp,
+            // slower than the automaton on short text.
             over || match packed {
-                Some(p) => p.find(&buf[..]).is_some(),
-                None => ac.is_match(&buf[..]),
+                Some(p) if buf.len() >= p.minimum_len() => p.find(&buf[..]).is_some(),
+                _ => ac.is_match(&buf[..]),
             }
         })
     }
 
     /// Whether `ac` matches in `text`: through its packed twin on a lowercased copy when the
-    /// text is short enough to be copied ([`JOINED_MAX`]), else directly.
+    /// text is long enough for it and short enough to be copied ([`JOINED_MAX`]), else
+    /// directly.
     fn contains(
         &self,
         ac: Option<&AhoCorasick>,
         packed: Option<&packed::Searcher>,
         text: &str,
     ) -> bool {
-        if packed.is_some() && text.len() < JOINED_MAX {
+        if packed.is_some_and(|p| text.len() >= p.minimum_len()) && text.len() < JOINED_MAX {
             self.joined_match(ac, packed, |visit| visit(text))
         } else {
             ac.is_some_and(|a| a.is_match(text))

@@ -157,7 +157,9 @@ fn timestamp(out: &mut Vec<u8>, t: Timestamp) {
     use std::io::Write as _;
     out.push(b'"');
     // Writing to a `Vec` cannot fail.
-    let _ = write!(out, "{t}");
+    // Straight to humantime's formatter, as `Timestamp`'s `Display` does, minus one
+    // formatting layer.
+    let _ = write!(out, "{}", humantime::format_rfc3339_nanos(t.system_time()));
     out.push(b'"');
 }
 
@@ -386,6 +388,25 @@ mod tests {
             let mut ours = Vec::new();
             string(&mut ours, &s);
             assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{c:?}");
+        }
+    }
+
+    /// The eight-bytes-at-a-time search finds an escape at every position of a word and of
+    /// the tail after the last whole word, with non-ASCII bytes (high bit set) around it.
+    #[test]
+    fn strings_with_an_escape_at_every_position_are_written_as_serde_json_writes_them() {
+        for len in 0..40 {
+            for at in 0..len {
+                for c in ['"', '\\', '\n', '\u{1}', '\u{1f}'] {
+                    for filler in ['a', 'é', ' ', '\u{7f}'] {
+                        let s: String =
+                            (0..len).map(|i| if i == at { c } else { filler }).collect();
+                        let mut ours = Vec::new();
+                        string(&mut ours, &s);
+                        assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{s:?}");
+                    }
+                }
+            }
         }
     }
 }
