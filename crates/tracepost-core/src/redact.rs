@@ -316,6 +316,9 @@ impl Default for Redactor {
 /// above it each string is searched on its own, so a large message is not copied.
 const JOINED_MAX: usize = 16 * 1024;
 
+/// The largest text body searched together with the snapshot's short strings: 4 KiB.
+const JOINED_BODY_MAX: usize = 4 * 1024;
+
 thread_local! {
     /// The buffer the short strings are joined in for one search, reused by the thread.
     static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -640,9 +643,29 @@ impl Redactor {
 
     /// [`Redactor::body`], borrowing `text` when nothing in it is masked.
     fn body_cow<'a>(&self, content_type: Option<&str>, text: &'a str) -> Cow<'a, str> {
+        self.body_cow_checked(content_type, text, false)
+    }
+
+    /// [`Redactor::body_cow`]; `clean` says that a search over `text` found neither a rule
+    /// anchor nor a key pattern in it.
+    fn body_cow_checked<'a>(
+        &self,
+        content_type: Option<&str>,
+        text: &'a str,
+        clean: bool,
+    ) -> Cow<'a, str> {
         let ct = content_type.unwrap_or("");
+        // With no anchor in it, within the scan limit and every rule anchored, no rule can
+        // change the text.
+        let rules_find_nothing = clean && self.unanchored == 0 && text.len() <= self.max_scan;
         if contains_ignore_ascii_case(ct, "json") {
-            if self.json_needs_nothing(text) {
+            let nothing = if rules_find_nothing {
+                // The rest of `json_needs_nothing`: keys and anchors are known absent.
+                memchr::memchr(b'\\', text.as_bytes()).is_none()
+            } else {
+                self.json_needs_nothing(text)
+            };
+            if nothing {
                 // Nothing in the document can be masked: keep it as sent (no parse, no
                 // re-serialization, key order and spacing intact).
                 return Cow::Borrowed(text);
@@ -661,6 +684,8 @@ impl Redactor {
                 Some(b) => Cow::Owned(self.multipart(&b, text.as_bytes())),
                 None => self.text(text),
             }
+        } else if rules_find_nothing {
+            Cow::Borrowed(text)
         } else {
             self.text(text)
         }
@@ -672,10 +697,16 @@ impl Redactor {
     /// valid UTF-8 is decoded, its invalid bytes replaced by U+FFFD, redacted, and kept as
     /// text: base64 would carry its secrets past the rules.
     pub fn captured_body(&self, body: &mut CapturedBody) {
+        self.captured_body_checked(body, false);
+    }
+
+    /// [`Redactor::captured_body`]; `clean` says that a search over the body's text found
+    /// neither a rule anchor nor a key pattern in it.
+    fn captured_body_checked(&self, body: &mut CapturedBody, clean: bool) {
         let ct = body.content_type.as_deref();
         match body.encoding.as_str() {
             "utf8" => {
-                let redacted = match self.body_cow(ct, &body.text) {
+                let redacted = match self.body_cow_checked(ct, &body.text, clean) {
                     Cow::Owned(new) => Some(new),
                     Cow::Borrowed(_) => None,
                 };
@@ -730,10 +761,17 @@ impl Redactor {
             *q = self.query(q);
         }
         // One search over every header name for the key patterns, instead of one per name.
+        // One search over every header name and the small text bodies for the key patterns,
+        // instead of one per name and one per body.
         let names_plain = plain
             && !self.joined_match(self.keys.as_ref(), self.keys_packed.as_ref(), |visit| {
                 for (k, _) in r.request_headers.iter().chain(&r.response_headers) {
                     visit(k);
+                }
+                for b in [&r.request_body, &r.response_body].into_iter().flatten() {
+                    if joined_body(b) {
+                        visit(&b.text);
+                    }
                 }
             });
         for (k, v) in r
@@ -758,11 +796,13 @@ impl Redactor {
                 self.string(v);
             }
         }
-        if let Some(b) = &mut r.request_body {
-            self.captured_body(b);
-        }
-        if let Some(b) = &mut r.response_body {
-            self.captured_body(b);
+        for b in [&mut r.request_body, &mut r.response_body]
+            .into_iter()
+            .flatten()
+        {
+            // Neither an anchor nor a key pattern in a body searched with the rest.
+            let clean = plain && names_plain && joined_body(b);
+            self.captured_body_checked(b, clean);
         }
     }
 
@@ -1051,7 +1091,8 @@ impl Redactor {
 }
 
 /// Visits the strings of `r` that [`Redactor::request`] passes through the value rules one by
-/// one: method, path, client address, header names and values.
+/// one: method, path, client address, header names and values, and the bodies that are
+/// searched with them ([`joined_body`]).
 fn request_strings(r: &RequestSnapshot, visit: &mut dyn FnMut(&str)) {
     visit(&r.method);
     visit(&r.path);
@@ -1062,6 +1103,18 @@ fn request_strings(r: &RequestSnapshot, visit: &mut dyn FnMut(&str)) {
         visit(k);
         visit(v);
     }
+    for b in [&r.request_body, &r.response_body].into_iter().flatten() {
+        if joined_body(b) {
+            visit(&b.text);
+        }
+    }
+}
+
+/// Whether `body` is searched together with the snapshot's short strings: a text body of at
+/// most [`JOINED_BODY_MAX`] bytes (the usual API request or response). Larger ones, and
+/// bodies kept as base64, are searched on their own.
+fn joined_body(body: &CapturedBody) -> bool {
+    body.encoding == "utf8" && body.text.len() <= JOINED_BODY_MAX
 }
 
 /// Visits the strings of `e` that [`Redactor::event`] passes through the value rules one by
