@@ -625,7 +625,8 @@ impl Gen {
 /// per-string searches when nothing is found there, gives exactly what redacting each string
 /// on its own gives (the reference: `text` per string, `is_secret_header` per header), on
 /// generated events with key patterns, anchors and whole credentials in any string, in any
-/// case, and split across neighbouring strings.
+/// case, and split across neighbouring strings; and bodies (JSON, text, binary types) as
+/// `captured_body` redacts them alone.
 #[test]
 fn the_one_search_over_an_event_masks_what_the_per_string_searches_mask() {
     let secrets = [
@@ -659,6 +660,24 @@ fn the_one_search_over_an_event_masks_what_the_per_string_searches_mask() {
                 .response_headers
                 .push((name.to_owned(), g.string(&secrets)));
         }
+        for slot in [&mut snapshot.request_body, &mut snapshot.response_body] {
+            let ct = g.pick(&["application/json", "text/plain", "application/octet-stream"]);
+            *slot = match g.next() % 4 {
+                0 => None,
+                1 => Some(format!(
+                    r#"{{"{}":"{}"}}"#,
+                    g.string(&secrets),
+                    g.string(&secrets)
+                )),
+                _ => Some(g.string(&secrets)),
+            }
+            .map(|text| CapturedBody {
+                text,
+                encoding: "utf8".into(),
+                truncated: false,
+                content_type: Some(ct.to_owned()),
+            });
+        }
         e.request = Some(snapshot);
 
         let mut expected = e.clone();
@@ -682,6 +701,12 @@ fn the_one_search_over_an_event_masks_what_the_per_string_searches_mask() {
             } else {
                 text(v);
             }
+        }
+        for b in [&mut req.request_body, &mut req.response_body]
+            .into_iter()
+            .flatten()
+        {
+            r.captured_body(b);
         }
 
         let mut got = e.clone();
