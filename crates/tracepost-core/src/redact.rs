@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{packed, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -245,6 +245,11 @@ pub struct Redactor {
     max_scan: usize,
     keys: Option<AhoCorasick>,
     anchors: Option<AhoCorasick>,
+    /// The key patterns and the anchors, lowercased, for a SIMD search (Teddy) of lowercased
+    /// text; `None` where the CPU or the number of patterns rules it out (then `keys` and
+    /// `anchors` search).
+    keys_packed: Option<packed::Searcher>,
+    anchors_packed: Option<packed::Searcher>,
     /// For each anchor pattern, the index of its rule.
     anchor_rule: Vec<usize>,
     /// Rules without anchors, which run on every string.
@@ -299,12 +304,26 @@ impl Default for Redactor {
             max_scan: DEFAULT_MAX_SCAN_BYTES,
             keys: None,
             anchors: None,
+            keys_packed: None,
+            anchors_packed: None,
             anchor_rule: Vec::new(),
             unanchored: 0,
         };
         r.compile();
         r
     }
+}
+
+/// The most bytes of an event's short strings searched at once (see `Redactor::none_masked`);
+/// above it each string is searched on its own, so a large message is not copied.
+const JOINED_MAX: usize = 16 * 1024;
+
+/// The largest text body searched together with the snapshot's short strings: 4 KiB.
+const JOINED_BODY_MAX: usize = 4 * 1024;
+
+thread_local! {
+    /// The buffer the short strings are joined in for one search, reused by the thread.
+    static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// At most this many value rules (they are tracked in a 64-bit mask).
@@ -333,6 +352,15 @@ impl Redactor {
         };
         let keys: Vec<&str> = self.key_patterns.iter().map(String::as_str).collect();
         self.keys = if keys.is_empty() { None } else { ci(&keys) };
+        // Lowercased patterns find in lowercased text exactly what the ASCII-case-insensitive
+        // automaton finds in the text.
+        let lower = |patterns: &[&str]| {
+            packed::Config::new()
+                .builder()
+                .extend(patterns.iter().map(|p| p.to_ascii_lowercase()))
+                .build()
+        };
+        self.keys_packed = if keys.is_empty() { None } else { lower(&keys) };
         self.rules.truncate(MAX_RULES);
         let mut anchors = Vec::new();
         self.anchor_rule.clear();
@@ -350,6 +378,11 @@ impl Redactor {
             None
         } else {
             ci(&anchors)
+        };
+        self.anchors_packed = if anchors.is_empty() {
+            None
+        } else {
+            lower(&anchors)
         };
     }
 
@@ -421,6 +454,11 @@ impl Redactor {
     /// True if the header `name` is masked: it is listed, or contains a key pattern.
     pub fn is_secret_header(&self, name: &str) -> bool {
         self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.is_secret_key(name)
+    }
+
+    /// True if the header `name` is one of the listed ones (not counting key patterns).
+    fn is_listed_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// True if the key `key` (an attribute, field, query, JSON, form or multipart key) is masked.
@@ -607,9 +645,29 @@ impl Redactor {
 
     /// [`Redactor::body`], borrowing `text` when nothing in it is masked.
     fn body_cow<'a>(&self, content_type: Option<&str>, text: &'a str) -> Cow<'a, str> {
+        self.body_cow_checked(content_type, text, false)
+    }
+
+    /// [`Redactor::body_cow`]; `clean` says that a search over `text` found neither a rule
+    /// anchor nor a key pattern in it.
+    fn body_cow_checked<'a>(
+        &self,
+        content_type: Option<&str>,
+        text: &'a str,
+        clean: bool,
+    ) -> Cow<'a, str> {
         let ct = content_type.unwrap_or("");
+        // With no anchor in it, within the scan limit and every rule anchored, no rule can
+        // change the text.
+        let rules_find_nothing = clean && self.unanchored == 0 && text.len() <= self.max_scan;
         if contains_ignore_ascii_case(ct, "json") {
-            if self.json_needs_nothing(text) {
+            let nothing = if rules_find_nothing {
+                // The rest of `json_needs_nothing`: keys and anchors are known absent.
+                memchr::memchr(b'\\', text.as_bytes()).is_none()
+            } else {
+                self.json_needs_nothing(text)
+            };
+            if nothing {
                 // Nothing in the document can be masked: keep it as sent (no parse, no
                 // re-serialization, key order and spacing intact).
                 return Cow::Borrowed(text);
@@ -628,6 +686,8 @@ impl Redactor {
                 Some(b) => Cow::Owned(self.multipart(&b, text.as_bytes())),
                 None => self.text(text),
             }
+        } else if rules_find_nothing {
+            Cow::Borrowed(text)
         } else {
             self.text(text)
         }
@@ -639,10 +699,16 @@ impl Redactor {
     /// valid UTF-8 is decoded, its invalid bytes replaced by U+FFFD, redacted, and kept as
     /// text: base64 would carry its secrets past the rules.
     pub fn captured_body(&self, body: &mut CapturedBody) {
+        self.captured_body_checked(body, false);
+    }
+
+    /// [`Redactor::captured_body`]; `clean` says that a search over the body's text found
+    /// neither a rule anchor nor a key pattern in it.
+    fn captured_body_checked(&self, body: &mut CapturedBody, clean: bool) {
         let ct = body.content_type.as_deref();
         match body.encoding.as_str() {
             "utf8" => {
-                let redacted = match self.body_cow(ct, &body.text) {
+                let redacted = match self.body_cow_checked(ct, &body.text, clean) {
                     Cow::Owned(new) => Some(new),
                     Cow::Borrowed(_) => None,
                 };
@@ -678,34 +744,67 @@ impl Redactor {
     /// Redacts a request snapshot in place: method, path, query (keys and values), header
     /// names and values, bodies, and the client address.
     pub fn request(&self, r: &mut RequestSnapshot) {
-        self.string(&mut r.method);
-        self.string(&mut r.path);
-        if let Some(a) = &mut r.client_address {
-            self.string(a);
+        let plain = self.none_masked(|visit| request_strings(r, visit));
+        self.request_checked(r, plain);
+    }
+
+    /// [`Redactor::request`]; `plain` says that one search over all of the snapshot's short
+    /// strings (method, path, client address, header names and values) found no rule anchor,
+    /// so the value rules would change none of them.
+    fn request_checked(&self, r: &mut RequestSnapshot, plain: bool) {
+        if !plain {
+            self.string(&mut r.method);
+            self.string(&mut r.path);
+            if let Some(a) = &mut r.client_address {
+                self.string(a);
+            }
         }
         if let Some(q) = &mut r.query {
             *q = self.query(q);
         }
+        // One search over every header name for the key patterns, instead of one per name.
+        // One search over every header name and the small text bodies for the key patterns,
+        // instead of one per name and one per body.
+        let names_plain = plain
+            && !self.joined_match(self.keys.as_ref(), self.keys_packed.as_ref(), |visit| {
+                for (k, _) in r.request_headers.iter().chain(&r.response_headers) {
+                    visit(k);
+                }
+                for b in [&r.request_body, &r.response_body].into_iter().flatten() {
+                    if joined_body(b) {
+                        visit(&b.text);
+                    }
+                }
+            });
         for (k, v) in r
             .request_headers
             .iter_mut()
             .chain(r.response_headers.iter_mut())
         {
             // A header name is input too (`sk_live_…: 1`).
-            self.string(k);
-            if self.is_secret_header(k) {
+            if !plain {
+                self.string(k);
+            }
+            let secret = if plain && names_plain {
+                self.is_listed_header(k)
+            } else {
+                self.is_secret_header(k)
+            };
+            if secret {
                 if v != REDACTED {
                     *v = REDACTED.to_owned();
                 }
-            } else {
+            } else if !plain {
                 self.string(v);
             }
         }
-        if let Some(b) = &mut r.request_body {
-            self.captured_body(b);
-        }
-        if let Some(b) = &mut r.response_body {
-            self.captured_body(b);
+        for b in [&mut r.request_body, &mut r.response_body]
+            .into_iter()
+            .flatten()
+        {
+            // Neither an anchor nor a key pattern in a body searched with the rest.
+            let clean = plain && names_plain && joined_body(b);
+            self.captured_body_checked(b, clean);
         }
     }
 
@@ -716,46 +815,137 @@ impl Redactor {
     /// resource's `service`, `environment`, `release`, `host`: the ingest routes take them
     /// from the client).
     pub fn event(&self, e: &mut Event) {
-        self.string(&mut e.message);
-        for id in [&mut e.user_id, &mut e.session_id, &mut e.request_id]
-            .into_iter()
-            .flatten()
-        {
-            self.string(id);
-        }
-        self.string(&mut e.resource.service);
-        for field in [
-            &mut e.resource.environment,
-            &mut e.resource.release,
-            &mut e.resource.host,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            self.string(field);
-        }
-        self.map(&mut e.attributes);
-        if let Some(err) = &mut e.error {
-            self.string(&mut err.message);
-            self.string(&mut err.error_type);
-            // A browser's stack becomes the backtrace: its function names and files are input.
-            for field in [&mut err.backtrace, &mut err.location]
+        // The usual event has nothing to mask in its short strings: one search over all of
+        // them (instead of one per string) tells, and then none is searched again.
+        let plain = self.none_masked(|visit| event_strings(e, visit));
+        if !plain {
+            self.string(&mut e.message);
+            for id in [&mut e.user_id, &mut e.session_id, &mut e.request_id]
                 .into_iter()
                 .flatten()
+            {
+                self.string(id);
+            }
+            self.string(&mut e.resource.service);
+            for field in [
+                &mut e.resource.environment,
+                &mut e.resource.release,
+                &mut e.resource.host,
+            ]
+            .into_iter()
+            .flatten()
             {
                 self.string(field);
             }
         }
+        self.map(&mut e.attributes);
+        if let Some(err) = &mut e.error {
+            if !plain {
+                self.string(&mut err.message);
+                self.string(&mut err.error_type);
+                // A browser's stack becomes the backtrace: its function names and files are
+                // input.
+                for field in [&mut err.backtrace, &mut err.location]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.string(field);
+                }
+            }
+        }
         for b in &mut e.breadcrumbs {
-            self.string(&mut b.target);
+            if !plain {
+                self.string(&mut b.target);
+            }
             if b.message.contains('=') {
                 b.message = self.logfmt(&b.message);
-            } else {
+            } else if !plain {
                 self.string(&mut b.message);
             }
         }
         if let Some(r) = &mut e.request {
-            self.request(r);
+            self.request_checked(r, plain);
+        }
+    }
+
+    /// True when the value rules can change none of the strings `strings` visits: every rule
+    /// has anchors, every string is within the scan limit (so none is cut), and no anchor
+    /// occurs in any of them. Decided by one search over the strings joined (NUL-separated)
+    /// in a reused per-thread buffer: an anchor inside one string is inside the joined text,
+    /// so a joined text without any proves each string free of them (a match across a
+    /// separator only costs the per-string searches). False, to search string by string, when
+    /// the strings add up to more than [`JOINED_MAX`] bytes.
+    fn none_masked(&self, strings: impl FnOnce(&mut dyn FnMut(&str))) -> bool {
+        if self.unanchored != 0 {
+            return false;
+        }
+        let mut short = true;
+        let max_scan = self.max_scan;
+        let found = self.joined_match(
+            self.anchors.as_ref(),
+            self.anchors_packed.as_ref(),
+            |visit| {
+                strings(&mut |s: &str| {
+                    short &= s.len() <= max_scan;
+                    visit(s);
+                })
+            },
+        );
+        short && !found
+    }
+
+    /// Whether `ac` (or its lowercased `packed` twin, searching the lowercased text) matches
+    /// in any of the strings `strings` visits, searched once over them joined; true (as if it
+    /// matched) when they add up to more than [`JOINED_MAX`] bytes or the thread's buffer is
+    /// in use. False without an automaton.
+    fn joined_match(
+        &self,
+        ac: Option<&AhoCorasick>,
+        packed: Option<&packed::Searcher>,
+        strings: impl FnOnce(&mut dyn FnMut(&str)),
+    ) -> bool {
+        let Some(ac) = ac else {
+            return false;
+        };
+        JOINED.with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return true;
+            };
+            buf.clear();
+            let mut over = false;
+            strings(&mut |s: &str| {
+                if buf.len() + s.len() >= JOINED_MAX {
+                    over = true;
+                } else if !over {
+                    buf.extend_from_slice(s.as_bytes());
+                    buf.push(0);
+                }
+            });
+            // Lowercased in place, all at once (a loop the compiler vectorises); the
+            // automaton ignores ASCII case anyway.
+            buf.make_ascii_lowercase();
+            // Below Teddy's minimum length the packed searcher falls back to Rabin-Karp,
+            // slower than the automaton on short text.
+            over || match packed {
+                Some(p) if buf.len() >= p.minimum_len() => p.find(&buf[..]).is_some(),
+                _ => ac.is_match(&buf[..]),
+            }
+        })
+    }
+
+    /// Whether `ac` matches in `text`: through its packed twin on a lowercased copy when the
+    /// text is long enough for it and short enough to be copied ([`JOINED_MAX`]), else
+    /// directly.
+    fn contains(
+        &self,
+        ac: Option<&AhoCorasick>,
+        packed: Option<&packed::Searcher>,
+        text: &str,
+    ) -> bool {
+        if packed.is_some_and(|p| text.len() >= p.minimum_len()) && text.len() < JOINED_MAX {
+            self.joined_match(ac, packed, |visit| visit(text))
+        } else {
+            ac.is_some_and(|a| a.is_match(text))
         }
     }
 
@@ -768,8 +958,8 @@ impl Redactor {
         text.len() <= self.max_scan
             && self.unanchored == 0
             && memchr::memchr(b'\\', text.as_bytes()).is_none()
-            && !self.keys.as_ref().is_some_and(|k| k.is_match(text))
-            && !self.anchors.as_ref().is_some_and(|a| a.is_match(text))
+            && !self.contains(self.keys.as_ref(), self.keys_packed.as_ref(), text)
+            && !self.contains(self.anchors.as_ref(), self.anchors_packed.as_ref(), text)
     }
 
     /// Masks `"key": value` pairs in JSON-ish text whose key is secret (for invalid JSON).
@@ -898,6 +1088,70 @@ impl Redactor {
                 None => return out,
             }
         }
+    }
+}
+
+/// Visits the strings of `r` that [`Redactor::request`] passes through the value rules one by
+/// one: method, path, client address, header names and values, and the bodies that are
+/// searched with them ([`joined_body`]).
+fn request_strings(r: &RequestSnapshot, visit: &mut dyn FnMut(&str)) {
+    visit(&r.method);
+    visit(&r.path);
+    if let Some(a) = &r.client_address {
+        visit(a);
+    }
+    for (k, v) in r.request_headers.iter().chain(&r.response_headers) {
+        visit(k);
+        visit(v);
+    }
+    for b in [&r.request_body, &r.response_body].into_iter().flatten() {
+        if joined_body(b) {
+            visit(&b.text);
+        }
+    }
+}
+
+/// Whether `body` is searched together with the snapshot's short strings: a text body of at
+/// most [`JOINED_BODY_MAX`] bytes (the usual API request or response). Larger ones, and
+/// bodies kept as base64, are searched on their own.
+fn joined_body(body: &CapturedBody) -> bool {
+    body.encoding == "utf8" && body.text.len() <= JOINED_BODY_MAX
+}
+
+/// Visits the strings of `e` that [`Redactor::event`] passes through the value rules one by
+/// one (its request's with [`request_strings`]).
+fn event_strings(e: &Event, visit: &mut dyn FnMut(&str)) {
+    visit(&e.message);
+    for s in [&e.user_id, &e.session_id, &e.request_id]
+        .into_iter()
+        .flatten()
+    {
+        visit(s);
+    }
+    visit(&e.resource.service);
+    for s in [
+        &e.resource.environment,
+        &e.resource.release,
+        &e.resource.host,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        visit(s);
+    }
+    if let Some(err) = &e.error {
+        visit(&err.message);
+        visit(&err.error_type);
+        for s in [&err.backtrace, &err.location].into_iter().flatten() {
+            visit(s);
+        }
+    }
+    for b in &e.breadcrumbs {
+        visit(&b.target);
+        visit(&b.message);
+    }
+    if let Some(r) = &e.request {
+        request_strings(r, visit);
     }
 }
 

@@ -18,7 +18,14 @@ pub struct JsonlFile {
     max_file_bytes: u64,
     max_files: usize,
     state: Mutex<Option<Current>>,
+    /// The buffer a batch is written into, kept between batches (at most [`KEPT_BUFFER`]
+    /// bytes of capacity): a fresh one per batch is a large allocation, its growth copies, and
+    /// freeing it makes the allocator consolidate its free lists.
+    buf: std::sync::Mutex<Vec<u8>>,
 }
+
+/// The largest batch buffer kept for the next batch: 4 MiB.
+const KEPT_BUFFER: usize = 4 << 20;
 
 #[derive(Debug)]
 struct Current {
@@ -35,6 +42,7 @@ impl JsonlFile {
             max_file_bytes: 64 << 20,
             max_files: 10,
             state: Mutex::new(None),
+            buf: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -114,12 +122,31 @@ impl Sink for JsonlFile {
     }
 
     async fn send(&self, batch: Batch) -> Result<SinkOutcome, SinkError> {
-        let mut buf = Vec::with_capacity(batch.len() * 512);
+        let mut buf = std::mem::take(&mut *self.buf.lock().unwrap_or_else(|p| p.into_inner()));
+        buf.clear();
         for e in &batch {
             crate::event::json::write_event(&mut buf, e)
                 .map_err(|err| SinkError::permanent(err.to_string()))?;
             buf.push(b'\n');
         }
+        let result = self.append(&buf).await;
+        if buf.capacity() <= KEPT_BUFFER {
+            *self.buf.lock().unwrap_or_else(|p| p.into_inner()) = buf;
+        }
+        result
+    }
+
+    async fn shutdown(&self) -> Result<(), SinkError> {
+        if let Some(c) = self.state.lock().await.as_mut() {
+            c.file.sync_data().await?;
+        }
+        Ok(())
+    }
+}
+
+impl JsonlFile {
+    /// Appends `buf` (whole lines) to the current file, rotating first if it is full or gone.
+    async fn append(&self, buf: &[u8]) -> Result<SinkOutcome, SinkError> {
         let mut state = self.state.lock().await;
         let rotate = match &*state {
             None => true,
@@ -129,16 +156,9 @@ impl Sink for JsonlFile {
             *state = Some(self.open_new().await?);
         }
         let current = state.as_mut().expect("opened above");
-        current.file.write_all(&buf).await?;
+        current.file.write_all(buf).await?;
         current.file.flush().await?;
         current.size += buf.len() as u64;
         Ok(SinkOutcome::default())
-    }
-
-    async fn shutdown(&self) -> Result<(), SinkError> {
-        if let Some(c) = self.state.lock().await.as_mut() {
-            c.file.sync_data().await?;
-        }
-        Ok(())
     }
 }
