@@ -158,7 +158,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "histogram 24h",
             Box::new(|s| {
                 Box::pin(async move {
-                    let f = EventFilter::new().since(ago(86_400)).until(Timestamp::now());
+                    let f = EventFilter::new()
+                        .since(ago(86_400))
+                        .until(Timestamp::now());
                     s.histogram(&f, Duration::from_secs(3600))
                         .await
                         .expect("histogram")
@@ -186,19 +188,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "metric windows 24h",
             Box::new(|s| {
                 Box::pin(async move {
-                    let f = EventFilter::new()
-                        .kind(Kind::MetricWindow)
-                        .since(ago(86_400));
-                    let mut n = 0;
-                    let mut after = None;
-                    loop {
-                        let p = s.events(&f, 10_000, after).await.expect("windows");
-                        n += p.events.len();
-                        match p.next {
-                            Some(c) => after = Some(c),
-                            None => break n,
-                        }
-                    }
+                    s.metric_windows(ago(86_400), None, 200_000)
+                        .await
+                        .expect("windows")
+                        .len()
                 })
             }),
         ),
