@@ -31,7 +31,7 @@
 //!   updated in the same transaction as the events), `replay_sessions` (one row per
 //!   recorded browser session, folded from replay events in the same transaction; times in
 //!   Unix ms; see [`tracepost_core::replay_index`]), and (feature `ingest`) `projects` and
-//!   `api_keys`: the project API keys of the log routes, hashed ([`keys`]).
+//!   `api_keys`: the project API keys of the log routes, hashed (module `keys`).
 //! * **Threads**: SQLite calls run on tokio's blocking pool (`spawn_blocking`): one writer
 //!   connection, up to four idle readers. The async runtime is never blocked.
 //! * **Time range**: as the Postgres sink — events older than the retention (or 30 days) or
