@@ -1030,6 +1030,9 @@ struct RouteStats {
     windows: Vec<Win>,
 }
 
+/// The most points a route's chart line gets (see [`RouteStats::series`]).
+const MAX_POINTS: usize = 300;
+
 /// One metric window of one route.
 #[derive(Clone, Copy)]
 struct Win {
@@ -1055,8 +1058,25 @@ impl RouteStats {
             / n as f64
     }
 
-    fn series(&self, pick: impl Fn(&Win) -> f64) -> Vec<(i64, f64)> {
-        self.windows.iter().map(|w| (w.start_us, pick(w))).collect()
+    /// The chart points of one value: one per window, or, past [`MAX_POINTS`] windows, one
+    /// per run of consecutive windows (at the run's first start): the runs' mean for
+    /// counts, their highest for latencies (`peak`), so a spike stays visible. A chart is
+    /// 300 px wide: more points than pixels only cost render time (a day of 60 s windows
+    /// is 1 440 per route).
+    fn series(&self, peak: bool, pick: impl Fn(&Win) -> f64) -> Vec<(i64, f64)> {
+        let per = self.windows.len().div_ceil(MAX_POINTS).max(1);
+        self.windows
+            .chunks(per)
+            .map(|run| {
+                let values = run.iter().map(&pick);
+                let y = if peak {
+                    values.fold(0.0, f64::max)
+                } else {
+                    values.sum::<f64>() / run.len() as f64
+                };
+                (run[0].start_us, y)
+            })
+            .collect()
     }
 }
 
@@ -1116,36 +1136,21 @@ pub(crate) async fn routes(
         field: "since",
         message: format!("{since_txt:?} is neither a duration (1h, 24h) nor a time"),
     })?;
-    let f = EventFilter::new().kind(Kind::MetricWindow).since(since);
     let mut by_route: BTreeMap<(String, String), RouteStats> = BTreeMap::new();
-    let mut after = None;
-    let mut scanned = 0usize;
     // Metric windows are one per route and window: a day of 60 s windows for 50 routes is
-    // 72 000 rows, read in pages of 10 000.
-    loop {
-        let page_ = state.store.events(&f, 10_000, after).await?;
-        for e in &page_.events {
-            if let Some(m) = &e.metric {
-                let s = by_route
-                    .entry((m.route.clone(), m.method.clone()))
-                    .or_default();
-                s.count += m.count;
-                s.errors += m.errors;
-                s.windows.push(Win {
-                    start_us: ts_to_micros(m.start),
-                    count: m.count,
-                    errors: m.errors,
-                    p50: m.p50_ms,
-                    p95: m.p95_ms,
-                    p99: m.p99_ms,
-                });
-            }
-        }
-        scanned += page_.events.len();
-        match page_.next {
-            Some(c) if scanned < 200_000 => after = Some(c),
-            _ => break,
-        }
+    // 72 000 rows, read from the store's windows alone (at most the newest 200 000).
+    for m in state.store.metric_windows(since, None, 200_000).await? {
+        let s = by_route.entry((m.route, m.method)).or_default();
+        s.count += m.count;
+        s.errors += m.errors;
+        s.windows.push(Win {
+            start_us: ts_to_micros(m.start),
+            count: m.count,
+            errors: m.errors,
+            p50: m.p50_ms,
+            p95: m.p95_ms,
+            p99: m.p99_ms,
+        });
     }
     // The charts span the data (first window to now), not the whole asked range.
     let x0 = by_route
@@ -1180,19 +1185,19 @@ pub(crate) async fn routes(
                             td.num { (fmt_ms(s.weighted(|w| w.p95))) }
                             td.num title="the highest window p99" { (fmt_ms(p99max)) }
                             td { (line_chart(&[
-                                ("requests", "line-req", s.series(|w| w.count as f64)),
-                                ("errors", "line-err", s.series(|w| w.errors as f64)),
+                                ("requests", "line-req", s.series(false, |w| w.count as f64)),
+                                ("errors", "line-err", s.series(false, |w| w.errors as f64)),
                             ], x0, x1, "req/window")) }
                             td { (line_chart(&[
-                                ("p50", "line-p50", s.series(|w| w.p50)),
-                                ("p95", "line-p95", s.series(|w| w.p95)),
-                                ("p99", "line-p99", s.series(|w| w.p99)),
+                                ("p50", "line-p50", s.series(true, |w| w.p50)),
+                                ("p95", "line-p95", s.series(true, |w| w.p95)),
+                                ("p99", "line-p99", s.series(true, |w| w.p99)),
                             ], x0, x1, "ms")) }
                         }
                     }
                 }
             }
-            p.note { "p50 and p95 are averaged over windows weighted by requests; p99 is the highest window's." }
+            p.note { "p50 and p95 are averaged over windows weighted by requests; p99 is the highest window's. Charts draw at most 300 points a line: past that, each point is a run of windows (requests and errors: their mean per window; latencies: their highest)." }
         }
     };
     Ok(page("Routes", "/routes", Some(&session.csrf), body).into_response())

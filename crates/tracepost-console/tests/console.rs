@@ -656,3 +656,61 @@ async fn a_client_that_never_reads_slows_no_one() {
     drop(stalled);
     assert_eq!(tail.stats().clients, 0, "slots released");
 }
+
+/// The Routes page sums the stored metric windows per route over the asked range (read with
+/// `Store::metric_windows`): requests, error rate, and only the windows in the range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_sum_the_metric_windows_in_the_range() {
+    let f = fixture().await;
+    let (cookie, _) = sign_in(&f.app).await;
+    let now = tracepost_core::Timestamp::now().unix_nanos();
+    let window = |mins_ago: u64, method: &str, route: &str, count: u64, errors: u64| {
+        let at = tracepost_core::Timestamp::from_unix_nanos(now - mins_ago * 60_000_000_000);
+        let mut e = Event::new(Kind::MetricWindow, Level::Info, format!("{method} {route}"))
+            .with_timestamp(at);
+        e.metric = Some(tracepost_core::MetricWindow {
+            start: at,
+            seconds: 60,
+            method: method.into(),
+            route: route.into(),
+            count,
+            errors,
+            p50_ms: 10.0,
+            p95_ms: 40.0,
+            p99_ms: 90.0,
+            max_ms: 120.0,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        Arc::new(e)
+    };
+    f.store
+        .write(vec![
+            window(5, "GET", "/api/a/{id}", 100, 5),
+            window(3, "GET", "/api/a/{id}", 50, 5),
+            window(4, "POST", "/api/b", 10, 0),
+            window(120, "GET", "/api/a/{id}", 1000, 0),
+        ])
+        .await
+        .unwrap();
+    let hour = send(&f.app, get("/tracepost/console/routes", Some(&cookie))).await;
+    assert_eq!(hour.status, StatusCode::OK);
+    let row = |body: &str, route: &str| -> String {
+        body.split(route)
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("a row for {route}"))
+            .to_owned()
+    };
+    let a = row(&hour.body, "GET /api/a/{id}");
+    assert!(a.contains(">150<") && a.contains("6.7 %"), "{a}");
+    let b = row(&hour.body, "POST /api/b");
+    assert!(b.contains(">10<") && b.contains("0.0 %"), "{b}");
+    let day = send(
+        &f.app,
+        get("/tracepost/console/routes?since=24h", Some(&cookie)),
+    )
+    .await;
+    let a = row(&day.body, "GET /api/a/{id}");
+    assert!(a.contains(">1150<") && a.contains("0.9 %"), "{a}");
+}

@@ -27,7 +27,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::event::{Event, Kind, Level, Timestamp};
+use crate::event::{Event, Kind, Level, MetricWindow, Timestamp};
 use crate::replay_index::{ReplayFilter, ReplaySession};
 
 /// Which events to return. All conditions must hold; empty fields don't filter.
@@ -558,7 +558,45 @@ pub trait Store: Send + Sync {
         let _ = cutoff;
         Box::pin(async { Err(no_replay_index()) })
     }
+
+    /// The metric windows of the `metric_window` events (the events that carry a
+    /// [`MetricWindow`]) stored at or after `since` and before `until` (when given): the
+    /// newest `limit` (clamped to 1–[`MAX_METRIC_WINDOWS`]) of them, returned oldest first
+    /// (by event time, then id). What the console's Routes page draws.
+    ///
+    /// The default reads them with [`Store::events`], newest first in pages of 10 000;
+    /// stores override it with a read of their windows alone.
+    fn metric_windows(
+        &self,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<MetricWindow>, StoreError>> {
+        Box::pin(async move {
+            let limit = limit.clamp(1, MAX_METRIC_WINDOWS);
+            let mut f = EventFilter::new().kind(Kind::MetricWindow).since(since);
+            f.until = until;
+            let mut out = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self.events(&f, 10_000, after).await?;
+                out.extend(page.events.into_iter().filter_map(|e| e.metric));
+                match page.next {
+                    Some(c) if out.len() < limit => after = Some(c),
+                    _ => break,
+                }
+            }
+            // Newest first, the `limit` newest: keep the newest, return them oldest first.
+            out.truncate(limit);
+            out.reverse();
+            Ok(out)
+        })
+    }
 }
+
+/// The most metric windows [`Store::metric_windows`] returns at once: a day of 60 s windows
+/// of 138 routes.
+pub const MAX_METRIC_WINDOWS: usize = 200_000;
 
 fn no_replay_index() -> StoreError {
     StoreError::Unavailable("this store keeps no replay index".into())

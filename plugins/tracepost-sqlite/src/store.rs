@@ -17,10 +17,10 @@ use tracepost_core::replay_index::{
 };
 use tracepost_core::store::{
     bucket_start, fill_histogram, micros_to_ts, ts_to_micros, width_micros, Cursor, EventFilter,
-    EventPage, HistogramBucket, Issue, IssueStatus, StoreError,
+    EventPage, HistogramBucket, Issue, IssueStatus, StoreError, MAX_METRIC_WINDOWS,
 };
 use tracepost_core::{
-    Batch, Event, Kind, Rejection, SinkError, SinkErrorKind, SinkOutcome, Timestamp,
+    Batch, Event, Kind, MetricWindow, Rejection, SinkError, SinkErrorKind, SinkOutcome, Timestamp,
 };
 use uuid::Uuid;
 
@@ -29,7 +29,8 @@ use crate::limits::{OutOfRange, TimeRange, Window, ORIGINAL_TIMESTAMP_ATTRIBUTE}
 /// The database file's name under the sink's directory.
 pub const DB_FILE: &str = "tracepost.sqlite3";
 
-/// The schema, applied on every open (idempotent). `PRAGMA user_version` records it.
+/// The schema of version 4, applied on every open (idempotent); later versions are
+/// [`STEPS`] on top. `PRAGMA user_version` records the version a file is at.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     id BLOB PRIMARY KEY,
@@ -155,8 +156,48 @@ CREATE INDEX IF NOT EXISTS replay_sessions_started ON replay_sessions (started_a
 CREATE INDEX IF NOT EXISTS replay_sessions_ended ON replay_sessions (ended_at);
 CREATE INDEX IF NOT EXISTS replay_sessions_user ON replay_sessions (user_id, started_at)
     WHERE user_id IS NOT NULL;
-PRAGMA user_version = 4;
 ";
+
+/// The version [`SCHEMA`] (with [`ADDED_COLUMNS`]) brings a file to.
+const BASE_VERSION: i64 = 4;
+
+/// Schema steps after [`BASE_VERSION`]: (version, SQL). A file below a step's version runs
+/// it once, in a transaction that also records the version, so an existing database
+/// upgrades in place on open and a crash mid-step leaves it at the previous version.
+const STEPS: &[(i64, &str)] = &[(
+    5,
+    // Event counts per minute, kind, level and service: the histogram of a time range
+    // (filtered by kind, level or service at most) sums these instead of counting every
+    // event (1 440 rows a day per combination instead of every event). Kept by the write
+    // path (one upsert per combination and batch) and by a trigger on delete (retention);
+    // filled from the events already stored.
+    "CREATE TABLE IF NOT EXISTS event_counts (
+        minute_us INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        level TEXT NOT NULL,
+        service TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (minute_us, kind, level, service)
+    ) WITHOUT ROWID;
+    DELETE FROM event_counts;
+    INSERT INTO event_counts (minute_us, kind, level, service, n)
+        SELECT ts_us - (ts_us % 60000000 + 60000000) % 60000000, kind, level, service, count(*)
+        FROM events GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER IF NOT EXISTS events_counts_delete AFTER DELETE ON events BEGIN
+        UPDATE event_counts SET n = n - 1
+        WHERE minute_us = old.ts_us - (old.ts_us % 60000000 + 60000000) % 60000000
+            AND kind = old.kind AND level = old.level AND service = old.service;
+    END;
+    -- The search index is written once per batch by the write path (one INSERT … SELECT of
+    -- the batch's rows), not by a trigger per event: FTS5 flushes its pending terms to a new
+    -- segment at every statement savepoint, so a trigger made one segment (and merges) per
+    -- event — two thirds of the write path's instructions.
+    DROP TRIGGER IF EXISTS events_fts_insert;",
+)];
+
+/// The schema version (`PRAGMA user_version`) this build brings a file to when it opens it:
+/// 5 adds the per-minute event counts and writes the search index once per batch.
+pub const SCHEMA_VERSION: i64 = STEPS[STEPS.len() - 1].0;
 
 /// Columns added after version 1, for files created before them: (table, column, type).
 const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("issues", "regressed_at", "INTEGER")];
@@ -258,6 +299,14 @@ fn now_us() -> i64 {
 /// Opens (creating the directory, the file and the schema if needed) a connection in WAL
 /// mode with a 5 s busy timeout.
 fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let mut conn = open_at(path)?;
+    upgrade(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a connection in WAL mode with a 5 s busy timeout, creating the directory and the
+/// file if needed; no schema.
+fn open_at(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.is_dir() {
             // A missing directory is created; a file in its place makes the open fail below.
@@ -273,6 +322,17 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// Brings the file's schema to [`SCHEMA_VERSION`]: [`SCHEMA`] and [`ADDED_COLUMNS`], then
+/// each of [`STEPS`] the file has not had. Nothing to do (one pragma read) when it is
+/// current.
+fn upgrade(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
     conn.execute_batch(SCHEMA)?;
     for (table, column, ty) in ADDED_COLUMNS {
         let has: i64 = conn.query_row(
@@ -284,7 +344,22 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
         }
     }
-    Ok(conn)
+    if version < BASE_VERSION {
+        conn.pragma_update(None, "user_version", BASE_VERSION)?;
+    }
+    for (to, sql) in STEPS {
+        // Another connection may have upgraded the file meanwhile: read the version again
+        // inside the step's (write) transaction.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now < *to {
+            tracing::info!(path = %path.display(), from = now, to, "upgrading the SQLite schema");
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", to)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 /// Classifies a SQLite error for the pipeline.
@@ -556,6 +631,41 @@ impl SqliteStore {
         .map_err(|e| StoreError::Other(e.to_string()))?
     }
 
+    /// Metric windows (see [`Store::metric_windows`](tracepost_core::store::Store::metric_windows)),
+    /// read from `metric_windows` alone (its time index; no event is decoded).
+    pub async fn metric_windows(
+        &self,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<MetricWindow>, StoreError> {
+        let limit = limit.clamp(1, MAX_METRIC_WINDOWS) as i64;
+        let (since, until) = (ts_to_micros(since), until.map(ts_to_micros));
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT data FROM metric_windows
+                     WHERE ts_us >= ?1 AND (?2 IS NULL OR ts_us < ?2)
+                     ORDER BY ts_us DESC, event_id DESC LIMIT ?3",
+                )
+                .map_err(store_error)?;
+            let mut rows = stmt
+                .query(params![since, until, limit])
+                .map_err(store_error)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(store_error)? {
+                let data: String = r.get(0).map_err(store_error)?;
+                out.push(
+                    serde_json::from_str::<MetricWindow>(&data)
+                        .map_err(|e| StoreError::Other(format!("stored JSON: {e}")))?,
+                );
+            }
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
     /// Sets an issue's status; false when there is no such issue.
     pub async fn set_issue_status(
         &self,
@@ -615,6 +725,12 @@ impl Inner {
         let now = now_us();
         let mut outcome = SinkOutcome::default();
         let mut counts = (0u64, 0u64, 0u64); // inserted, duplicates, restamped
+                                             // The rowid of the batch's first stored event: the batch's rows are indexed for search
+                                             // after the loop (one statement).
+        let mut first_rowid: Option<i64> = None;
+        // Events stored per (minute, kind, level, service), for `event_counts`.
+        let mut minutes: std::collections::HashMap<(i64, &str, &str, &str), i64> =
+            std::collections::HashMap::new();
         let result = self.with_writer(|conn| {
             let tx = conn.transaction()?;
             for event in batch {
@@ -637,13 +753,22 @@ impl Inner {
                     }
                 }
                 match insert(&tx, event, restamp, now) {
-                    Ok(true) => {
+                    Ok(Some((ts_us, rowid))) => {
+                        first_rowid.get_or_insert(rowid);
                         counts.0 += 1;
                         if restamp.is_some() {
                             counts.2 += 1;
                         }
+                        *minutes
+                            .entry((
+                                bucket_start(ts_us, MINUTE_US),
+                                event.kind.as_str(),
+                                event.level.as_str(),
+                                event.resource.service.as_str(),
+                            ))
+                            .or_default() += 1;
                     }
-                    Ok(false) => counts.1 += 1,
+                    Ok(None) => counts.1 += 1,
                     Err(e) if is_data_error(&e) => outcome.rejected.push(Rejection {
                         id: event.id,
                         reason: if e.sqlite_error_code() == Some(ErrorCode::TooBig) {
@@ -655,6 +780,26 @@ impl Inner {
                     }),
                     Err(e) => return Err(e),
                 }
+            }
+            {
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO event_counts (minute_us, kind, level, service, n)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (minute_us, kind, level, service) DO UPDATE SET n = n + excluded.n",
+                )?;
+                for ((minute, kind, level, service), n) in &minutes {
+                    up.execute(params![minute, kind, level, service, n])?;
+                }
+            }
+            if let Some(first) = first_rowid {
+                // Last: FTS5 keeps the terms in memory until the statement ends (or the next
+                // savepoint), then writes them as one segment. The writer holds the write
+                // lock, so every row from `first` on is this batch's.
+                tx.prepare_cached(
+                    "INSERT INTO events_fts (rowid, message)
+                     SELECT rowid, message FROM events WHERE rowid >= ?1",
+                )?
+                .execute([first])?;
             }
             tx.commit()
         });
@@ -718,13 +863,14 @@ impl Inner {
     }
 }
 
-/// Inserts one event; `Ok(false)` when its id is already stored.
+/// Inserts one event (not into the search index: the caller does, per batch); its stored
+/// time (Unix µs) and rowid, or `None` when its id is already stored.
 fn insert(
     tx: &rusqlite::Transaction<'_>,
     event: &Event,
     restamp: Option<Timestamp>,
     now_us: i64,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<Option<(i64, i64)>> {
     let mut stored;
     let e: &Event = match restamp {
         Some(t) => {
@@ -780,8 +926,9 @@ fn insert(
             data,
         ])?;
     if n == 0 {
-        return Ok(false);
+        return Ok(None);
     }
+    let rowid = tx.last_insert_rowid();
     if let Some(r) = &e.request {
         let data = serde_json::to_string(r)
             .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
@@ -865,7 +1012,7 @@ fn insert(
             now_us
         ])?;
     }
-    Ok(true)
+    Ok(Some((ts_us, rowid)))
 }
 
 /// Folds one replay event into its session's row (the rules of
@@ -1177,6 +1324,20 @@ fn query_events(
 ) -> Result<EventPage, StoreError> {
     let limit = limit.clamp(1, 10_000);
     let mut p = Vec::new();
+    let bounded;
+    let mut filter = filter;
+    if let Some(cur) = after {
+        // The cursor's time becomes the range's upper bound (in place of a looser one):
+        // SQLite ranges an index on one plain upper bound, never on the row value below,
+        // so without it a next page scanned the index from `until` (or the newest event).
+        let to = cur.unix_micros().saturating_add(1);
+        if filter.until.is_none_or(|u| ts_to_micros(u) > to) {
+            let mut f = filter.clone();
+            f.until = Some(micros_to_ts(to));
+            bounded = f;
+            filter = &bounded;
+        }
+    }
     let mut w = where_clause(filter, &mut p)?;
     if let Some(cur) = after {
         p.push(Sql::Integer(cur.unix_micros()));
@@ -1209,35 +1370,162 @@ fn query_events(
     Ok(EventPage::new(events, if more { next } else { None }))
 }
 
+/// One minute in microseconds: the grain of `event_counts`.
+const MINUTE_US: i64 = 60_000_000;
+
+/// The bucket of `ts` (a SQL expression in Unix µs) for buckets of `w_us` aligned to
+/// [`HISTOGRAM_EPOCH_MICROS`](tracepost_core::store::HISTOGRAM_EPOCH_MICROS): floor division
+/// (SQLite's `/` truncates toward zero).
+fn bucket_sql(ts: &str, w_us: i64) -> String {
+    let epoch = tracepost_core::store::HISTOGRAM_EPOCH_MICROS;
+    format!("{epoch} + (({ts} - {epoch}) - ((({ts} - {epoch}) % {w_us}) + {w_us}) % {w_us})")
+}
+
+/// Whether `event_counts` can answer the histogram: conditions on kind, level, service and
+/// time only, buckets of whole minutes.
+fn counts_answer(f: &EventFilter, w_us: i64) -> bool {
+    w_us % MINUTE_US == 0
+        && f.message_contains.as_deref().is_none_or(str::is_empty)
+        && f.attributes.is_empty()
+        && f.fingerprint.is_none()
+        && f.trace_id.is_none()
+        && f.user_id.is_none()
+        && f.request_id.is_none()
+        && f.session_id.is_none()
+}
+
+/// Counts of the events matching `filter` per bucket, by counting the events.
+fn count_events(
+    c: &Connection,
+    filter: &EventFilter,
+    w_us: i64,
+    into: &mut std::collections::BTreeMap<i64, u64>,
+) -> Result<(), StoreError> {
+    let mut p = Vec::new();
+    let w = where_clause(filter, &mut p)?;
+    let sql = format!(
+        "SELECT b, count(*) FROM (SELECT {} AS b FROM events e {}) GROUP BY b",
+        bucket_sql("e.ts_us", w_us),
+        where_sql(&w)
+    );
+    let mut stmt = c.prepare(&sql).map_err(store_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(p))
+        .map_err(store_error)?;
+    while let Some(r) = rows.next().map_err(store_error)? {
+        let (b, n): (i64, i64) = (
+            r.get(0).map_err(store_error)?,
+            r.get(1).map_err(store_error)?,
+        );
+        *into.entry(b).or_default() += n as u64;
+    }
+    Ok(())
+}
+
+/// Counts per bucket of the whole minutes in `[lo, hi)` from `event_counts`.
+fn count_minutes(
+    c: &Connection,
+    filter: &EventFilter,
+    lo: Option<i64>,
+    hi: Option<i64>,
+    w_us: i64,
+    into: &mut std::collections::BTreeMap<i64, u64>,
+) -> Result<(), StoreError> {
+    let mut p: Vec<Sql> = Vec::new();
+    let mut w = Vec::new();
+    let mut list = |col: &str, values: Vec<&str>, p: &mut Vec<Sql>| {
+        if !values.is_empty() {
+            let marks: Vec<String> = values
+                .into_iter()
+                .map(|v| {
+                    p.push(Sql::Text(v.to_owned()));
+                    format!("?{}", p.len())
+                })
+                .collect();
+            w.push(format!("{col} IN ({})", marks.join(", ")));
+        }
+    };
+    list(
+        "kind",
+        filter.kinds.iter().map(|k| k.as_str()).collect(),
+        &mut p,
+    );
+    list(
+        "level",
+        filter.levels.iter().map(|l| l.as_str()).collect(),
+        &mut p,
+    );
+    list(
+        "service",
+        filter.service.iter().map(String::as_str).collect(),
+        &mut p,
+    );
+    for (cond, v) in [(">=", lo), ("<", hi)] {
+        if let Some(v) = v {
+            p.push(Sql::Integer(v));
+            w.push(format!("minute_us {cond} ?{}", p.len()));
+        }
+    }
+    let sql = format!(
+        "SELECT {} AS b, sum(n) FROM event_counts {} GROUP BY b",
+        bucket_sql("minute_us", w_us),
+        where_sql(&w)
+    );
+    let mut stmt = c.prepare(&sql).map_err(store_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(p))
+        .map_err(store_error)?;
+    while let Some(r) = rows.next().map_err(store_error)? {
+        let (b, n): (i64, i64) = (
+            r.get(0).map_err(store_error)?,
+            r.get(1).map_err(store_error)?,
+        );
+        if n > 0 {
+            *into.entry(b).or_default() += n as u64;
+        }
+    }
+    Ok(())
+}
+
 fn query_histogram(
     c: &Connection,
     filter: &EventFilter,
     width: Duration,
 ) -> Result<Vec<HistogramBucket>, StoreError> {
     let w_us = width_micros(width);
-    let mut p = Vec::new();
-    let w = where_clause(filter, &mut p)?;
-    let epoch = tracepost_core::store::HISTOGRAM_EPOCH_MICROS;
-    // Floor division (SQLite's `/` truncates toward zero).
-    let sql = format!(
-        "SELECT b, count(*) FROM (
-            SELECT {epoch} + ((e.ts_us - {epoch}) - (((e.ts_us - {epoch}) % {w_us}) + {w_us}) % {w_us}) AS b
-            FROM events e {}) GROUP BY b ORDER BY b",
-        where_sql(&w)
-    );
-    let mut stmt = c.prepare(&sql).map_err(store_error)?;
-    let found: Vec<(i64, u64)> = stmt
-        .query_map(rusqlite::params_from_iter(p), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
-        })
-        .map_err(store_error)?
-        .collect::<Result<_, _>>()
-        .map_err(store_error)?;
-    debug_assert!(found.iter().all(|(b, _)| bucket_start(*b, w_us) == *b));
-    match (filter.since, filter.until) {
-        (Some(since), Some(until)) => {
-            fill_histogram(found, ts_to_micros(since), ts_to_micros(until), w_us)
+    let since = filter.since.map(ts_to_micros);
+    let until = filter.until.map(ts_to_micros);
+    let mut found = std::collections::BTreeMap::new();
+    // The whole minutes of the range come from the per-minute counts; the part minutes at
+    // either end (and every filter the counts don't keep) from the events.
+    let lo = since.map(|t| bucket_start(t + MINUTE_US - 1, MINUTE_US));
+    let hi = until.map(|t| bucket_start(t, MINUTE_US));
+    let within_a_minute = matches!((lo, hi), (Some(lo), Some(hi)) if lo >= hi);
+    if counts_answer(filter, w_us) && !within_a_minute {
+        count_minutes(c, filter, lo, hi, w_us, &mut found)?;
+        // The ends replace the range's bounds (not add to them: SQLite ranges an index on
+        // one upper bound, not necessarily the tighter one).
+        if let (Some(since), Some(lo)) = (since, lo) {
+            if since < lo {
+                let mut head = filter.clone();
+                head.until = Some(micros_to_ts(lo));
+                count_events(c, &head, w_us, &mut found)?;
+            }
         }
+        if let (Some(until), Some(hi)) = (until, hi) {
+            if hi < until {
+                let mut tail = filter.clone();
+                tail.since = Some(micros_to_ts(hi));
+                count_events(c, &tail, w_us, &mut found)?;
+            }
+        }
+    } else {
+        count_events(c, filter, w_us, &mut found)?;
+    }
+    let found: Vec<(i64, u64)> = found.into_iter().collect();
+    debug_assert!(found.iter().all(|(b, _)| bucket_start(*b, w_us) == *b));
+    match (since, until) {
+        (Some(since), Some(until)) => fill_histogram(found, since, until, w_us),
         _ => Ok(found
             .into_iter()
             .map(|(b, n)| HistogramBucket::new(micros_to_ts(b), n))

@@ -357,6 +357,66 @@ async fn transcript(store: &dyn Store, base: Timestamp, ids: &[Uuid]) -> Vec<(St
                 .unwrap(),
         ),
     ));
+    // Bounds off the minute: SQLite sums its per-minute counts for the whole minutes and
+    // counts the events of the part minutes at either end.
+    let off = |mins: u64, secs: u64| {
+        Timestamp::from_unix_nanos(at(mins).unix_nanos() + secs * 1_000_000_000 + 7_000)
+    };
+    for (name, f, width) in [
+        (
+            "histogram 5 min, bounds off the minute",
+            EventFilter::new().since(off(1, 30)).until(off(100, 45)),
+            300,
+        ),
+        (
+            "histogram hourly of errors at error level, bounds off the minute",
+            EventFilter::new()
+                .kind(Kind::Error)
+                .level(Level::Error)
+                .since(off(0, 1))
+                .until(off(119, 59)),
+            3600,
+        ),
+        (
+            "histogram 2 min of billing, since only, off the minute",
+            EventFilter::new().service("billing").since(off(50, 20)),
+            120,
+        ),
+        (
+            "histogram 1 min, until only, off the minute",
+            EventFilter::new().until(off(20, 10)),
+            60,
+        ),
+        (
+            "histogram 1 min, within one minute",
+            EventFilter::new().since(off(30, 5)).until(off(30, 50)),
+            60,
+        ),
+    ] {
+        out.push((
+            name.into(),
+            hist(
+                store
+                    .histogram(&f, Duration::from_secs(width))
+                    .await
+                    .unwrap(),
+            ),
+        ));
+    }
+    let windows = |v: Vec<tracepost_core::MetricWindow>| serde_json::to_value(v).unwrap();
+    out.push((
+        "metric windows since the start".into(),
+        windows(store.metric_windows(at(0), None, 100_000).await.unwrap()),
+    ));
+    out.push((
+        "metric windows, the newest 5 in a range".into(),
+        windows(
+            store
+                .metric_windows(off(10, 3), Some(off(90, 0)), 5)
+                .await
+                .unwrap(),
+        ),
+    ));
     let issues = |v: Vec<tracepost_core::store::Issue>| {
         json!(v
             .iter()
@@ -514,6 +574,40 @@ async fn sqlite_and_postgres_give_the_same_answers() {
     let first = tracepost_core::store::bucket_start((from / 1000) as i64, 600_000_000);
     let buckets = ((to / 1000) as i64 - first + 599_999_999) / 600_000_000;
     assert_eq!(hist.as_array().unwrap().len() as i64, buckets);
+    // Off the minute too, the counts are the events' (the part minutes are counted).
+    let total = |q: &str| -> u64 {
+        answer(q)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b[1].as_u64().unwrap())
+            .sum()
+    };
+    let off = |mins: u64, secs: u64| {
+        base.unix_nanos() + mins * 60_000_000_000 + secs * 1_000_000_000 + 7_000
+    };
+    assert_eq!(
+        total("histogram 5 min, bounds off the minute") as usize,
+        count(&events, |e| (off(1, 30)..off(100, 45))
+            .contains(&e.timestamp.unix_nanos()))
+    );
+    assert_eq!(
+        total("histogram 1 min, within one minute") as usize,
+        count(&events, |e| (off(30, 5)..off(30, 50))
+            .contains(&e.timestamp.unix_nanos()))
+    );
+    let windows = answer("metric windows since the start");
+    assert_eq!(
+        windows.as_array().unwrap().len(),
+        count(&events, |e| e.metric.is_some())
+    );
+    assert_eq!(
+        answer("metric windows, the newest 5 in a range")
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
     let top = answer("top issues, all time");
     let counts: u64 = top
         .as_array()
