@@ -57,6 +57,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use tracepost_core::replay_index::{ReplayFilter, ReplaySession};
 use tracepost_core::sinks::serde_duration;
+use tracepost_core::store::analytics::{AnalyticsQuery, AnalyticsSummary, FunnelQuery};
 use tracepost_core::store::{
     Cursor, EventFilter, EventPage, HistogramBucket, Issue, IssueStatus, Store, StoreError,
 };
@@ -372,5 +373,16 @@ impl Store for SqliteStore {
         cutoff: Timestamp,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         SqliteStore::delete_replay_sessions_before(self, cutoff).boxed()
+    }
+
+    fn analytics<'a>(
+        &'a self,
+        query: &'a AnalyticsQuery,
+    ) -> BoxFuture<'a, Result<AnalyticsSummary, StoreError>> {
+        SqliteStore::analytics(self, query).boxed()
+    }
+
+    fn funnel<'a>(&'a self, query: &'a FunnelQuery) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        SqliteStore::funnel(self, query).boxed()
     }
 }
