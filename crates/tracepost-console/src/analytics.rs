@@ -119,7 +119,7 @@ pub(crate) async fn analytics(
                 a.badge class=[(r == range).then_some("on")]
                     href={ (BASE) "/analytics?range=" (r) @if !funnel_text.is_empty() { "&funnel=" (h::url_component(&funnel_text)) } } { (label) }
             }
-            span.dim { "last " (range_label) " in whole " (if bucket >= 86_400 { "days" } else { "hours" }) ": " (fmt_time(since)) " to " (fmt_time(until)) " UTC" }
+            span.dim { "last " (range_label) " in whole " (if bucket >= 86_400 { "days" } else { "hours" }) ": " (minute(since)) " to " (minute(until)) " UTC" }
         }
         div.tiles {
             div.tile { span.dim { "Page views" } b #pageviews { (s.pageviews) } }
@@ -169,6 +169,11 @@ pub(crate) async fn analytics(
         page("Analytics", "/analytics", Some(&session.csrf), body),
     )
         .into_response())
+}
+
+/// `2026-11-29 18:00`
+fn minute(t: Timestamp) -> String {
+    fmt_time(t).chars().take(16).collect()
 }
 
 /// Page views as bars, visitors as a line, per bucket.
@@ -225,10 +230,21 @@ fn top_table(rows: &[TopRow], what: &str, total: u64, id: &str) -> Markup {
                         td.mono.msg { (r.key) }
                         td.num { (r.views) }
                         td.num { (r.visitors) }
-                        td.share { span.share-bar style={ "width:" (format!("{:.1}", pct.min(100.0) * 0.7)) "%" } {} span.dim { (format!("{pct:.1} %")) } }
+                        td.share { (share_bar(pct)) " " span.dim { (format!("{pct:.1} %")) } }
                     }
                 } }
             }
+        }
+    }
+}
+
+/// A bar of `pct` % (SVG attributes: the console's CSP allows no inline styles).
+fn share_bar(pct: f64) -> Markup {
+    let w = 120.0_f64;
+    html! {
+        svg.share width=(w) height="8" viewBox={ "0 0 " (w) " 8" } role="img" aria-label={ (format!("{pct:.1}")) " %" } {
+            rect.track x="0" y="0" width=(w) height="8" {}
+            rect.fill x="0" y="0" width=(format!("{:.1}", pct.clamp(0.0, 100.0) / 100.0 * w)) height="8" {}
         }
     }
 }
@@ -248,7 +264,7 @@ fn funnel_table(steps: &[FunnelStep], counts: &[u64]) -> Markup {
                     td.num.funnel-count { (n) }
                     td.num { @if i == 0 { span.dim { "—" } } @else { (pct(*n, prev)) } }
                     td.num { (pct(*n, first)) }
-                    td.share { span.share-bar style={ "width:" (format!("{:.1}", share * 0.7)) "%" } {} }
+                    td.share { (share_bar(share)) }
                 }
             } }
         }
