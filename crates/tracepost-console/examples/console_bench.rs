@@ -36,22 +36,24 @@ const REFERRERS: [&str; 8] = [
 /// (skewed towards the first), 1 in 8 `track`s; 5 000 visitors; 40 % without referrer,
 /// 30 % from the site itself, 30 % from 8 hosts; one URL in 7 with a query string.
 fn analytics_event(i: u64, ts: u64) -> Event {
-    let r = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
-    let visitor = r % 5000;
-    let page = (r / 5000 % 50) * (r / 250_000 % 50) / 50;
+    // Independent draws from the bits of one multiplicative hash.
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let bits = |shift: u32, n: u64| (h >> shift) % n;
+    let visitor = bits(40, 5000);
+    let page = bits(20, 50) * bits(26, 50) / 50;
     let path = if page == 0 {
         "/".to_owned()
     } else {
         format!("/p{page}")
     };
-    let query = if r % 7 == 0 {
+    let query = if bits(32, 7) == 0 {
         "?utm_source=news&token=abc"
     } else {
         ""
     };
     let url = format!("https://shop.example{path}{query}");
-    let mut e = if r % 8 == 0 {
-        let name = ["add_to_cart", "signup", "checkout"][(r / 8 % 3) as usize];
+    let mut e = if bits(52, 8) == 0 {
+        let name = ["add_to_cart", "signup", "checkout"][bits(56, 3) as usize];
         Event::new(Kind::Analytics, Level::Info, format!("track {name}"))
             .with_attribute("analytics.event", "track")
             .with_attribute("event.name", name)
@@ -60,10 +62,10 @@ fn analytics_event(i: u64, ts: u64) -> Event {
             .with_attribute("analytics.event", "pageview")
             .with_attribute("page.title", format!("Shop · {path}"))
             .with_attribute("navigation.type", "navigate");
-        match r / 3 % 10 {
+        match bits(35, 10) {
             0..=3 => {}
             4..=6 => e = e.with_attribute("page.referrer", "https://shop.example/"),
-            _ => e = e.with_attribute("page.referrer", REFERRERS[(r / 7 % 8) as usize]),
+            _ => e = e.with_attribute("page.referrer", REFERRERS[bits(60, 8) as usize]),
         }
         e
     };

@@ -73,34 +73,37 @@ pub(crate) async fn analytics(
         micros_to_ts(until_us - (secs * 1_000_000) as i64),
         micros_to_ts(until_us),
     );
-    let summary = state
-        .store
-        .analytics(
-            &AnalyticsQuery::new(since, until)
-                .bucket(Duration::from_secs(bucket))
-                .limit(TOP),
-        )
-        .await?;
     let funnel_text = q.funnel.as_deref().unwrap_or("").trim().to_owned();
-    let funnel = match q.funnel.as_deref() {
-        None => None,
-        Some(text) => Some(match FunnelStep::parse_list(text) {
-            Ok(steps) => {
-                match state
-                    .store
-                    .funnel(&FunnelQuery::new(since, until, steps.clone()))
-                    .await
-                {
-                    Ok(counts) => Ok((steps, counts)),
-                    Err(StoreError::InvalidQuery(m)) => Err(m),
-                    Err(e) => return Err(e.into()),
-                }
+    let steps = q.funnel.as_deref().map(|text| {
+        FunnelStep::parse_list(text).map_err(|e| match e {
+            StoreError::InvalidQuery(m) => m,
+            other => other.to_string(),
+        })
+    });
+    let funnel_query = match &steps {
+        Some(Ok(steps)) => Some(FunnelQuery::new(since, until, steps.clone())),
+        _ => None,
+    };
+    let summary_query = AnalyticsQuery::new(since, until)
+        .bucket(Duration::from_secs(bucket))
+        .limit(TOP);
+    // The summary and the funnel side by side.
+    let (summary, counts) =
+        futures_util::future::join(state.store.analytics(&summary_query), async {
+            match &funnel_query {
+                Some(fq) => Some(state.store.funnel(fq).await),
+                None => None,
             }
-            Err(e) => Err(match e {
-                StoreError::InvalidQuery(m) => m,
-                other => other.to_string(),
-            }),
-        }),
+        })
+        .await;
+    let summary = summary?;
+    let funnel = match (steps, counts) {
+        (None, _) => None,
+        (Some(Err(why)), _) => Some(Err(why)),
+        (Some(Ok(steps)), Some(Ok(counts))) => Some(Ok((steps, counts))),
+        (Some(Ok(_)), Some(Err(StoreError::InvalidQuery(m)))) => Some(Err(m)),
+        (Some(Ok(_)), Some(Err(e))) => return Err(e.into()),
+        (Some(Ok(_)), None) => None,
     };
     let status = match funnel {
         Some(Err(_)) => StatusCode::BAD_REQUEST,

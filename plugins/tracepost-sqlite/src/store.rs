@@ -174,6 +174,11 @@ CREATE TABLE IF NOT EXISTS analytics (
     name TEXT,
     PRIMARY KEY (ts_us, event_id)
 ) WITHOUT ROWID;
+-- Funnel steps: one page's views, one track's events, in a time range, with the visitor.
+CREATE INDEX IF NOT EXISTS analytics_page ON analytics (path, ts_us, visitor)
+    WHERE event = 'pageview';
+CREATE INDEX IF NOT EXISTS analytics_track ON analytics (name, ts_us, visitor)
+    WHERE event = 'track';
 PRAGMA user_version = 5;
 ";
 
@@ -569,8 +574,23 @@ impl SqliteStore {
     /// [`Store::analytics`](tracepost_core::store::Store::analytics)).
     pub async fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsSummary, StoreError> {
         query.check()?;
-        let q = query.clone();
-        self.read(move |c| query_analytics(c, &q)).await
+        // Four scans of the range, side by side on four reader connections.
+        let part = |part| {
+            let q = query.clone();
+            self.read(move |c| query_analytics(c, &q, part))
+        };
+        let (totals, series, pages, referrers) = futures_util::future::try_join4(
+            part(AnalyticsPart::Totals),
+            part(AnalyticsPart::Series),
+            part(AnalyticsPart::Pages),
+            part(AnalyticsPart::Referrers),
+        )
+        .await?;
+        let mut out = totals;
+        out.series = series.series;
+        out.top_pages = pages.top_pages;
+        out.referrers = referrers.referrers;
+        Ok(out)
     }
 
     /// Visitors reaching each funnel step (see
@@ -1345,58 +1365,26 @@ const INTERNAL: &str = "referrer_host IS NOT NULL AND referrer_host = host";
 /// External: a referrer host other than the page's.
 const EXTERNAL: &str = "referrer_host IS NOT NULL AND (host IS NULL OR referrer_host <> host)";
 
-fn query_analytics(c: &Connection, q: &AnalyticsQuery) -> Result<AnalyticsSummary, StoreError> {
+/// One part of the analytics summary, each its own query (run side by side on separate
+/// reader connections).
+#[derive(Clone, Copy)]
+enum AnalyticsPart {
+    Totals,
+    Series,
+    Pages,
+    Referrers,
+}
+
+fn query_analytics(
+    c: &Connection,
+    q: &AnalyticsQuery,
+    part: AnalyticsPart,
+) -> Result<AnalyticsSummary, StoreError> {
     let (since, until) = (ts_to_micros(q.since), ts_to_micros(q.until));
     let limit = q.limit.clamp(1, MAX_TOP_ROWS) as i64;
     let mut out = AnalyticsSummary::new();
     let range = "ts_us >= ?1 AND ts_us < ?2";
     let pv = format!("event = 'pageview' AND {range}");
-    let (pageviews, visitors, tracks, internal, direct) = c
-        .prepare_cached(&format!(
-            "SELECT
-                sum(event = 'pageview'),
-                count(DISTINCT CASE WHEN event = 'pageview' THEN visitor END),
-                sum(event = 'track'),
-                sum(event = 'pageview' AND {INTERNAL}),
-                sum(event = 'pageview' AND referrer_host IS NULL)
-             FROM analytics WHERE {range}"
-        ))
-        .and_then(|mut s| {
-            s.query_row([since, until], |r| {
-                let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
-                Ok((n(0)?, n(1)?, n(2)?, n(3)?, n(4)?))
-            })
-        })
-        .map_err(store_error)?;
-    (
-        out.pageviews,
-        out.visitors,
-        out.tracks,
-        out.internal_views,
-        out.direct_views,
-    ) = (pageviews, visitors, tracks, internal, direct);
-    let w = width_micros(q.bucket);
-    let epoch = tracepost_core::store::HISTOGRAM_EPOCH_MICROS;
-    // Floor division (SQLite's `/` truncates toward zero).
-    let found: Vec<(i64, u64, u64)> = c
-        .prepare_cached(&format!(
-            "SELECT b, count(*), count(DISTINCT visitor) FROM (
-                SELECT {epoch} + ((ts_us - {epoch}) - (((ts_us - {epoch}) % {w}) + {w}) % {w})
-                    AS b, visitor
-                FROM analytics WHERE {pv}) GROUP BY b ORDER BY b"
-        ))
-        .and_then(|mut s| {
-            s.query_map([since, until], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            })?
-            .collect()
-        })
-        .map_err(store_error)?;
-    out.series = AnalyticsSummary::fill_series(q, found)?;
     let top = |key: &str, cond: &str| -> Result<Vec<TopRow>, StoreError> {
         c.prepare_cached(&format!(
             "SELECT {key}, count(*) AS n, count(DISTINCT visitor) FROM analytics
@@ -1414,8 +1402,61 @@ fn query_analytics(c: &Connection, q: &AnalyticsQuery) -> Result<AnalyticsSummar
         })
         .map_err(store_error)
     };
-    out.top_pages = top("path", "path IS NOT NULL")?;
-    out.referrers = top("referrer_host", EXTERNAL)?;
+    match part {
+        AnalyticsPart::Totals => {
+            let (pageviews, visitors, tracks, internal, direct) = c
+                .prepare_cached(&format!(
+                    "SELECT
+                        sum(event = 'pageview'),
+                        count(DISTINCT CASE WHEN event = 'pageview' THEN visitor END),
+                        sum(event = 'track'),
+                        sum(event = 'pageview' AND {INTERNAL}),
+                        sum(event = 'pageview' AND referrer_host IS NULL)
+                     FROM analytics WHERE {range}"
+                ))
+                .and_then(|mut s| {
+                    s.query_row([since, until], |r| {
+                        let n =
+                            |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
+                        Ok((n(0)?, n(1)?, n(2)?, n(3)?, n(4)?))
+                    })
+                })
+                .map_err(store_error)?;
+            (
+                out.pageviews,
+                out.visitors,
+                out.tracks,
+                out.internal_views,
+                out.direct_views,
+            ) = (pageviews, visitors, tracks, internal, direct);
+        }
+        AnalyticsPart::Series => {
+            let w = width_micros(q.bucket);
+            let epoch = tracepost_core::store::HISTOGRAM_EPOCH_MICROS;
+            // Floor division (SQLite's `/` truncates toward zero).
+            let found: Vec<(i64, u64, u64)> = c
+                .prepare_cached(&format!(
+                    "SELECT b, count(*), count(DISTINCT visitor) FROM (
+                        SELECT {epoch} + ((ts_us - {epoch})
+                            - (((ts_us - {epoch}) % {w}) + {w}) % {w}) AS b, visitor
+                        FROM analytics WHERE {pv}) GROUP BY b ORDER BY b"
+                ))
+                .and_then(|mut s| {
+                    s.query_map([since, until], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get::<_, i64>(1)? as u64,
+                            r.get::<_, i64>(2)? as u64,
+                        ))
+                    })?
+                    .collect()
+                })
+                .map_err(store_error)?;
+            out.series = AnalyticsSummary::fill_series(q, found)?;
+        }
+        AnalyticsPart::Pages => out.top_pages = top("path", "path IS NOT NULL")?,
+        AnalyticsPart::Referrers => out.referrers = top("referrer_host", EXTERNAL)?,
+    }
     Ok(out)
 }
 
