@@ -377,7 +377,7 @@ async fn sqlite_and_postgres_answer_the_same_over_http() {
         for (ask, field) in [
             ("/analytics/funnel".to_owned(), "steps"),
             (
-                format!("/analytics/funnel?steps={}", enc(&vec!["/a"; 11].join(","))),
+                format!("/analytics/funnel?steps={}", enc(&["/a"; 11].join(","))),
                 "steps",
             ),
             ("/analytics?bucket_secs=1".to_owned(), "bucket_secs"),

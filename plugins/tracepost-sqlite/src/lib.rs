@@ -28,7 +28,9 @@
 //!   `request_snapshots`, `metric_windows` and `issues` (one row per error fingerprint,
 //!   updated in the same transaction as the events), `replay_sessions` (one row per
 //!   recorded browser session, folded from replay events in the same transaction; times in
-//!   Unix ms; see [`tracepost_core::replay_index`]), and (feature `ingest`) `projects` and
+//!   Unix ms; see [`tracepost_core::replay_index`]), `analytics` (what the analytics
+//!   queries read from each `analytics` event, clustered by time, filled in the same
+//!   transaction; see [`tracepost_core::store::analytics`]), and (feature `ingest`) `projects` and
 //!   `api_keys`: the project API keys of the log routes, hashed ([`keys`]).
 //! * **Threads**: SQLite calls run on tokio's blocking pool (`spawn_blocking`): one writer
 //!   connection, up to four idle readers. The async runtime is never blocked.
