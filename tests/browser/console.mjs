@@ -219,11 +219,49 @@ async function main() {
   await page.waitForSelector("table.health td:has-text('sqlite')");
   assert.match(await page.textContent("table.health"), /live_tail/);
   await shot("health");
-  for (const p of ["sessions", "analytics"]) {
-    const r = await page.goto(`${C}/${p}`);
-    assert.equal(r.status(), 200, p);
+  const sessions = await page.goto(`${C}/sessions`);
+  assert.equal(sessions.status(), 200, "sessions");
+  step("routes, traces, health, sessions");
+
+  // ---- Analytics: three visitors on the demo page, each in a browser context of its own
+  // (its own visitor id): from a search engine through pricing to a tracked signup and the
+  // checkout; from a news site to pricing; straight to the home page. The landing URL's
+  // query string carries a token that must never show.
+  const visit = async (referer, clicks) => {
+    const vctx = await browser.newContext();
+    const v = await vctx.newPage();
+    await v.goto(`${base}/?token=s3cret-visit`, referer ? { referer } : {});
+    await until(v, () => !!(window.tracepost && window.tracepost.flush), "tp.js on the demo page");
+    for (const c of clicks) await v.click(c);
+    await v.evaluate(() => window.tracepost.flush());
+    await v.goto("about:blank");
+    await vctx.close();
+  };
+  await visit("https://www.google.com/search?q=tracepost", ["nav a[href='/demo/pricing']", "#track", "#navigate"]);
+  await visit("https://news.example/item?id=1", ["nav a[href='/demo/pricing']"]);
+  await visit(null, []);
+  const funnel = encodeURIComponent("/,/demo/pricing,signup,/demo/checkout");
+  for (let i = 0; i < 40; i++) {
+    await page.goto(`${C}/analytics?funnel=${funnel}`);
+    if (Number(await page.textContent("#pageviews")) >= 6) break;
+    await page.waitForTimeout(250);
   }
-  step("routes, traces, health, sessions, analytics");
+  assert.equal(await page.textContent("#pageviews"), "6");
+  assert.equal(await page.textContent("#visitors"), "3");
+  const pages = await page.textContent("#top-pages");
+  for (const p of ["/demo/pricing", "/demo/checkout"]) assert.ok(pages.includes(p), pages);
+  const refs = await page.textContent("#referrers");
+  for (const r of ["www.google.com", "news.example"]) assert.ok(refs.includes(r), refs);
+  assert.ok(!(await page.content()).includes("s3cret-visit"), "query strings stay out");
+  const counts = await page.locator("td.funnel-count").allTextContents();
+  assert.deepEqual(counts, ["3", "2", "1", "1"]);
+  await page.screenshot({ path: join(SHOTS, "analytics.png"), fullPage: true });
+  // The form edits the steps.
+  await page.fill("#funnel input[name=funnel]", "/demo/pricing,signup");
+  await page.click("#funnel button[type=submit]");
+  await page.waitForURL(/funnel=%2Fdemo%2Fpricing%2Csignup/);
+  assert.deepEqual(await page.locator("td.funnel-count").allTextContents(), ["2", "1"]);
+  step("analytics: page views, visitors, top pages, referrers, funnel");
 
   // The deliberate 403 (forged POST) and 400 (bad filter) are logged by the browser as
   // failed loads; nothing else may be.

@@ -10,6 +10,8 @@
 //! | `GET /issues?since=...&limit=20` | top issues |
 //! | `GET /issues/{fingerprint}` | one issue, or 404 |
 //! | `POST /issues/{fingerprint}/status` | `{"status": "resolved"}` sets it; the issue |
+//! | `GET /analytics?since=...&until=...&bucket_secs=3600&limit=20` | page views, visitors, series, top pages, referrers |
+//! | `GET /analytics/funnel?steps=/,/pricing,signup` | visitors reaching each step in order |
 //! | `GET /tail` | Server-Sent Events: `event` (an event's JSON), `missed` (`{"missed": N}`) |
 //! | `GET /openapi.json` | the OpenAPI document (no token needed) |
 //!
@@ -27,6 +29,8 @@
 //! let app: axum::Router = axum::Router::new().merge(api);
 //! # Ok(()) }
 //! ```
+
+mod analytics;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -140,6 +144,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(
         .route(&p("/issues"), get(list_issues))
         .route(&p("/issues/{fingerprint}"), get(get_issue))
         .route(&p("/issues/{fingerprint}/status"), post(set_status))
+        .route(&p("/analytics"), get(analytics::analytics_summary))
+        .route(&p("/analytics/funnel"), get(analytics::funnel))
         .route(&p("/tail"), get(tail))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

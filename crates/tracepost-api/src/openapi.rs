@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[openapi(
     info(
         title = "tracepost query API",
-        description = "Events, the activity histogram, issues and a live tail over any tracepost store (SQLite, PostgreSQL). Every error is `{\"error\": ..., \"field\": ...}`."
+        description = "Events, the activity histogram, issues, web analytics and a live tail over any tracepost store (SQLite, PostgreSQL). Every error is `{\"error\": ..., \"field\": ...}`."
     ),
     paths(
         crate::list_events,
@@ -21,6 +21,8 @@ use uuid::Uuid;
         crate::get_issue,
         crate::set_status,
         crate::tail,
+        crate::analytics::analytics_summary,
+        crate::analytics::funnel,
     ),
     components(schemas(
         crate::ErrorBody,
@@ -33,11 +35,16 @@ use uuid::Uuid;
         EventSchema,
         ErrorDetailSchema,
         KindName,
+        crate::analytics::AnalyticsBody,
+        crate::analytics::AnalyticsBucketBody,
+        crate::analytics::TopRowBody,
+        crate::analytics::FunnelStepBody,
     )),
     modifiers(&BearerToken),
     tags(
         (name = "events", description = "Stored and live events"),
         (name = "issues", description = "Errors grouped by fingerprint"),
+        (name = "analytics", description = "Page views, visitors, pages, referrers and funnels from browser capture"),
     )
 )]
 pub struct ApiDoc;

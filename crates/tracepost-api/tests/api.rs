@@ -286,6 +286,8 @@ async fn the_document_describes_every_route() {
         ("/tracepost/api/issues/{fingerprint}", "get"),
         ("/tracepost/api/issues/{fingerprint}/status", "post"),
         ("/tracepost/api/tail", "get"),
+        ("/tracepost/api/analytics", "get"),
+        ("/tracepost/api/analytics/funnel", "get"),
     ];
     assert_eq!(paths.len(), want.len(), "{:?}", paths.keys());
     for (path, method) in want {
@@ -308,6 +310,21 @@ async fn the_document_describes_every_route() {
             .map(|p| p["name"].as_str().unwrap().to_owned())
             .collect()
     };
+    for (path, params) in [
+        (
+            "/tracepost/api/analytics",
+            &["since", "until", "bucket_secs", "limit"][..],
+        ),
+        (
+            "/tracepost/api/analytics/funnel",
+            &["since", "until", "steps"][..],
+        ),
+    ] {
+        let got = names(path);
+        for p in params {
+            assert!(got.contains(&(*p).to_owned()), "{path} lacks {p}");
+        }
+    }
     let events = names("/tracepost/api/events");
     for p in [
         "kind",

@@ -251,6 +251,150 @@ async fn sqlite_and_postgres_answer_the_same_over_http() {
         );
     }
 
+    // Analytics: browser page views and a track, written last (the questions above count
+    // every event): three visitors, one from a search engine through pricing to signup.
+    let at = |min: u64| Timestamp::from_unix_nanos(base_ns + min * 60_000_000_000 + 5);
+    let view = |min: u64, visitor: &str, url: &str, referrer: Option<&str>| {
+        let mut e = Event::new(Kind::Analytics, Level::Info, "pageview")
+            .with_timestamp(at(min))
+            .with_attribute("analytics.event", "pageview")
+            .with_attribute("url.full", url)
+            .with_attribute("visitor.id", visitor);
+        if let Some(r) = referrer {
+            e = e.with_attribute("page.referrer", r);
+        }
+        Arc::new(e)
+    };
+    let signup = Arc::new(
+        Event::new(Kind::Analytics, Level::Info, "track signup")
+            .with_timestamp(at(13))
+            .with_attribute("analytics.event", "track")
+            .with_attribute("event.name", "signup")
+            .with_attribute("visitor.id", "v1"),
+    );
+    let browser = vec![
+        view(
+            11,
+            "v1",
+            "https://shop.example/?token=x",
+            Some("https://www.google.com/"),
+        ),
+        view(
+            12,
+            "v1",
+            "https://shop.example/pricing",
+            Some("https://shop.example/"),
+        ),
+        signup,
+        view(21, "v2", "https://shop.example/", None),
+        view(
+            22,
+            "v2",
+            "https://shop.example/pricing#plans",
+            Some("https://shop.example/"),
+        ),
+        view(
+            31,
+            "v3",
+            "https://shop.example/docs",
+            Some("https://news.example/a"),
+        ),
+    ];
+    assert!(sqlite
+        .send(browser.clone())
+        .await
+        .unwrap()
+        .rejected
+        .is_empty());
+    assert!(pg.send(browser).await.unwrap().rejected.is_empty());
+    let range = format!(
+        "since={}&until={}",
+        enc(&rfc3339(base_ns)),
+        enc(&rfc3339(base_ns + 3_600_000_000_000))
+    );
+    let asks = [
+        format!("/analytics?{range}&bucket_secs=1800&limit=5"),
+        format!(
+            "/analytics/funnel?{range}&steps={}",
+            enc("/,/pricing,signup")
+        ),
+    ];
+    let mut answers: Vec<Vec<Value>> = vec![Vec::new(), Vec::new()];
+    for (i, (name, base)) in servers.iter().enumerate() {
+        for ask in &asks {
+            let (status, body) = get(&format!("{base}/tracepost/api{ask}")).await;
+            assert_eq!(status, 200, "{name} {ask}: {body}");
+            answers[i].push(body);
+        }
+    }
+    for ((ask, a), b) in asks.iter().zip(&answers[0]).zip(&answers[1]) {
+        assert_eq!(a, b, "{ask}: sqlite and postgres disagree");
+    }
+    let a = &answers[0][0];
+    assert_eq!(
+        (&a["pageviews"], &a["visitors"], &a["tracks"]),
+        (&json!(5), &json!(3), &json!(1))
+    );
+    assert_eq!(
+        (&a["internal_views"], &a["direct_views"]),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(
+        a["top_pages"],
+        json!([
+            {"key": "/", "views": 2, "visitors": 2},
+            {"key": "/pricing", "views": 2, "visitors": 2},
+            {"key": "/docs", "views": 1, "visitors": 1},
+        ])
+    );
+    assert_eq!(
+        a["referrers"],
+        json!([
+            {"key": "news.example", "views": 1, "visitors": 1},
+            {"key": "www.google.com", "views": 1, "visitors": 1},
+        ])
+    );
+    let halves: Vec<(u64, u64)> = a["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["pageviews"].as_u64().unwrap(),
+                b["visitors"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(halves, [(4, 2), (1, 1)]);
+    let steps: Vec<u64> = answers[0][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["visitors"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [2, 2, 1], "v3 never saw /");
+    for (name, base) in &servers {
+        for (ask, field) in [
+            ("/analytics/funnel".to_owned(), "steps"),
+            (
+                format!("/analytics/funnel?steps={}", enc(&["/a"; 11].join(","))),
+                "steps",
+            ),
+            ("/analytics?bucket_secs=1".to_owned(), "bucket_secs"),
+            (
+                format!("/analytics?since={0}&until={0}", enc(&rfc3339(base_ns))),
+                "until",
+            ),
+        ] {
+            let (status, body) = get(&format!("{base}/tracepost/api{ask}")).await;
+            assert_eq!(
+                (status, &body["field"]),
+                (400, &json!(field)),
+                "{name} {ask}: {body}"
+            );
+        }
+    }
+
     drop(pg);
     db.drop_db().await;
 }

@@ -20,12 +20,75 @@ use tracepost_sqlite::{SqliteStore, TimeRange};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
 
+/// Hosts that send visitors (the rest arrive with no referrer or from the site itself).
+const REFERRERS: [&str; 8] = [
+    "https://www.google.com/",
+    "https://news.ycombinator.com/item?id=1",
+    "https://t.co/abc",
+    "https://www.bing.com/search?q=shop",
+    "https://duckduckgo.com/",
+    "https://github.com/acme/shop",
+    "https://www.reddit.com/r/rust/",
+    "https://lobste.rs/",
+];
+
+/// A browser analytics event as the ingest stores it: 7 in 8 page views over 50 pages
+/// (skewed towards the first), 1 in 8 `track`s; 5 000 visitors; 40 % without referrer,
+/// 30 % from the site itself, 30 % from 8 hosts; one URL in 7 with a query string.
+fn analytics_event(i: u64, ts: u64) -> Event {
+    // Independent draws from the bits of one multiplicative hash.
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let bits = |shift: u32, n: u64| (h >> shift) % n;
+    let visitor = bits(40, 5000);
+    let page = bits(20, 50) * bits(26, 50) / 50;
+    let path = if page == 0 {
+        "/".to_owned()
+    } else {
+        format!("/p{page}")
+    };
+    let query = if bits(32, 7) == 0 {
+        "?utm_source=news&token=abc"
+    } else {
+        ""
+    };
+    let url = format!("https://shop.example{path}{query}");
+    let mut e = if bits(52, 8) == 0 {
+        let name = ["add_to_cart", "signup", "checkout"][bits(56, 3) as usize];
+        Event::new(Kind::Analytics, Level::Info, format!("track {name}"))
+            .with_attribute("analytics.event", "track")
+            .with_attribute("event.name", name)
+    } else {
+        let mut e = Event::new(Kind::Analytics, Level::Info, format!("pageview {path}"))
+            .with_attribute("analytics.event", "pageview")
+            .with_attribute("page.title", format!("Shop · {path}"))
+            .with_attribute("navigation.type", "navigate");
+        match bits(35, 10) {
+            0..=3 => {}
+            4..=6 => e = e.with_attribute("page.referrer", "https://shop.example/"),
+            _ => e = e.with_attribute("page.referrer", REFERRERS[bits(60, 8) as usize]),
+        }
+        e
+    };
+    e = e
+        .with_timestamp(Timestamp::from_unix_nanos(ts))
+        .with_attribute("url.full", url)
+        .with_attribute("visitor.id", format!("c_{visitor:016x}"))
+        .with_attribute("user_agent.name", "Firefox");
+    e.resource.service = "web".into();
+    e.session_id = Some(format!("s-{visitor}"));
+    e
+}
+
 fn event(i: u64, n: u64, now_ns: u64) -> Event {
     // Spread over the last 23 hours, oldest first.
     let span = 23 * 3600 * 1_000_000_000u64;
     let ts = now_ns - span + span / n * i;
+    // 10 % browser analytics events.
+    if i % 10 == 5 {
+        return analytics_event(i, ts);
+    }
     // 10 % errors (200 fingerprints), 10 % kept requests, 2.5 % metric windows (about
-    // 20 routes × one window a minute over the day), the rest logs.
+    // 20 routes × one window a minute over the day), 10 % analytics, the rest logs.
     let (kind, level) = match (i % 10, i % 40) {
         (0, _) => (Kind::Error, Level::Error),
         (1, _) => (Kind::Request, Level::Info),
@@ -211,6 +274,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "/tracepost/console/routes?since=24h".into(),
         ),
         ("analytics".into(), "/tracepost/console/analytics".into()),
+        (
+            "analytics 7d".into(),
+            "/tracepost/console/analytics?range=7d".into(),
+        ),
+        (
+            "analytics funnel".into(),
+            "/tracepost/console/analytics?funnel=%2F%2C%2Fp1%2C%2Fp2%2Csignup".into(),
+        ),
         ("health".into(), "/tracepost/console/health".into()),
     ];
     println!(

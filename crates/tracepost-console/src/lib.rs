@@ -1,5 +1,6 @@
 #![doc = include_str!("../docs.md")]
 
+mod analytics;
 mod auth;
 pub mod filter;
 mod html;
@@ -168,7 +169,7 @@ impl Console {
                 &p("/v1/replay/{session_id}/{segment}"),
                 get(recordings::segment),
             )
-            .route(&p("/analytics"), get(pages::analytics))
+            .route(&p("/analytics"), get(analytics::analytics))
             .route(&p("/health"), get(pages::health))
             .route(&p("/logout"), post(pages::logout))
             .route_layer(axum::middleware::from_fn_with_state(

@@ -1204,32 +1204,7 @@ pub(crate) async fn routes(
 }
 
 // ---------------------------------------------------------------------------------------
-// Analytics (placeholder), health
-
-pub(crate) async fn analytics(
-    State(state): St,
-    Extension(session): Extension<Session>,
-) -> PageResult {
-    let day = Timestamp::from(now() - Duration::from_secs(86_400));
-    let f = EventFilter::new().kind(Kind::Analytics).since(day);
-    let hist = state
-        .store
-        .histogram(
-            &f.clone().until(Timestamp::now()),
-            Duration::from_secs(3600),
-        )
-        .await?;
-    let total: u64 = hist.iter().map(|b| b.count).sum();
-    let counts: Vec<u64> = hist.iter().map(|b| b.count).collect();
-    let body = html! {
-        h1 { "Analytics" }
-        div.panel {
-            p { "Analytics events in the last 24 h: " b { (total) } " " (h::sparkline(&counts, 240, 24)) }
-            p.note { "Page views, unique visitors, top pages, referrers and funnels need the browser capture (a later release); this page counts the analytics events stored so far." }
-        }
-    };
-    Ok(page("Analytics", "/analytics", Some(&session.csrf), body).into_response())
-}
+// Health
 
 pub(crate) async fn health(State(state): St, Extension(session): Extension<Session>) -> Response {
     let body = match &state.pipeline {

@@ -30,6 +30,10 @@ use uuid::Uuid;
 use crate::event::{Event, Kind, Level, MetricWindow, Timestamp};
 use crate::replay_index::{ReplayFilter, ReplaySession};
 
+pub mod analytics;
+
+use analytics::{AnalyticsQuery, AnalyticsSummary, FunnelQuery};
+
 /// Which events to return. All conditions must hold; empty fields don't filter.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -592,6 +596,34 @@ pub trait Store: Send + Sync {
             Ok(out)
         })
     }
+
+    /// Page views, unique visitors, the page-view series, top pages and referrers over the
+    /// query's range (see [`analytics`] for how events are read), aggregated by the store.
+    /// An empty range or too many buckets is [`StoreError::InvalidQuery`].
+    ///
+    /// The default answers [`StoreError::Unavailable`]: a store without analytics queries.
+    fn analytics<'a>(
+        &'a self,
+        query: &'a AnalyticsQuery,
+    ) -> BoxFuture<'a, Result<AnalyticsSummary, StoreError>> {
+        let _ = query;
+        Box::pin(async { Err(no_analytics()) })
+    }
+
+    /// Visitors who reached each step of a funnel in order within the range: step 1 is any
+    /// matching event in the range; step *n*+1 counts a visitor whose matching event is at
+    /// or after the first time they reached step *n*. One count per step, in order (never
+    /// increasing).
+    ///
+    /// The default answers [`StoreError::Unavailable`]: a store without analytics queries.
+    fn funnel<'a>(&'a self, query: &'a FunnelQuery) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        let _ = query;
+        Box::pin(async { Err(no_analytics()) })
+    }
+}
+
+fn no_analytics() -> StoreError {
+    StoreError::Unavailable("this store answers no analytics queries".into())
 }
 
 /// The most metric windows [`Store::metric_windows`] returns at once: a day of 60 s windows

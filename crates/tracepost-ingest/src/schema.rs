@@ -527,7 +527,10 @@ mod tests {
         assert_eq!(err(&bad_ts).2.as_deref(), Some("/events/3/ts"));
         // A session id becomes part of replay keys and console URLs: markup or a path is a 400.
         for hostile in [r#"<img src=x>"#, "../x", "a b"] {
-            let bad_session = OK.replace(r#""session_id":"s1""#, &format!("\"session_id\":{}", serde_json::to_string(hostile).unwrap()));
+            let bad_session = OK.replace(
+                r#""session_id":"s1""#,
+                &format!("\"session_id\":{}", serde_json::to_string(hostile).unwrap()),
+            );
             assert_eq!(
                 err(&bad_session),
                 (400, "invalid_field".into(), Some("/session_id".into())),

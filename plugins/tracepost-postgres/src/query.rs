@@ -8,6 +8,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use tracepost_core::object_store::Day;
 use tracepost_core::replay_index::{ts_to_ms, ReplayFilter, ReplaySession, MAX_SESSIONS_PER_QUERY};
+use tracepost_core::store::analytics::{
+    AnalyticsQuery, AnalyticsSummary, FunnelQuery, FunnelStep, TopRow, HOST_PATTERN, MAX_TOP_ROWS,
+    SCHEME_AUTHORITY_PATTERN, VISITOR_ATTRIBUTE,
+};
 use tracepost_core::store::{
     fill_histogram, width_micros, Cursor, EventFilter, EventPage, HistogramBucket, Issue,
     IssueStatus, Store, StoreError,
@@ -506,6 +510,155 @@ impl PgStore {
     }
 }
 
+/// The analytics facts of each `analytics` event in `[$1, $2)`, computed in SQL as
+/// [`AnalyticsFacts`](tracepost_core::store::analytics::AnalyticsFacts) computes them (the
+/// same patterns), as a CTE named `a`.
+fn analytics_cte(s: &str) -> String {
+    let host = |x: &str| format!("nullif(lower(substring({x} from '{HOST_PATTERN}')), '')");
+    format!(
+        "a AS MATERIALIZED (
+            SELECT timestamp AS ts, event, visitor, path, {host_u} AS host,
+                   {host_r} AS referrer_host, name
+            FROM (SELECT e.timestamp,
+                         e.attributes->>'analytics.event' AS event,
+                         coalesce(e.attributes->>'{VISITOR_ATTRIBUTE}', e.session_id) AS visitor,
+                         CASE WHEN e.attributes->>'url.full' IS NULL THEN NULL
+                              ELSE coalesce(nullif(substring(regexp_replace(
+                                  e.attributes->>'url.full', '{SCHEME_AUTHORITY_PATTERN}', '')
+                                  from '^[^?#]*'), ''), '/') END AS path,
+                         e.attributes->>'url.full' AS u,
+                         e.attributes->>'page.referrer' AS r,
+                         e.attributes->>'event.name' AS name
+                  FROM {s}.events e
+                  WHERE e.kind = 'analytics' AND e.timestamp >= $1 AND e.timestamp < $2) x)",
+        host_u = host("u"),
+        host_r = host("r"),
+    )
+}
+
+impl PgStore {
+    /// Page views, visitors, top pages and referrers (see [`Store::analytics`]).
+    pub async fn analytics(&self, q: &AnalyticsQuery) -> Result<AnalyticsSummary, PgError> {
+        q.check().map_err(|e| PgError::Config(e.to_string()))?;
+        let cte = analytics_cte(self.schema());
+        let (since, until) = (PgTs::split(q.since).0, PgTs::split(q.until).0);
+        let limit = q.limit.clamp(1, MAX_TOP_ROWS) as i64;
+        let secs = width_micros(q.bucket) as f64 / 1e6;
+        let internal = "referrer_host IS NOT NULL AND referrer_host = host";
+        let external = "referrer_host IS NOT NULL AND (host IS NULL OR referrer_host <> host)";
+        let client = self.client().await?;
+        let totals = client
+            .query_one(
+                &format!(
+                    "WITH {cte} SELECT
+                        count(*) FILTER (WHERE event = 'pageview'),
+                        count(DISTINCT visitor) FILTER (WHERE event = 'pageview'),
+                        count(*) FILTER (WHERE event = 'track'),
+                        count(*) FILTER (WHERE event = 'pageview' AND {internal}),
+                        count(*) FILTER (WHERE event = 'pageview' AND referrer_host IS NULL)
+                     FROM a"
+                ),
+                &[&since, &until],
+            )
+            .await?;
+        let mut out = AnalyticsSummary::new();
+        let n = |i: usize| totals.get::<_, i64>(i) as u64;
+        (
+            out.pageviews,
+            out.visitors,
+            out.tracks,
+            out.internal_views,
+            out.direct_views,
+        ) = (n(0), n(1), n(2), n(3), n(4));
+        let series = client
+            .query(
+                &format!(
+                    "WITH {cte} SELECT date_bin(make_interval(secs => $3), ts,
+                        TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, count(*),
+                        count(DISTINCT visitor)
+                     FROM a WHERE event = 'pageview' GROUP BY b ORDER BY b"
+                ),
+                &[&since, &until, &secs],
+            )
+            .await?;
+        let found = series
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, PgTs>(0).unix_micros(),
+                    r.get::<_, i64>(1) as u64,
+                    r.get::<_, i64>(2) as u64,
+                )
+            })
+            .collect();
+        out.series =
+            AnalyticsSummary::fill_series(q, found).map_err(|e| PgError::Config(e.to_string()))?;
+        for (key, cond, into) in [
+            ("path", "path IS NOT NULL", &mut out.top_pages),
+            ("referrer_host", external, &mut out.referrers),
+        ] {
+            let rows = client
+                .query(
+                    &format!(
+                        "WITH {cte} SELECT {key}, count(*) AS n, count(DISTINCT visitor)
+                         FROM a WHERE event = 'pageview' AND {cond}
+                         GROUP BY {key} ORDER BY n DESC, {key} COLLATE \"C\" LIMIT $3"
+                    ),
+                    &[&since, &until, &limit],
+                )
+                .await?;
+            *into = rows
+                .iter()
+                .map(|r| {
+                    TopRow::new(
+                        r.get(0),
+                        r.get::<_, i64>(1) as u64,
+                        r.get::<_, i64>(2) as u64,
+                    )
+                })
+                .collect();
+        }
+        Ok(out)
+    }
+
+    /// Visitors reaching each funnel step in order (see [`Store::funnel`]).
+    pub async fn funnel(&self, q: &FunnelQuery) -> Result<Vec<u64>, PgError> {
+        q.check().map_err(|e| PgError::Config(e.to_string()))?;
+        let mut params = Params::new();
+        push(&mut params, PgTs::split(q.since).0);
+        push(&mut params, PgTs::split(q.until).0);
+        let mut ctes = vec![analytics_cte(self.schema())];
+        let mut counts = Vec::new();
+        for (i, step) in q.steps.iter().enumerate() {
+            let v = push(&mut params, step.value().to_owned());
+            let m = match step {
+                FunnelStep::Page(_) => format!("a.event = 'pageview' AND a.path = {v}"),
+                FunnelStep::Event(_) => format!("a.event = 'track' AND a.name = {v}"),
+            };
+            let (join, after) = if i == 0 {
+                (String::new(), String::new())
+            } else {
+                (
+                    format!(" JOIN s{i} ON s{i}.visitor = a.visitor"),
+                    format!(" AND a.ts >= s{i}.t"),
+                )
+            };
+            ctes.push(format!(
+                "s{n} AS (SELECT a.visitor, min(a.ts) AS t FROM a{join}
+                    WHERE a.visitor IS NOT NULL AND {m}{after} GROUP BY a.visitor)",
+                n = i + 1
+            ));
+            counts.push(format!("(SELECT count(*) FROM s{})", i + 1));
+        }
+        let sql = format!("WITH {} SELECT {}", ctes.join(",\n"), counts.join(", "));
+        let client = self.client().await?;
+        let row = client.query_one(&sql, &refs(&params)).await?;
+        Ok((0..q.steps.len())
+            .map(|i| row.get::<_, i64>(i) as u64)
+            .collect())
+    }
+}
+
 fn where_sql(w: &[String]) -> String {
     if w.is_empty() {
         String::new()
@@ -594,6 +747,25 @@ impl Store for PgStore {
         cutoff: Timestamp,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         async move { Ok(PgStore::delete_replay_sessions_before(self, cutoff).await?) }.boxed()
+    }
+
+    fn analytics<'a>(
+        &'a self,
+        query: &'a AnalyticsQuery,
+    ) -> BoxFuture<'a, Result<AnalyticsSummary, StoreError>> {
+        async move {
+            query.check()?;
+            Ok(PgStore::analytics(self, query).await?)
+        }
+        .boxed()
+    }
+
+    fn funnel<'a>(&'a self, query: &'a FunnelQuery) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        async move {
+            query.check()?;
+            Ok(PgStore::funnel(self, query).await?)
+        }
+        .boxed()
     }
 }
 

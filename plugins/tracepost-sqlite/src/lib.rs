@@ -30,7 +30,9 @@
 //!   `request_snapshots`, `metric_windows` and `issues` (one row per error fingerprint,
 //!   updated in the same transaction as the events), `replay_sessions` (one row per
 //!   recorded browser session, folded from replay events in the same transaction; times in
-//!   Unix ms; see [`tracepost_core::replay_index`]), and (feature `ingest`) `projects` and
+//!   Unix ms; see [`tracepost_core::replay_index`]), `analytics` (what the analytics
+//!   queries read from each `analytics` event, clustered by time, filled in the same
+//!   transaction; see [`tracepost_core::store::analytics`]), and (feature `ingest`) `projects` and
 //!   `api_keys`: the project API keys of the log routes, hashed (module `keys`).
 //! * **Threads**: SQLite calls run on tokio's blocking pool (`spawn_blocking`): one writer
 //!   connection, up to four idle readers. The async runtime is never blocked.
@@ -63,6 +65,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use tracepost_core::replay_index::{ReplayFilter, ReplaySession};
 use tracepost_core::sinks::serde_duration;
+use tracepost_core::store::analytics::{AnalyticsQuery, AnalyticsSummary, FunnelQuery};
 use tracepost_core::store::{
     Cursor, EventFilter, EventPage, HistogramBucket, Issue, IssueStatus, Store, StoreError,
 };
@@ -387,5 +390,16 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<MetricWindow>, StoreError>> {
         SqliteStore::metric_windows(self, since, until, limit).boxed()
+    }
+
+    fn analytics<'a>(
+        &'a self,
+        query: &'a AnalyticsQuery,
+    ) -> BoxFuture<'a, Result<AnalyticsSummary, StoreError>> {
+        SqliteStore::analytics(self, query).boxed()
+    }
+
+    fn funnel<'a>(&'a self, query: &'a FunnelQuery) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        SqliteStore::funnel(self, query).boxed()
     }
 }

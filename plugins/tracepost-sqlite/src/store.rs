@@ -15,6 +15,9 @@ use tracepost_core::object_store::Day;
 use tracepost_core::replay_index::{
     ts_to_ms, ReplayFilter, ReplayIndexEntry, ReplaySession, MAX_SESSIONS_PER_QUERY, MAX_URLS,
 };
+use tracepost_core::store::analytics::{
+    AnalyticsFacts, AnalyticsQuery, AnalyticsSummary, FunnelQuery, FunnelStep, TopRow, MAX_TOP_ROWS,
+};
 use tracepost_core::store::{
     bucket_start, fill_histogram, micros_to_ts, ts_to_micros, width_micros, Cursor, EventFilter,
     EventPage, HistogramBucket, Issue, IssueStatus, StoreError, MAX_METRIC_WINDOWS,
@@ -164,14 +167,15 @@ const BASE_VERSION: i64 = 4;
 /// Schema steps after [`BASE_VERSION`]: (version, SQL). A file below a step's version runs
 /// it once, in a transaction that also records the version, so an existing database
 /// upgrades in place on open and a crash mid-step leaves it at the previous version.
-const STEPS: &[(i64, &str)] = &[(
-    5,
-    // Event counts per minute, kind, level and service: the histogram of a time range
-    // (filtered by kind, level or service at most) sums these instead of counting every
-    // event (1 440 rows a day per combination instead of every event). Kept by the write
-    // path (one upsert per combination and batch) and by a trigger on delete (retention);
-    // filled from the events already stored.
-    "CREATE TABLE IF NOT EXISTS event_counts (
+const STEPS: &[(i64, &str)] = &[
+    (
+        5,
+        // Event counts per minute, kind, level and service: the histogram of a time range
+        // (filtered by kind, level or service at most) sums these instead of counting every
+        // event (1 440 rows a day per combination instead of every event). Kept by the write
+        // path (one upsert per combination and batch) and by a trigger on delete (retention);
+        // filled from the events already stored.
+        "CREATE TABLE IF NOT EXISTS event_counts (
         minute_us INTEGER NOT NULL,
         kind TEXT NOT NULL,
         level TEXT NOT NULL,
@@ -193,11 +197,41 @@ const STEPS: &[(i64, &str)] = &[(
     -- segment at every statement savepoint, so a trigger made one segment (and merges) per
     -- event — two thirds of the write path's instructions.
     DROP TRIGGER IF EXISTS events_fts_insert;",
-)];
+    ),
+    (
+        6,
+        // What the analytics queries read from each `analytics` event (see below); the step then
+        // fills it from the events already stored (`backfill_analytics`).
+        "-- What the analytics queries read from each `analytics` event
+    -- (tracepost_core::store::analytics::AnalyticsFacts), clustered by time so a range of
+    -- days is one sequential read; filled on insert, and from the stored events when a file
+    -- of an older version is opened.
+    CREATE TABLE IF NOT EXISTS analytics (
+        ts_us INTEGER NOT NULL,
+        event_id BLOB NOT NULL,
+        event TEXT,
+        visitor TEXT,
+        path TEXT,
+        host TEXT,
+        referrer_host TEXT,
+        name TEXT,
+        PRIMARY KEY (ts_us, event_id)
+    ) WITHOUT ROWID;
+    -- Funnel steps: one page's views, one track's events, in a time range, with the visitor.
+    CREATE INDEX IF NOT EXISTS analytics_page ON analytics (path, ts_us, visitor)
+        WHERE event = 'pageview';
+    CREATE INDEX IF NOT EXISTS analytics_track ON analytics (name, ts_us, visitor)
+        WHERE event = 'track';",
+    ),
+];
 
 /// The schema version (`PRAGMA user_version`) this build brings a file to when it opens it:
-/// 5 adds the per-minute event counts and writes the search index once per batch.
+/// 5 adds the per-minute event counts and writes the search index once per batch; 6 adds the
+/// `analytics` table.
 pub const SCHEMA_VERSION: i64 = STEPS[STEPS.len() - 1].0;
+
+/// The schema version whose files have the `analytics` table filled on insert.
+const ANALYTICS_VERSION: i64 = 6;
 
 /// Columns added after version 1, for files created before them: (table, column, type).
 const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("issues", "regressed_at", "INTEGER")];
@@ -355,10 +389,55 @@ fn upgrade(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> {
         if now < *to {
             tracing::info!(path = %path.display(), from = now, to, "upgrading the SQLite schema");
             tx.execute_batch(sql)?;
+            if *to == ANALYTICS_VERSION {
+                backfill_analytics(&tx)?;
+            }
             tx.pragma_update(None, "user_version", to)?;
         }
         tx.commit()?;
     }
+    Ok(())
+}
+
+/// Fills the `analytics` table from the `analytics` events of a file written before it
+/// existed, inside the schema step's transaction (idempotent: `INSERT OR IGNORE`).
+fn backfill_analytics(tx: &Connection) -> rusqlite::Result<()> {
+    {
+        let mut read = tx.prepare(
+            "SELECT ts_us, id, session_id, attributes FROM events WHERE kind = 'analytics'",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let attributes: String = r.get(3)?;
+            let attributes = serde_json::from_str(&attributes).unwrap_or_default();
+            let session: Option<String> = r.get(2)?;
+            let facts = AnalyticsFacts::from_parts(&attributes, session.as_deref());
+            insert_analytics(tx, r.get(0)?, r.get::<_, Vec<u8>>(1)?, &facts)?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_analytics(
+    tx: &Connection,
+    ts_us: i64,
+    id: Vec<u8>,
+    f: &AnalyticsFacts,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO analytics (ts_us, event_id, event, visitor, path, host,
+            referrer_host, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        ts_us,
+        id,
+        f.event,
+        f.visitor,
+        f.path,
+        f.host,
+        f.referrer_host,
+        f.name
+    ])?;
     Ok(())
 }
 
@@ -569,6 +648,37 @@ impl SqliteStore {
         limit: usize,
     ) -> Result<Vec<Issue>, StoreError> {
         self.read(move |c| query_top_issues(c, since, limit)).await
+    }
+
+    /// Page views, visitors, top pages and referrers (see
+    /// [`Store::analytics`](tracepost_core::store::Store::analytics)).
+    pub async fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsSummary, StoreError> {
+        query.check()?;
+        // Four scans of the range, side by side on four reader connections.
+        let part = |part| {
+            let q = query.clone();
+            self.read(move |c| query_analytics(c, &q, part))
+        };
+        let (totals, series, pages, referrers) = futures_util::future::try_join4(
+            part(AnalyticsPart::Totals),
+            part(AnalyticsPart::Series),
+            part(AnalyticsPart::Pages),
+            part(AnalyticsPart::Referrers),
+        )
+        .await?;
+        let mut out = totals;
+        out.series = series.series;
+        out.top_pages = pages.top_pages;
+        out.referrers = referrers.referrers;
+        Ok(out)
+    }
+
+    /// Visitors reaching each funnel step (see
+    /// [`Store::funnel`](tracepost_core::store::Store::funnel)).
+    pub async fn funnel(&self, query: &FunnelQuery) -> Result<Vec<u64>, StoreError> {
+        query.check()?;
+        let q = query.clone();
+        self.read(move |c| query_funnel(c, &q)).await
     }
 
     /// One issue by fingerprint.
@@ -834,6 +944,13 @@ impl Inner {
                         &format!("DELETE FROM metric_windows WHERE event_id IN ({ids})"),
                         [cutoff_us],
                     )?;
+                    // Clustered by time: the rows up to this chunk's newest event.
+                    tx.execute(
+                        "DELETE FROM analytics WHERE ts_us < ?1 AND ts_us <= (SELECT max(ts_us)
+                            FROM (SELECT ts_us FROM events WHERE ts_us < ?1 ORDER BY ts_us
+                            LIMIT 10000))",
+                        [cutoff_us],
+                    )?;
                     let n = tx.execute(
                         &format!("DELETE FROM events WHERE id IN ({ids})"),
                         [cutoff_us],
@@ -977,6 +1094,9 @@ fn insert(
     }
     if let Some(entry) = ReplayIndexEntry::from_event(e) {
         upsert_replay(tx, &entry)?;
+    }
+    if let Some(facts) = AnalyticsFacts::of(e) {
+        insert_analytics(tx, ts_us, id.clone(), &facts)?;
     }
     if let (Kind::Error, Some(fp)) = (e.kind, &e.fingerprint) {
         // As the Postgres sink's fold: the latest event (by time, then id) names the issue;
@@ -1531,6 +1651,147 @@ fn query_histogram(
             .map(|(b, n)| HistogramBucket::new(micros_to_ts(b), n))
             .collect()),
     }
+}
+
+/// Internal: the referrer is on the page's own host.
+const INTERNAL: &str = "referrer_host IS NOT NULL AND referrer_host = host";
+/// External: a referrer host other than the page's.
+const EXTERNAL: &str = "referrer_host IS NOT NULL AND (host IS NULL OR referrer_host <> host)";
+
+/// One part of the analytics summary, each its own query (run side by side on separate
+/// reader connections).
+#[derive(Clone, Copy)]
+enum AnalyticsPart {
+    Totals,
+    Series,
+    Pages,
+    Referrers,
+}
+
+fn query_analytics(
+    c: &Connection,
+    q: &AnalyticsQuery,
+    part: AnalyticsPart,
+) -> Result<AnalyticsSummary, StoreError> {
+    let (since, until) = (ts_to_micros(q.since), ts_to_micros(q.until));
+    let limit = q.limit.clamp(1, MAX_TOP_ROWS) as i64;
+    let mut out = AnalyticsSummary::new();
+    let range = "ts_us >= ?1 AND ts_us < ?2";
+    let pv = format!("event = 'pageview' AND {range}");
+    let top = |key: &str, cond: &str| -> Result<Vec<TopRow>, StoreError> {
+        c.prepare_cached(&format!(
+            "SELECT {key}, count(*) AS n, count(DISTINCT visitor) FROM analytics
+             WHERE {pv} AND {cond} GROUP BY {key} ORDER BY n DESC, {key} LIMIT ?3"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![since, until, limit], |r| {
+                Ok(TopRow::new(
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?
+            .collect()
+        })
+        .map_err(store_error)
+    };
+    match part {
+        AnalyticsPart::Totals => {
+            let (pageviews, visitors, tracks, internal, direct) = c
+                .prepare_cached(&format!(
+                    "SELECT
+                        sum(event = 'pageview'),
+                        count(DISTINCT CASE WHEN event = 'pageview' THEN visitor END),
+                        sum(event = 'track'),
+                        sum(event = 'pageview' AND {INTERNAL}),
+                        sum(event = 'pageview' AND referrer_host IS NULL)
+                     FROM analytics WHERE {range}"
+                ))
+                .and_then(|mut s| {
+                    s.query_row([since, until], |r| {
+                        let n =
+                            |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
+                        Ok((n(0)?, n(1)?, n(2)?, n(3)?, n(4)?))
+                    })
+                })
+                .map_err(store_error)?;
+            (
+                out.pageviews,
+                out.visitors,
+                out.tracks,
+                out.internal_views,
+                out.direct_views,
+            ) = (pageviews, visitors, tracks, internal, direct);
+        }
+        AnalyticsPart::Series => {
+            let w = width_micros(q.bucket);
+            let epoch = tracepost_core::store::HISTOGRAM_EPOCH_MICROS;
+            // Floor division (SQLite's `/` truncates toward zero).
+            let found: Vec<(i64, u64, u64)> = c
+                .prepare_cached(&format!(
+                    "SELECT b, count(*), count(DISTINCT visitor) FROM (
+                        SELECT {epoch} + ((ts_us - {epoch})
+                            - (((ts_us - {epoch}) % {w}) + {w}) % {w}) AS b, visitor
+                        FROM analytics WHERE {pv}) GROUP BY b ORDER BY b"
+                ))
+                .and_then(|mut s| {
+                    s.query_map([since, until], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get::<_, i64>(1)? as u64,
+                            r.get::<_, i64>(2)? as u64,
+                        ))
+                    })?
+                    .collect()
+                })
+                .map_err(store_error)?;
+            out.series = AnalyticsSummary::fill_series(q, found)?;
+        }
+        AnalyticsPart::Pages => out.top_pages = top("path", "path IS NOT NULL")?,
+        AnalyticsPart::Referrers => out.referrers = top("referrer_host", EXTERNAL)?,
+    }
+    Ok(out)
+}
+
+/// One CTE per step: each visitor's first time at the step, at or after their time at the
+/// step before.
+fn query_funnel(c: &Connection, q: &FunnelQuery) -> Result<Vec<u64>, StoreError> {
+    let mut p: Vec<Sql> = vec![
+        Sql::Integer(ts_to_micros(q.since)),
+        Sql::Integer(ts_to_micros(q.until)),
+    ];
+    let mut ctes = Vec::new();
+    let mut counts = Vec::new();
+    for (i, step) in q.steps.iter().enumerate() {
+        p.push(Sql::Text(step.value().to_owned()));
+        let m = match step {
+            FunnelStep::Page(_) => format!("a.event = 'pageview' AND a.path = ?{}", p.len()),
+            FunnelStep::Event(_) => format!("a.event = 'track' AND a.name = ?{}", p.len()),
+        };
+        let (join, after) = if i == 0 {
+            (String::new(), String::new())
+        } else {
+            (
+                format!(" JOIN s{i} ON s{i}.visitor = a.visitor"),
+                format!(" AND a.ts_us >= s{i}.t"),
+            )
+        };
+        ctes.push(format!(
+            "s{n} AS (SELECT a.visitor, min(a.ts_us) AS t FROM analytics a{join}
+                WHERE a.ts_us >= ?1 AND a.ts_us < ?2 AND a.visitor IS NOT NULL AND {m}{after}
+                GROUP BY a.visitor)",
+            n = i + 1
+        ));
+        counts.push(format!("(SELECT count(*) FROM s{})", i + 1));
+    }
+    let sql = format!("WITH {} SELECT {}", ctes.join(",\n"), counts.join(", "));
+    let mut stmt = c.prepare(&sql).map_err(store_error)?;
+    stmt.query_row(rusqlite::params_from_iter(p), |r| {
+        (0..q.steps.len())
+            .map(|i| r.get::<_, i64>(i).map(|n| n as u64))
+            .collect()
+    })
+    .map_err(store_error)
 }
 
 const ISSUE_COLS: &str = "i.fingerprint, i.service, i.error_type, i.title, i.first_seen, \

@@ -691,3 +691,350 @@ async fn sqlite_and_postgres_give_the_same_answers() {
     drop(pg);
     db.drop_db().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Analytics: page views, visitors, top pages, referrers, funnels.
+
+const PAGES: [&str; 6] = [
+    "https://shop.example/",
+    "https://shop.example/pricing?token=s3cret&plan=pro",
+    "https://shop.example/signup#form",
+    "https://Shop.Example:8443/docs/a?x=<script>",
+    "/relative/page",
+    "https://shop.example/pricing",
+];
+const REFERRERS: [Option<&str>; 5] = [
+    None,
+    Some("https://shop.example/"),
+    Some("https://www.google.com/search?q=secret"),
+    Some("https://News.Example:443/item?id=1"),
+    Some("not a url"),
+];
+
+/// 300 browser events over 100 minutes (every 20 s) from 23 visitors, six of them known
+/// only by their session; pageviews of six URLs (query strings, fragments, ports, case,
+/// a relative URL), referrers of every class, `track` events, and logs carrying the same
+/// attributes (not analytics: never counted).
+fn analytics_dataset(base_ns: u64) -> Vec<Event> {
+    (0..300u64)
+        .map(|i| {
+            let ts = Timestamp::from_unix_nanos(base_ns + i * 20_000_000_000 + 123_456_789);
+            let v = (i * 7) % 23;
+            let kind = if i % 50 == 49 {
+                Kind::Log
+            } else {
+                Kind::Analytics
+            };
+            let mut e = if i % 6 == 5 {
+                Event::new(kind, Level::Info, "track")
+                    .with_attribute("analytics.event", "track")
+                    .with_attribute(
+                        "event.name",
+                        ["signup", "add_to_cart"][(i / 6 % 2) as usize],
+                    )
+                    .with_attribute("url.full", PAGES[(i % 4) as usize])
+            } else {
+                let mut e = Event::new(kind, Level::Info, "pageview")
+                    .with_attribute("analytics.event", "pageview")
+                    .with_attribute("url.full", PAGES[((i * 5 + i / 7) % 6) as usize])
+                    .with_attribute("page.title", "<script>alert(1)</script>");
+                if let Some(r) = REFERRERS[(i % 5) as usize] {
+                    e = e.with_attribute("page.referrer", r);
+                }
+                e
+            }
+            .with_timestamp(ts);
+            if v % 4 != 0 {
+                e = e.with_attribute("visitor.id", format!("c_{v:02}"));
+            }
+            e.session_id = Some(format!("sess-{v}"));
+            e.resource.service = "web".into();
+            e
+        })
+        .collect()
+}
+
+/// The analytics answers worked out in plain Rust from the events (the reference the SQL
+/// must agree with).
+fn expected_analytics(events: &[Event], since_ns: u64, until_ns: u64) -> Value {
+    use std::collections::{BTreeMap, BTreeSet};
+    use tracepost_core::store::analytics::AnalyticsFacts;
+    let facts: Vec<(u64, AnalyticsFacts)> = events
+        .iter()
+        .filter(|e| (since_ns..until_ns).contains(&e.timestamp.unix_nanos()))
+        .filter_map(|e| AnalyticsFacts::of(e).map(|f| (e.timestamp.unix_nanos(), f)))
+        .collect();
+    let pv: Vec<&AnalyticsFacts> = facts
+        .iter()
+        .map(|f| &f.1)
+        .filter(|f| f.event.as_deref() == Some("pageview"))
+        .collect();
+    let top = |key: &dyn Fn(&AnalyticsFacts) -> Option<String>| {
+        let mut m: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
+        for f in &pv {
+            if let Some(k) = key(f) {
+                let r = m.entry(k).or_default();
+                r.0 += 1;
+                r.1.extend(f.visitor.clone());
+            }
+        }
+        let mut rows: Vec<(String, u64, u64)> = m
+            .into_iter()
+            .map(|(k, (n, v))| (k, n, v.len() as u64))
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        json!(rows)
+    };
+    let visitors: BTreeSet<&String> = pv.iter().filter_map(|f| f.visitor.as_ref()).collect();
+    json!({
+        "pageviews": pv.len(),
+        "visitors": visitors.len(),
+        "tracks": facts.iter().filter(|f| f.1.event.as_deref() == Some("track")).count(),
+        "internal": pv.iter().filter(|f| f.referrer_host.is_some() && f.referrer_host == f.host).count(),
+        "direct": pv.iter().filter(|f| f.referrer_host.is_none()).count(),
+        "pages": top(&|f| f.path.clone()),
+        "referrers": top(&|f| f.referrer_host.clone().filter(|r| Some(r) != f.host.as_ref())),
+    })
+}
+
+fn expected_funnel(
+    events: &[Event],
+    steps: &[tracepost_core::store::analytics::FunnelStep],
+) -> Vec<u64> {
+    use std::collections::BTreeMap;
+    use tracepost_core::store::analytics::{AnalyticsFacts, FunnelStep};
+    let mut by_visitor: BTreeMap<String, Vec<(u64, AnalyticsFacts)>> = BTreeMap::new();
+    for e in events {
+        if let Some(f) = AnalyticsFacts::of(e) {
+            if let Some(v) = f.visitor.clone() {
+                by_visitor
+                    .entry(v)
+                    .or_default()
+                    .push((e.timestamp.unix_nanos() / 1000, f));
+            }
+        }
+    }
+    let mut counts = vec![0u64; steps.len()];
+    for evs in by_visitor.values() {
+        let mut t = 0u64;
+        for (i, step) in steps.iter().enumerate() {
+            let hit = evs
+                .iter()
+                .filter(|(ts, f)| {
+                    *ts >= t
+                        && match step {
+                            FunnelStep::Page(p) => {
+                                f.event.as_deref() == Some("pageview") && f.path.as_ref() == Some(p)
+                            }
+                            FunnelStep::Event(n) => {
+                                f.event.as_deref() == Some("track") && f.name.as_ref() == Some(n)
+                            }
+                        }
+                })
+                .map(|(ts, _)| *ts)
+                .min();
+            match hit {
+                Some(ts) => {
+                    counts[i] += 1;
+                    t = ts;
+                }
+                None => break,
+            }
+        }
+    }
+    counts
+}
+
+fn summary_json(s: &tracepost_core::store::analytics::AnalyticsSummary) -> Value {
+    let rows = |r: &[tracepost_core::store::analytics::TopRow]| {
+        json!(r
+            .iter()
+            .map(|r| json!([r.key, r.views, r.visitors]))
+            .collect::<Vec<_>>())
+    };
+    json!({
+        "pageviews": s.pageviews, "visitors": s.visitors, "tracks": s.tracks,
+        "internal": s.internal_views, "direct": s.direct_views,
+        "pages": rows(&s.top_pages), "referrers": rows(&s.referrers),
+        "series": s.series.iter().map(|b| json!([b.start, b.pageviews, b.visitors])).collect::<Vec<_>>(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_answers_agree_and_match_the_data() {
+    use tracepost_core::store::analytics::{AnalyticsQuery, FunnelQuery, FunnelStep};
+    use tracepost_core::store::StoreError;
+    let Some(db) = PgDb::new().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteSink::new(dir.path());
+    let pg = PostgresSink::builder(db.url()).connect().await.unwrap();
+    let base_ns = Timestamp::now().unix_nanos() - 3 * 3600 * 1_000_000_000;
+    let base_ns = base_ns - base_ns % 3_600_000_000_000;
+    let events = analytics_dataset(base_ns);
+    let batch: Vec<Arc<Event>> = events.iter().cloned().map(Arc::new).collect();
+    for chunk in batch.chunks(64) {
+        assert!(sqlite
+            .send(chunk.to_vec())
+            .await
+            .unwrap()
+            .rejected
+            .is_empty());
+        assert!(pg.send(chunk.to_vec()).await.unwrap().rejected.is_empty());
+    }
+    let at = |mins: u64| Timestamp::from_unix_nanos(base_ns + mins * 60_000_000_000);
+    let questions = [
+        ("everything, hourly", AnalyticsQuery::new(at(0), at(180))),
+        (
+            "minutes 17 to 61, 10 min buckets, top 2",
+            AnalyticsQuery::new(at(17), at(61))
+                .bucket(Duration::from_secs(600))
+                .limit(2),
+        ),
+        ("nothing there", AnalyticsQuery::new(at(120), at(180))),
+    ];
+    let funnels = [
+        "/,/pricing,/signup",
+        "/pricing?any=1,signup,/docs/a",
+        "signup",
+        "/,/,/",
+        "/nowhere,/",
+    ];
+    let stores: [(&str, &dyn Store); 2] = [("sqlite", sqlite.store()), ("postgres", pg.store())];
+    for (name, q) in &questions {
+        let a = summary_json(&stores[0].1.analytics(q).await.unwrap());
+        let b = summary_json(&stores[1].1.analytics(q).await.unwrap());
+        assert_eq!(a, b, "{name}: the stores disagree");
+        let mut want = expected_analytics(&events, q.since.unix_nanos(), q.until.unix_nanos());
+        for k in ["pages", "referrers"] {
+            want[k] = json!(want[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .take(q.limit)
+                .collect::<Vec<_>>());
+        }
+        for k in [
+            "pageviews",
+            "visitors",
+            "tracks",
+            "internal",
+            "direct",
+            "pages",
+            "referrers",
+        ] {
+            assert_eq!(a[k], want[k], "{name}: {k}");
+        }
+        let series_views: u64 = a["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b[1].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            series_views,
+            a["pageviews"].as_u64().unwrap(),
+            "{name}: series"
+        );
+    }
+    // The data is what the questions are about, not an agreement on nothing.
+    let all = summary_json(&sqlite.store().analytics(&questions[0].1).await.unwrap());
+    assert_eq!(all["series"].as_array().unwrap().len(), 3);
+    assert!(all["pageviews"].as_u64().unwrap() > 200);
+    assert_eq!(all["visitors"], 23, "17 visitor ids and 6 sessions");
+    let pages: Vec<&str> = all["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert!(pages.contains(&"/pricing") && pages.contains(&"/relative/page"));
+    assert!(
+        pages.iter().all(|p| !p.contains('?') && !p.contains('#')),
+        "{pages:?}"
+    );
+    let refs: Vec<&str> = all["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    let mut sorted = refs.clone();
+    sorted.sort_unstable();
+    // Lower case, without port; shop.example only from the relative page (no host to
+    // compare with): from shop.example's own pages it is internal.
+    assert_eq!(sorted, ["news.example", "shop.example", "www.google.com"]);
+    let relative_from_shop = events
+        .iter()
+        .filter(|e| {
+            e.kind == Kind::Analytics
+                && e.attributes.get("url.full") == Some(&json!("/relative/page"))
+                && e.attributes.get("page.referrer") == Some(&json!("https://shop.example/"))
+        })
+        .count() as u64;
+    let shop = all["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "shop.example")
+        .unwrap();
+    assert_eq!(shop[1].as_u64().unwrap(), relative_from_shop);
+    assert!(all["internal"].as_u64().unwrap() > 0);
+
+    for f in funnels {
+        let steps = FunnelStep::parse_list(f).unwrap();
+        let q = FunnelQuery::new(at(0), at(180), steps.clone());
+        let a = stores[0].1.funnel(&q).await.unwrap();
+        let b = stores[1].1.funnel(&q).await.unwrap();
+        assert_eq!(a, b, "funnel {f}: the stores disagree");
+        assert_eq!(a, expected_funnel(&events, &steps), "funnel {f}");
+        assert!(a.windows(2).all(|w| w[0] >= w[1]), "funnel {f}: {a:?}");
+    }
+    let first = sqlite
+        .store()
+        .funnel(&FunnelQuery::new(
+            at(0),
+            at(180),
+            FunnelStep::parse_list("/,/pricing,/signup").unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert!(first[0] > first[2] && first[2] > 0, "{first:?}");
+
+    // Bad questions are refused the same way.
+    for (name, store) in stores {
+        let empty = store.analytics(&AnalyticsQuery::new(at(5), at(5))).await;
+        assert!(
+            matches!(empty, Err(StoreError::InvalidQuery(_))),
+            "{name}: {empty:?}"
+        );
+        let tiny = store
+            .analytics(&AnalyticsQuery::new(at(0), at(180)).bucket(Duration::from_micros(1)))
+            .await;
+        assert!(
+            matches!(tiny, Err(StoreError::InvalidQuery(_))),
+            "{name}: {tiny:?}"
+        );
+        let none = store.funnel(&FunnelQuery::new(at(0), at(5), vec![])).await;
+        assert!(
+            matches!(none, Err(StoreError::InvalidQuery(_))),
+            "{name}: {none:?}"
+        );
+    }
+
+    // A file written before the analytics table existed is filled from its events on open.
+    drop(sqlite);
+    let path = dir.path().join(tracepost_sqlite::DB_FILE);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DELETE FROM analytics; PRAGMA user_version = 4;")
+            .unwrap();
+    }
+    let reopened = SqliteSink::new(dir.path());
+    let again = summary_json(&reopened.store().analytics(&questions[0].1).await.unwrap());
+    assert_eq!(again, all);
+
+    drop(pg);
+    db.drop_db().await;
+}

@@ -64,13 +64,25 @@ fn rule_bearer() {
     // a colon or `=`, URL encoding (`%20`, with escapes in the token), form encoding (`+`).
     for (input, expected) in [
         ("Bearer: Zx9MARKcolon1", "Bearer: [REDACTED]"),
-        ("header Bearer:Zx9MARKcolon2 sent", "header Bearer:[REDACTED] sent"),
+        (
+            "header Bearer:Zx9MARKcolon2 sent",
+            "header Bearer:[REDACTED] sent",
+        ),
         ("bearer=Zx9MARKequals3", "bearer=[REDACTED]"),
-        ("/cb?auth=Bearer%20Zx9MARK%2Fenc4&x=1", "/cb?auth=Bearer%20[REDACTED]&x=1"),
+        (
+            "/cb?auth=Bearer%20Zx9MARK%2Fenc4&x=1",
+            "/cb?auth=Bearer%20[REDACTED]&x=1",
+        ),
         ("auth=Bearer+Zx9MARKform5", "auth=Bearer+[REDACTED]"),
-        ("Bearer%20Bearer%20Zx9MARKdouble6", "Bearer%20Bearer%20[REDACTED]"),
+        (
+            "Bearer%20Bearer%20Zx9MARKdouble6",
+            "Bearer%20Bearer%20[REDACTED]",
+        ),
         ("Basic: dXNlcjpodW50ZXIy", "Basic: [REDACTED]"),
-        ("auth=Basic%20dXNlcjpodW50ZXIy%3D", "auth=Basic%20[REDACTED]"),
+        (
+            "auth=Basic%20dXNlcjpodW50ZXIy%3D",
+            "auth=Basic%20[REDACTED]",
+        ),
     ] {
         assert_eq!(r.text(input), expected, "{input}");
     }
