@@ -68,6 +68,11 @@ impl TraceContext {
     }
 }
 
+/// A fresh W3C span id: 8 random bytes, not all zero.
+pub fn new_span_id() -> [u8; 8] {
+    random_nonzero(&mut rand::thread_rng())
+}
+
 fn random_nonzero<const N: usize>(rng: &mut impl rand::Rng) -> [u8; N] {
     loop {
         let mut bytes = [0u8; N];
