@@ -93,7 +93,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::registry()
         .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with(tracing_subscriber::fmt::layer())
-        .with(tp.tracing_layer())
+        // Spans at INFO and above become `span` events (the console's trace waterfall).
+        .with(tp.tracing_layer().span_level(tracing::Level::INFO))
         .init();
 
     // ANCHOR: logs
