@@ -934,11 +934,7 @@ pub(crate) async fn traces(State(state): St, Extension(session): Extension<Sessi
         if e.kind == Kind::Span {
             row.spans += 1;
         }
-        if e.kind == Kind::Error
-            || e.span
-                .as_ref()
-                .is_some_and(|s| s.status == SpanStatus::Error)
-        {
+        if e.kind == Kind::Error {
             row.errors += 1;
         }
         let better = match (row.head, e.request.is_some()) {

@@ -1,5 +1,6 @@
 //! The quickstart's routes, in a library so that tests drive the same router.
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,6 +12,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tracing::Instrument;
+// ANCHOR_END: imports
 
 /// The demo page served at `/` (and at its client-side routes, `/demo/…`): it loads the
 /// browser script from `/tracepost/tp.js` and has buttons that throw, reject a promise, track an
