@@ -24,7 +24,7 @@ const XSS = "<script>window.__xss=1;document.title='pwned'</script><img src=x on
 const data = mkdtempSync(join(tmpdir(), "tp-console-"));
 const app = spawn(BIN, [], {
   env: { ...process.env, QUICKSTART_ADDR: "127.0.0.1:0", TRACEPOST_DATA: data,
-    TRACEPOST_CONSOLE_TOKEN: TOKEN, TRACEPOST_METRIC_WINDOW_SECS: "1", RUST_LOG: "warn" },
+    TRACEPOST_CONSOLE_TOKEN: TOKEN, TRACEPOST_METRIC_WINDOW_SECS: "1", RUST_LOG: "warn,quickstart=info" },
   stdio: ["ignore", "pipe", "pipe"],
 });
 let stderr = "";
@@ -211,10 +211,26 @@ async function main() {
   await page.waitForSelector("table.routes td:has-text('/fail')");
   assert.ok(await page.locator("table.routes svg.chart polyline, table.routes svg.chart circle").count() > 0);
   await shot("routes");
+  // A failed request's trace: the request, the handler's span under it, the lookup span
+  // (an error inside it) under that, each with what was logged inside it.
   await page.goto(`${C}/traces`);
-  await page.click("table a[href*='/trace/']");
-  await page.waitForSelector("svg.waterfall rect");
+  await page.waitForSelector("table tr:has-text('user ·')");
+  await shot("traces");
+  await page.click("table tr:has-text('GET /fail → 500') a[href*='/trace/']");
+  await page.waitForSelector("svg.waterfall rect.bar-span");
+  assert.equal(await page.locator("tr.wf-req td.d0").count(), 1, "the request is the root");
+  assert.equal(await page.locator("tr.wf-node td.d1:has-text('fail')").count(), 1);
+  assert.equal(await page.locator("tr.wf-node td.d2:has-text('inventory.lookup')").count(), 1);
+  assert.equal(await page.locator("tr.wf-event td.d3:has-text('inventory lookup failed')").count(), 1);
+  assert.equal(await page.locator("tr.wf-event td.d2:has-text('connecting to the inventory service')").count(), 1);
+  assert.ok(await page.locator("tr.wf-node rect.bar-err").count() >= 2, "the failed span and request");
   await shot("trace");
+  // A good request's trace, kept by the head rate (1): the handler's span and its children.
+  await page.goto(`${C}/traces`);
+  await page.click("table tr:has-text('user ·') a[href*='/trace/']");
+  await page.waitForSelector("tr.wf-node td.d1:has-text('db.query')");
+  assert.equal(await page.locator("tr.wf-node td.d1:has-text('render')").count(), 1);
+  assert.equal(await page.locator("tr.wf-event td.d1:has-text('loading user')").count(), 1);
   await page.goto(`${C}/health`);
   await page.waitForSelector("table.health td:has-text('sqlite')");
   assert.match(await page.textContent("table.health"), /live_tail/);

@@ -79,12 +79,14 @@ pub enum KindName {
     MetricWindow,
     /// An alert.
     Alert,
+    /// A finished `tracing` span of a kept trace (see `span`).
+    Span,
 }
 
 /// A stored event (tracepost's event model, `tracepost_core::Event`): the fields every event
 /// has are listed; the optional ones (`trace_id`, `span_id`, `request_id`, `session_id`,
 /// `user_id`, `fingerprint`, `attributes`, `error`, `request`, `breadcrumbs`, `metric`,
-/// `environment`, `release`, `host`) appear when set.
+/// `span`, `environment`, `release`, `host`) appear when set.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Event)]
 #[allow(dead_code)] // documentation only: events are served as `tracepost_core::Event`
@@ -136,6 +138,10 @@ pub struct EventSchema {
     /// One window of HTTP metrics (`metric_window` events).
     #[schema(value_type = Option<Object>)]
     metric: Option<serde_json::Value>,
+    /// The span's name, parent span id, duration (`duration_ms`) and OpenTelemetry status
+    /// (`unset`, `ok`, `error`) (`span` events; `tracepost_core::SpanDetail`).
+    #[schema(value_type = Option<Object>)]
+    span: Option<serde_json::Value>,
 }
 
 /// What failed and where (`tracepost_core::ErrorDetail`).

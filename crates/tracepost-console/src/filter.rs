@@ -74,10 +74,11 @@ pub fn parse_level(s: &str) -> Option<Level> {
 }
 
 /// Every kind, in the order the filter form lists them.
-pub const KINDS: [Kind; 7] = [
+pub const KINDS: [Kind; 8] = [
     Kind::Log,
     Kind::Error,
     Kind::Request,
+    Kind::Span,
     Kind::Analytics,
     Kind::Replay,
     Kind::MetricWindow,

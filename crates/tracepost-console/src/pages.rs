@@ -13,7 +13,7 @@ use axum::{Extension, Form, Json};
 use maud::{html, Markup};
 use serde::Deserialize;
 use tracepost_core::store::{ts_to_micros, Cursor, EventFilter, Issue, IssueStatus, StoreError};
-use tracepost_core::{Event, Kind, Level, RequestSnapshot, Timestamp};
+use tracepost_core::{Event, Kind, Level, RequestSnapshot, SpanStatus, Timestamp};
 use uuid::Uuid;
 
 use crate::auth::{csrf_problem, Session};
@@ -900,33 +900,248 @@ pub(crate) async fn tail_stream(State(state): St, Query(p): Query<FilterParams>)
 // Traces
 
 pub(crate) async fn traces(State(state): St, Extension(session): Extension<Session>) -> PageResult {
-    let f = EventFilter::new().kind(Kind::Request).kind(Kind::Error);
-    let recent = state.store.events(&f, 200, None).await?;
-    let mut seen = std::collections::HashSet::new();
-    let rows: Vec<&Event> = recent
-        .events
-        .iter()
-        .filter(|e| e.trace_id.as_ref().is_some_and(|t| seen.insert(t.clone())))
-        .take(50)
-        .collect();
+    let f = EventFilter::new()
+        .kind(Kind::Request)
+        .kind(Kind::Error)
+        .kind(Kind::Span);
+    let recent = state.store.events(&f, 500, None).await?;
+    // One row per trace, newest first: its request (if one was kept), else its outermost
+    // span; how many spans and errors the recent events hold.
+    struct Row<'a> {
+        trace_id: &'a str,
+        newest: Timestamp,
+        head: Option<&'a Event>,
+        spans: usize,
+        errors: usize,
+    }
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for e in &recent.events {
+        let Some(tid) = e.trace_id.as_deref() else {
+            continue;
+        };
+        let i = *index.entry(tid).or_insert_with(|| {
+            rows.push(Row {
+                trace_id: tid,
+                newest: e.timestamp,
+                head: None,
+                spans: 0,
+                errors: 0,
+            });
+            rows.len() - 1
+        });
+        let row = &mut rows[i];
+        if e.kind == Kind::Span {
+            row.spans += 1;
+        }
+        if e.kind == Kind::Error {
+            row.errors += 1;
+        }
+        let better = match (row.head, e.request.is_some()) {
+            (None, _) => true,
+            (Some(h), true) => h.request.is_none() || e.timestamp < h.timestamp,
+            (Some(h), false) => {
+                h.request.is_none() && e.kind == Kind::Span && e.timestamp < h.timestamp
+            }
+        };
+        if better {
+            row.head = Some(e);
+        }
+    }
+    rows.truncate(50);
     let body = html! {
         h1 { "Traces" }
-        p.note { "Recent traces with a kept request or an error. A trace shows every stored event with its trace id on one timeline." }
+        p.note { "Recent traces with spans, a kept request or an error. A trace's page draws its spans as a waterfall, with the logs and errors recorded inside each span." }
         @if rows.is_empty() { (h::note("No traces yet.")) } @else {
-            table { thead { tr { th { "Time (UTC)" } th { "Trace" } th { "Request" } th { "Message" } } }
-                tbody { @for e in rows {
-                    @let tid = e.trace_id.clone().unwrap_or_default();
+            table { thead { tr { th { "Time (UTC)" } th { "Trace" } th { "Root" } th.num { "Spans" } th.num { "Errors" } } }
+                tbody { @for r in &rows {
                     tr {
-                        td.mono.dim { (fmt_time(e.timestamp)) }
-                        td.mono { a href={ (BASE) "/trace/" (h::url_component(&tid)) } { (tid) } }
-                        td.mono { @if let Some(r) = &e.request { (r.method) " " (r.route) " → " (r.status) " · " (fmt_ms(r.duration_ms)) } }
-                        td.msg { (e.message) }
+                        td.mono.dim { (fmt_time(r.newest)) }
+                        td.mono { a href={ (BASE) "/trace/" (h::url_component(r.trace_id)) } { (r.trace_id) } }
+                        td.msg { @if let Some(e) = r.head {
+                            @if let Some(q) = &e.request { span.mono { (q.method) " " (q.route) " → " (q.status) " · " (fmt_ms(q.duration_ms)) } " " span.dim { (e.message) } }
+                            @else if let Some(sp) = &e.span { (sp.name) span.dim { " · " (fmt_ms(sp.duration_ms)) } }
+                            @else { (e.message) }
+                        } }
+                        td.num { (r.spans) }
+                        td.num { @if r.errors > 0 { span.err { (r.errors) } } @else { span.dim { "0" } } }
                     }
                 } }
             }
         }
     };
     Ok(page("Traces", "/traces", Some(&session.csrf), body).into_response())
+}
+
+/// One bar of a trace's waterfall: a span, or a kept request (the server span the
+/// outermost spans hang from).
+struct WfNode<'a> {
+    span_id: Option<&'a str>,
+    parent: Option<&'a str>,
+    start_us: i64,
+    end_us: i64,
+    label: String,
+    error: bool,
+    request: bool,
+    event: &'a Event,
+    /// Child spans (indices) and the events recorded inside, in time order once built.
+    children: Vec<usize>,
+    inside: Vec<&'a Event>,
+}
+
+/// A row of the waterfall, in drawing order.
+enum WfRow<'a> {
+    Node(usize, usize),
+    Event(&'a Event, usize),
+    Crumb(&'a tracepost_core::Breadcrumb, usize),
+}
+
+/// The waterfall's rows: every root (a span or request whose parent is not stored) in time
+/// order, each followed by what happened inside it — its child spans and its events,
+/// interleaved by time — depth first. Events whose span is not stored come at depth 0.
+fn waterfall<'a>(events: &'a [Event]) -> (Vec<WfNode<'a>>, Vec<WfRow<'a>>) {
+    let mut nodes: Vec<WfNode<'a>> = Vec::new();
+    let mut loose: Vec<&'a Event> = Vec::new();
+    for e in events {
+        let start = ts_to_micros(e.timestamp);
+        let (node, ms) = match (&e.span, &e.request) {
+            (Some(sp), _) if e.kind == Kind::Span => (
+                Some((
+                    sp.name.clone(),
+                    sp.status == SpanStatus::Error,
+                    false,
+                    sp.parent_span_id.as_deref(),
+                )),
+                sp.duration_ms,
+            ),
+            (_, Some(r)) => (
+                Some((
+                    format!("{} {} → {}", r.method, r.route, r.status),
+                    r.status >= 500 || e.kind == Kind::Error,
+                    true,
+                    None,
+                )),
+                r.duration_ms,
+            ),
+            _ => (None, 0.0),
+        };
+        match node {
+            Some((label, error, request, parent)) => nodes.push(WfNode {
+                span_id: e.span_id.as_deref(),
+                parent,
+                start_us: start,
+                end_us: start + (ms.max(0.0) * 1000.0) as i64,
+                label,
+                error,
+                request,
+                event: e,
+                children: Vec::new(),
+                inside: Vec::new(),
+            }),
+            None => loose.push(e),
+        }
+    }
+    let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(id) = n.span_id {
+            by_id.entry(id).or_insert(i);
+        }
+    }
+    let mut roots: Vec<usize> = Vec::new();
+    for i in 0..nodes.len() {
+        match nodes[i]
+            .parent
+            .and_then(|p| by_id.get(p).copied())
+            .filter(|p| *p != i)
+        {
+            Some(p) => nodes[p].children.push(i),
+            None => roots.push(i),
+        }
+    }
+    let mut top: Vec<&'a Event> = Vec::new();
+    for e in loose {
+        match e.span_id.as_deref().and_then(|id| by_id.get(id).copied()) {
+            Some(i) => nodes[i].inside.push(e),
+            None => top.push(e),
+        }
+    }
+    // Breadcrumbs only when no log event of the trace is stored (they would repeat them).
+    let crumbs = !events.iter().any(|e| e.kind == Kind::Log);
+    let mut rows = Vec::new();
+    let mut seen = vec![false; nodes.len()];
+    enum Item<'a> {
+        Node(usize),
+        Event(&'a Event),
+    }
+    fn at(nodes: &[WfNode<'_>], item: &Item<'_>) -> i64 {
+        match item {
+            Item::Node(i) => nodes[*i].start_us,
+            Item::Event(e) => ts_to_micros(e.timestamp),
+        }
+    }
+    fn walk<'a>(
+        nodes: &[WfNode<'a>],
+        items: Vec<Item<'a>>,
+        depth: usize,
+        crumbs: bool,
+        seen: &mut Vec<bool>,
+        rows: &mut Vec<WfRow<'a>>,
+    ) {
+        let mut items = items;
+        items.sort_by_key(|it| at(nodes, it));
+        for it in items {
+            match it {
+                Item::Event(e) => rows.push(WfRow::Event(e, depth)),
+                Item::Node(i) => {
+                    if std::mem::replace(&mut seen[i], true) {
+                        continue; // a cycle in stored parent ids: draw each span once
+                    }
+                    rows.push(WfRow::Node(i, depth));
+                    let n = &nodes[i];
+                    if crumbs && n.request {
+                        for b in &n.event.breadcrumbs {
+                            rows.push(WfRow::Crumb(b, depth + 1));
+                        }
+                    }
+                    let inner: Vec<Item<'a>> = n
+                        .children
+                        .iter()
+                        .map(|c| Item::Node(*c))
+                        .chain(n.inside.iter().map(|e| Item::Event(e)))
+                        .collect();
+                    walk(nodes, inner, depth + 1, crumbs, seen, rows);
+                }
+            }
+        }
+    }
+    let items: Vec<Item<'a>> = roots
+        .into_iter()
+        .map(Item::Node)
+        .chain(top.into_iter().map(Item::Event))
+        .collect();
+    walk(&nodes, items, 0, crumbs, &mut seen, &mut rows);
+    (nodes, rows)
+}
+
+/// Attributes worth showing beside a span's name (not the ones every span has).
+fn span_fields(e: &Event) -> String {
+    let mut out = String::new();
+    for (k, v) in e
+        .attributes
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "target" | "code.location" | "http.route"))
+        .take(4)
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{k}={}", tracepost_core::truncate_utf8(&v, 60)));
+    }
+    out
 }
 
 pub(crate) async fn trace(
@@ -940,70 +1155,79 @@ pub(crate) async fn trace(
         .await?;
     let mut events = page_.events;
     events.sort_by_key(|e| (e.timestamp, e.id));
-    // Each event becomes a span on the timeline: a request from its start (end minus
-    // duration) to its end, anything else a point; breadcrumbs become points too.
-    struct Item<'a> {
-        start_us: i64,
-        end_us: i64,
-        label: String,
-        level: Level,
-        event: &'a Event,
-    }
-    let mut items: Vec<Item<'_>> = Vec::new();
-    for e in &events {
-        let end = ts_to_micros(e.timestamp);
-        let (start, label) = match &e.request {
-            Some(r) => (
-                end - (r.duration_ms * 1000.0) as i64,
-                format!("{} {} → {}", r.method, r.route, r.status),
-            ),
-            None => (end, e.message.clone()),
-        };
-        items.push(Item {
-            start_us: start,
-            end_us: end,
-            label,
-            level: e.level,
-            event: e,
-        });
-        for b in &e.breadcrumbs {
-            let t = ts_to_micros(b.timestamp);
-            items.push(Item {
-                start_us: t,
-                end_us: t,
-                label: b.message.clone(),
-                level: b.level,
-                event: e,
-            });
+    let (nodes, rows) = waterfall(&events);
+    let row_us = |r: &WfRow<'_>| -> (i64, i64) {
+        match r {
+            WfRow::Node(i, _) => (nodes[*i].start_us, nodes[*i].end_us),
+            WfRow::Event(e, _) => {
+                let t = ts_to_micros(e.timestamp);
+                (t, t)
+            }
+            WfRow::Crumb(b, _) => {
+                let t = ts_to_micros(b.timestamp);
+                (t, t)
+            }
         }
-    }
-    items.sort_by_key(|i| (i.start_us, i.end_us));
-    let t0 = items.iter().map(|i| i.start_us).min().unwrap_or(0);
-    let t1 = items
+    };
+    let t0 = rows.iter().map(|r| row_us(r).0).min().unwrap_or(0);
+    let t1 = rows
         .iter()
-        .map(|i| i.end_us)
+        .map(|r| row_us(r).1)
         .max()
         .unwrap_or(0)
         .max(t0 + 1);
-    let span = (t1 - t0) as f64;
+    let total = (t1 - t0) as f64;
+    let n_spans = nodes.iter().filter(|n| !n.request).count();
     let (w, row_h) = (600.0_f64, 16.0_f64);
     let body = html! {
         h1 { "Trace " span.mono { (trace_id) } }
-        @if items.is_empty() { (h::note("No stored events carry this trace id.")) } @else {
-            p.dim { (events.len()) " events · " (fmt_ms(span / 1000.0)) " from first to last" }
-            table.waterfall { thead { tr { th.num { "+ms" } th { "Timeline" } th { "Level" } th { "What" } } }
-                tbody { @for i in &items {
-                    @let x = (i.start_us - t0) as f64 / span * (w - 4.0);
-                    @let bw = ((i.end_us - i.start_us) as f64 / span * (w - 4.0)).max(3.0);
-                    tr {
-                        td.num.mono { (format!("{:.1}", (i.start_us - t0) as f64 / 1000.0)) }
-                        td.wf { svg.waterfall width="100%" height=(row_h) viewBox={ "0 0 " (w) " " (row_h) } preserveAspectRatio="none" role="img" aria-label="span" {
-                            rect class=(if i.level >= Level::Error && i.start_us == i.end_us { "bar-err" } else if i.start_us != i.end_us { "bar-req" } else { "bar" })
-                                x=(format!("{x:.1}")) y="3" width=(format!("{bw:.1}")) height=(format!("{:.1}", row_h - 6.0)) {}
+        @if rows.is_empty() { (h::note("No stored events carry this trace id.")) } @else {
+            p.dim { (n_spans) " spans · " (events.len() - nodes.len()) " other events · " (fmt_ms(total / 1000.0)) " from first to last" }
+            table.waterfall { thead { tr { th.num { "+ms" } th { "What" } th { "Timeline" } th { "Status" } } }
+                tbody { @for r in &rows {
+                    @let (a, b) = row_us(r);
+                    @let x = (a - t0) as f64 / total * (w - 4.0);
+                    @let bw = ((b - a) as f64 / total * (w - 4.0)).max(3.0);
+                    @let (depth, class, bar) = match r {
+                        WfRow::Node(i, d) => (*d, if nodes[*i].request { "wf-node wf-req" } else { "wf-node" },
+                            if nodes[*i].error { "bar-err" } else if nodes[*i].request { "bar-req" } else { "bar-span" }),
+                        WfRow::Event(e, d) => (*d, "wf-event", if e.level >= Level::Error { "bar-err" } else { "bar" }),
+                        WfRow::Crumb(c, d) => (*d, "wf-event wf-crumb", if c.level >= Level::Error { "bar-err" } else { "bar" }),
+                    };
+                    tr class=(class) {
+                        td.num.mono { (format!("{:.1}", (a - t0) as f64 / 1000.0)) }
+                        td class={ "msg d" (depth.min(12)) } {
+                            @match r {
+                                WfRow::Node(i, _) => {
+                                    @let n = &nodes[*i];
+                                    a href={ (BASE) "/event/" (n.event.id) } { (n.label) }
+                                    span.dim { " · " (fmt_ms((n.end_us - n.start_us) as f64 / 1000.0)) }
+                                    @let fields = span_fields(n.event);
+                                    @if !n.request && !fields.is_empty() { " " span.mono.dim { (fields) } }
+                                }
+                                WfRow::Event(e, _) => {
+                                    span.dim { (e.kind.as_str()) " " }
+                                    a href={ (BASE) "/event/" (e.id) } { (e.message) }
+                                }
+                                WfRow::Crumb(c, _) => { span.dim { "breadcrumb " } (c.message) }
+                            }
+                        }
+                        td.wf { svg.waterfall width="100%" height=(row_h) viewBox={ "0 0 " (w) " " (row_h) } preserveAspectRatio="none" role="img" aria-label=(if matches!(r, WfRow::Node(..)) { "span" } else { "event" }) {
+                            rect class=(bar) x=(format!("{x:.1}")) y=(if matches!(r, WfRow::Node(..)) { "3" } else { "5" })
+                                width=(format!("{bw:.1}")) height=(if matches!(r, WfRow::Node(..)) { format!("{:.1}", row_h - 6.0) } else { "6".to_owned() }) {}
                         } }
-                        td { (h::level(i.level)) }
-                        td.msg { a href={ (BASE) "/event/" (i.event.id) } { (i.label) }
-                            @if i.end_us > i.start_us { span.dim { " · " (fmt_ms((i.end_us - i.start_us) as f64 / 1000.0)) } } }
+                        td {
+                            @match r {
+                                WfRow::Node(i, _) => {
+                                    @let n = &nodes[*i];
+                                    @if n.error { span.err { "error" } }
+                                    @else if let Some(sp) = &n.event.span { span.dim { (sp.status.as_str()) } }
+                                    @else { span.dim { "request" } }
+                                }
+                                WfRow::Event(e, _) => { (h::level(e.level)) }
+                                WfRow::Crumb(c, _) => { (h::level(c.level)) }
+                            }
+                        }
                     }
                 } }
             }

@@ -17,7 +17,8 @@ use tracepost_console::tail::TailItem;
 use tracepost_console::{Console, LiveTail};
 use tracepost_core::store::{EventFilter, IssueStatus, Store};
 use tracepost_core::{
-    CapturedBody, ErrorDetail, Event, Kind, Level, RequestSnapshot, Sink, Tracepost,
+    CapturedBody, ErrorDetail, Event, Kind, Level, RequestSnapshot, Sink, SpanDetail, SpanStatus,
+    Timestamp, Tracepost,
 };
 use tracepost_sqlite::{SqliteSink, SqliteStore};
 
@@ -713,4 +714,151 @@ async fn routes_sum_the_metric_windows_in_the_range() {
     .await;
     let a = row(&day.body, "GET /api/a/{id}");
     assert!(a.contains(">1150<") && a.contains("0.9 %"), "{a}");
+/// A span event as the `tracing` layer writes one: start `at_ms` after `t0`, `ms` long.
+fn span_event(
+    t0: u64,
+    name: &str,
+    id: &str,
+    parent: &str,
+    at_ms: u64,
+    ms: f64,
+    status: SpanStatus,
+) -> Event {
+    let mut e = Event::new(Kind::Span, Level::Info, name)
+        .with_timestamp(Timestamp::from_unix_nanos(t0 + at_ms * 1_000_000))
+        .with_trace(TRACE, Some(id.into()));
+    e.span = Some(SpanDetail {
+        name: name.into(),
+        parent_span_id: Some(parent.into()),
+        duration_ms: ms,
+        status,
+    });
+    e
+}
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_page_draws_spans_as_a_waterfall_with_what_happened_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteSink::new(dir.path());
+    let t0 = Timestamp::now().unix_nanos() - 60_000_000_000;
+    // The request (its own span id is the outermost span's parent), two spans under it, one
+    // under those; a log inside the query, an error inside `charge`.
+    let mut request = Event::new(Kind::Request, Level::Info, "GET /orders/{id} 200")
+        .with_timestamp(Timestamp::from_unix_nanos(t0))
+        .with_trace(TRACE, Some("aaaaaaaaaaaaaaaa".into()))
+        .with_request(RequestSnapshot {
+            method: "GET".into(),
+            route: "/orders/{id}".into(),
+            path: "/orders/7".into(),
+            status: 200,
+            duration_ms: 40.0,
+            ..Default::default()
+        });
+    request.request_id = Some("req-1".into());
+    let load = span_event(
+        t0,
+        "load_order",
+        "bbbbbbbbbbbbbbbb",
+        "aaaaaaaaaaaaaaaa",
+        2,
+        30.0,
+        SpanStatus::Unset,
+    )
+    .with_attribute("order.id", 7);
+    let query = span_event(
+        t0,
+        "db.query",
+        "cccccccccccccccc",
+        "bbbbbbbbbbbbbbbb",
+        5,
+        10.0,
+        SpanStatus::Unset,
+    )
+    .with_attribute("db.table", XSS);
+    let charge = span_event(
+        t0,
+        "charge",
+        "dddddddddddddddd",
+        "aaaaaaaaaaaaaaaa",
+        33,
+        5.0,
+        SpanStatus::Error,
+    );
+    let log = Event::new(Kind::Log, Level::Info, "row read")
+        .with_timestamp(Timestamp::from_unix_nanos(t0 + 8_000_000))
+        .with_trace(TRACE, Some("cccccccccccccccc".into()));
+    let error = Event::new(Kind::Error, Level::Error, "card declined")
+        .with_timestamp(Timestamp::from_unix_nanos(t0 + 35_000_000))
+        .with_trace(TRACE, Some("dddddddddddddddd".into()));
+    // Stored out of order: the page orders them.
+    let batch: Vec<Arc<Event>> = [error, charge, log, query, load, request]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    assert!(sqlite.send(batch).await.unwrap().rejected.is_empty());
+    let console = Console::builder(Arc::new(sqlite.store().clone()))
+        .admin_token(TOKEN)
+        .build()
+        .unwrap();
+    let app = console.router();
+    let (cookie, _) = sign_in(&app).await;
+
+    let list = send(&app, get("/tracepost/console/traces", Some(&cookie))).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains(&format!("/trace/{TRACE}")),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("GET /orders/{id} → 200"),
+        "the request heads it"
+    );
+
+    let page = send(
+        &app,
+        get(&format!("/tracepost/console/trace/{TRACE}"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains("3 spans · 2 other events"), "{body}");
+    // Rows in drawing order, each indented by its depth: the request, the first span and
+    // what happened inside it (the query, the log inside the query), then the second span
+    // and the error inside it.
+    let rows: Vec<&str> = body.split("<tr class=\"wf-").skip(1).collect();
+    let row = |needle: &str| -> (usize, &str) {
+        rows.iter()
+            .enumerate()
+            .find(|(_, r)| r.contains(needle))
+            .map(|(i, r)| (i, *r))
+            .unwrap_or_else(|| panic!("no row with {needle} in {body}"))
+    };
+    let expect = [
+        ("GET /orders/{id} → 200", "d0", "bar-req"),
+        (">load_order<", "d1", "bar-span"),
+        (">db.query<", "d2", "bar-span"),
+        (">row read<", "d3", "\"bar\""),
+        (">charge<", "d1", "bar-err"),
+        (">card declined<", "d2", "bar-err"),
+    ];
+    for (i, (needle, depth, bar)) in expect.iter().enumerate() {
+        let (at, r) = row(needle);
+        assert_eq!(at, i, "{needle} is row {i}");
+        assert!(
+            r.contains(&format!("class=\"msg {depth}\"")),
+            "{needle} at {depth}: {r}"
+        );
+        assert!(r.contains(bar), "{needle} drawn as {bar}: {r}");
+    }
+    // Bars are placed by start and length: the query starts 5 ms into a 40 ms trace.
+    let (_, q) = row(">db.query<");
+    assert!(q.contains("x=\"74.5\""), "{q}"); // 5/40 of 596
+    assert!(q.contains("width=\"149.0\""), "{q}"); // 10/40 of 596
+    assert!(row(">charge<").1.contains("error"));
+    assert!(row(">load_order<").1.contains("order.id=7"));
+    // A captured value stays text.
+    assert!(!body.contains(XSS) && body.contains("&lt;script&gt;"));
 }

@@ -40,6 +40,10 @@ pub enum Kind {
     /// TTFB, FCP). The attributes `metric.name`, `metric.value`, `metric.unit` and
     /// `metric.rating` carry it.
     Metric,
+    /// One finished `tracing` span of a kept trace (OpenTelemetry's span): `timestamp` is its
+    /// start, `message` its name, `trace_id`/`span_id` its ids, `span` its parent, duration
+    /// and status, `attributes` its fields. See the book's "Traces" page.
+    Span,
 }
 
 impl Kind {
@@ -54,6 +58,7 @@ impl Kind {
             Kind::MetricWindow => "metric_window",
             Kind::Alert => "alert",
             Kind::Metric => "metric",
+            Kind::Span => "span",
         }
     }
 }
@@ -238,6 +243,9 @@ pub struct Event {
     /// For `metric_window` events: one window of HTTP metrics for one route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<MetricWindow>,
+    /// For `span` events: the parent span, the duration and the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanDetail>,
 }
 
 fn schema_version() -> u32 {
@@ -267,6 +275,7 @@ impl Event {
             request: None,
             breadcrumbs: Vec::new(),
             metric: None,
+            span: None,
         }
     }
 
@@ -331,6 +340,9 @@ impl Event {
             .sum::<usize>();
         if self.metric.is_some() {
             n += 200;
+        }
+        if let Some(s) = &self.span {
+            n += 96 + s.name.len();
         }
         n
     }
@@ -478,4 +490,49 @@ pub struct MetricWindow {
     pub bytes_in: u64,
     /// Response body bytes sent.
     pub bytes_out: u64,
+}
+
+/// What a `span` event adds to the envelope, named as OpenTelemetry's span model names it.
+/// The span's start is the event's `timestamp`, its ids are the event's `trace_id` and
+/// `span_id`, its fields are the event's `attributes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanDetail {
+    /// The span's name (`tracing`'s span name; for `#[instrument]`, the function's name).
+    pub name: String,
+    /// The parent span's id (16 lowercase hex digits): a span of the same trace, or the
+    /// request's own span id when the span is the outermost one inside an HTTP request.
+    /// Absent for the root of a trace started in this process outside any request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// From the span's creation to its close, in milliseconds (wall time, idle time
+    /// included, as OpenTelemetry measures a span).
+    pub duration_ms: f64,
+    /// OpenTelemetry's span status: `error` when an ERROR-level event was recorded inside
+    /// the span itself, else `unset`.
+    #[serde(default)]
+    pub status: SpanStatus,
+}
+
+/// OpenTelemetry's span status code. Serialised in lowercase (`"unset"`, `"ok"`, `"error"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanStatus {
+    /// Nothing said (the default).
+    #[default]
+    Unset,
+    /// Explicitly successful.
+    Ok,
+    /// The span's operation failed.
+    Error,
+}
+
+impl SpanStatus {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanStatus::Unset => "unset",
+            SpanStatus::Ok => "ok",
+            SpanStatus::Error => "error",
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub use prometheus_client;
 pub use capture::{in_current_request, spawn};
 pub use event::{
     Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
-    Resource, Timestamp,
+    Resource, SpanDetail, SpanStatus, Timestamp,
 };
 pub use pipeline::{
     BatchOptions, BuildError, Builder, DropReason, FsyncPolicy, Health, HealthReport, RetryOptions,

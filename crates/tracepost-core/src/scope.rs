@@ -19,7 +19,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
@@ -37,6 +37,20 @@ pub struct RequestScope {
     max_breadcrumbs: usize,
     breadcrumbs: Mutex<VecDeque<Breadcrumb>>,
     overflowed: AtomicU64,
+    failed: AtomicBool,
+    attachment: OnceLock<Arc<dyn ScopeAttachment>>,
+}
+
+/// Something a layer keeps with a request until the request is over: the `tracing` layer's
+/// buffer of the request's spans, whose trace is kept or dropped whole once the outcome is
+/// known. [`ScopeAttachment::request_finished`] runs when the scope is dropped, which is
+/// after the middleware recorded the response (or the panic).
+pub trait ScopeAttachment: std::any::Any + Send + Sync + std::fmt::Debug {
+    /// The request is over; `failed` when it answered a 5xx or panicked
+    /// ([`RequestScope::mark_failed`]).
+    fn request_finished(&self, failed: bool);
+    /// `self`, for downcasting to the layer's own type.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// A scope's request id: the capture's own inline copy (no allocation per request), or a
@@ -81,7 +95,28 @@ impl RequestScope {
             max_breadcrumbs,
             breadcrumbs: Mutex::new(VecDeque::new()),
             overflowed: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            attachment: OnceLock::new(),
         }
+    }
+
+    /// Records that the request failed (a 5xx or a panic); the middleware calls it when it
+    /// finishes a failed request.
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`mark_failed`](Self::mark_failed) was called.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The scope's attachment, made by `init` on first use (at most one per scope).
+    pub fn attachment_or_init(
+        &self,
+        init: impl FnOnce() -> Arc<dyn ScopeAttachment>,
+    ) -> &Arc<dyn ScopeAttachment> {
+        self.attachment.get_or_init(init)
     }
 
     /// The request's trace context.
@@ -124,6 +159,14 @@ impl RequestScope {
     pub fn take(&self) -> (Vec<Breadcrumb>, u64) {
         let crumbs = std::mem::take(&mut *self.breadcrumbs.lock()).into();
         (crumbs, self.overflowed.swap(0, Ordering::Relaxed))
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        if let Some(attachment) = self.attachment.take() {
+            attachment.request_finished(*self.failed.get_mut());
+        }
     }
 }
 

@@ -68,6 +68,17 @@ impl TraceContext {
     }
 }
 
+/// A fresh W3C span id: 8 random bytes, not all zero. (Not through `random_nonzero`: a
+/// second caller of its `[u8; 8]` instance changed how the request path's copy is inlined.)
+pub fn new_span_id() -> [u8; 8] {
+    loop {
+        let id: u64 = rand::random();
+        if id != 0 {
+            return id.to_le_bytes();
+        }
+    }
+}
+
 fn random_nonzero<const N: usize>(rng: &mut impl rand::Rng) -> [u8; N] {
     loop {
         let mut bytes = [0u8; N];

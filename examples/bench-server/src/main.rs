@@ -8,6 +8,9 @@
 //!   breadcrumbs), to tell the two costs apart;
 //! - `access-log`: `tracepost` with `SnapshotPolicy::default().sample_rate(1.0)`, so every
 //!   request becomes a `request` event with its snapshot in the NDJSON file (issue 18's mode);
+//! - `spans`: `tracepost` with spans on (`span_level(INFO)`, every trace kept) and the
+//!   handler inside one `info_span!`, so each request produces one `span` event (the cost of
+//!   turning spans on; `tracepost-one-span` is the same handler with spans off);
 //! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with a tracing registry (the peer
 //!   most axum apps already use), for comparison.
 
@@ -19,6 +22,18 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tracepost::prelude::*;
 use tracing_subscriber::prelude::*;
+
+/// [`routes`] with the handler inside a span.
+fn routes_with_span() -> Router {
+    use tracing::Instrument;
+    Router::new().route("/", get(|| async { "ok" })).route(
+        "/users/{id}",
+        get(|Path(id): Path<u32>| {
+            async move { Json::<Value>(json!({ "id": id, "name": "ann" })) }
+                .instrument(tracing::info_span!("load_user", user.id = id))
+        }),
+    )
+}
 
 fn routes() -> Router {
     Router::new().route("/", get(|| async { "ok" })).route(
@@ -42,14 +57,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_graceful_shutdown(shutdown)
                 .await?
         }
-        "tracepost" | "tracepost-http-only" | "access-log" => {
+        "tracepost" | "tracepost-http-only" | "access-log" | "spans" | "tracepost-one-span" => {
             let dir = std::env::temp_dir().join(format!("tracepost-bench-{}", std::process::id()));
             let tp = tracepost::Tracepost::builder()
                 .service("bench")
                 .sink(tracepost::sinks::JsonlFile::new(&dir))
                 .build()?;
             // `tracepost-http-only`: no tracing layer, so no breadcrumb routing.
-            if mode != "tracepost-http-only" {
+            if mode == "spans" {
+                tracing_subscriber::registry()
+                    .with(tp.tracing_layer().span_level(tracing::Level::INFO))
+                    .init();
+            } else if mode != "tracepost-http-only" {
                 tracing_subscriber::registry()
                     .with(tp.tracing_layer())
                     .init();
@@ -60,7 +79,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 tp.layer()
             };
-            let app = routes().merge(tp.metrics_router()).layer(layer);
+            let routes = if matches!(mode.as_str(), "spans" | "tracepost-one-span") {
+                routes_with_span()
+            } else {
+                routes()
+            };
+            let app = routes.merge(tp.metrics_router()).layer(layer);
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await?;
@@ -75,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
         }
         other => {
-            return Err(format!("unknown mode {other:?}: bare | tracepost | tracepost-http-only | access-log | tower-http").into())
+            return Err(format!("unknown mode {other:?}: bare | tracepost | tracepost-http-only | access-log | spans | tracepost-one-span | tower-http").into())
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! The quickstart's routes, in a library so that tests drive the same router.
 
+// ANCHOR: imports
 use std::time::Duration;
 
 use axum::body::Body;
@@ -10,6 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
+use tracing::Instrument;
+// ANCHOR_END: imports
 
 /// The demo page served at `/` (and at its client-side routes, `/demo/…`): it loads the
 /// browser script from `/tracepost/tp.js` and has buttons that throw, reject a promise, track an
@@ -147,13 +150,29 @@ async fn demo_page() -> Html<&'static str> {
     Html(DEMO_PAGE)
 }
 
+// ANCHOR: spans
+/// A handler with spans: `#[instrument]` opens a `user` span for the call, and the two steps
+/// are child spans. With `span_level(INFO)` on the tracing layer they become `span` events,
+/// drawn as a waterfall on the console's trace page.
+#[tracing::instrument]
 async fn user(Path(id): Path<u32>) -> Result<Json<Value>, StatusCode> {
     tracing::info!(user_id = id, "loading user");
     if id == 0 {
         return Err(StatusCode::NOT_FOUND);
     }
-    Ok(Json(json!({ "id": id, "name": format!("user {id}") })))
+    let name = load_profile(id)
+        .instrument(tracing::info_span!("db.query", db.table = "users"))
+        .await;
+    let body = tracing::info_span!("render").in_scope(|| json!({ "id": id, "name": name }));
+    Ok(Json(body))
 }
+
+async fn load_profile(id: u32) -> String {
+    tokio::time::sleep(Duration::from_millis(3)).await; // a database round trip
+    tracing::debug!(user_id = id, "profile row read");
+    format!("user {id}")
+}
+// ANCHOR_END: spans
 
 async fn checkout(Json(order): Json<Value>) -> impl IntoResponse {
     tracing::info!(
@@ -167,9 +186,12 @@ async fn checkout(Json(order): Json<Value>) -> impl IntoResponse {
     )
 }
 
+#[tracing::instrument]
 async fn fail() -> impl IntoResponse {
     tracing::info!("connecting to the inventory service");
-    tracing::error!(error = "connection refused", "inventory lookup failed");
+    tracing::info_span!("inventory.lookup").in_scope(|| {
+        tracing::error!(error = "connection refused", "inventory lookup failed");
+    });
     (StatusCode::INTERNAL_SERVER_ERROR, "inventory unavailable\n")
 }
 

@@ -90,11 +90,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tp = builder
         .replay_console_url(format!("http://{addr}/tracepost/console"))
         .build()?;
+    // ANCHOR: spans_on
     tracing_subscriber::registry()
         .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with(tracing_subscriber::fmt::layer())
-        .with(tp.tracing_layer())
+        // Spans at INFO and above become `span` events (the console's trace waterfall).
+        .with(tp.tracing_layer().span_level(tracing::Level::INFO))
         .init();
+    // ANCHOR_END: spans_on
 
     // ANCHOR: logs
     // The log routes' project API key: TRACEPOST_API_KEY, or a new one for this run.

@@ -28,10 +28,26 @@
 //!   starts with `tracepost` (the pipeline's own diagnostics). tracepost cannot feed back into
 //!   itself, at any level.
 //! - Breadcrumbs are `message key=value …`, logfmt style (values with spaces quoted).
+//! - **Spans** (off by default; [`TracepostTracingLayer::span_level`]): spans at or above the
+//!   level become `span` events when they close (name, start, duration, parent, trace id,
+//!   fields, status), and events captured inside one carry its trace and span ids. A trace is
+//!   kept or dropped whole: its finished spans wait in a bounded buffer until its local root
+//!   closes (inside an HTTP request: until the request is over), then the trace is kept if an
+//!   ERROR event was recorded in it or the request failed (a 5xx, a panic), else with the
+//!   probability [`TracepostTracingLayer::trace_sample_rate`]. The spans of dropped traces
+//!   count in `tracepost_events_sampled_out_total`; spans that do not fit the buffer
+//!   ([`TracepostTracingLayer::max_spans_per_trace`],
+//!   [`TracepostTracingLayer::max_buffered_span_bytes`]) in
+//!   `tracepost_spans_overflowed_total`. Kept spans pass the pipeline's stages like every
+//!   event (their fields are redacted).
 
 use std::cell::Cell;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use serde_json::{Map, Value};
 use tracing_core::field::{Field, Visit};
@@ -41,8 +57,18 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use tracepost_core::scope::{self, RequestScope, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET};
-use tracepost_core::{Breadcrumb, ErrorDetail, Event, Kind, Level, Timestamp, TracepostHandle};
+use tracepost_core::scope::{
+    self, RequestScope, ScopeAttachment, REQUEST_SPAN_NAME, REQUEST_SPAN_TARGET,
+};
+use tracepost_core::trace_context::{hex, new_span_id, TraceContext};
+use tracepost_core::{
+    Breadcrumb, ErrorDetail, Event, Kind, Level, SpanDetail, SpanStatus, Timestamp, TracepostHandle,
+};
+
+/// The default of [`TracepostTracingLayer::max_spans_per_trace`].
+pub const DEFAULT_MAX_SPANS_PER_TRACE: usize = 1_000;
+/// The default of [`TracepostTracingLayer::max_buffered_span_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_BUFFERED_SPAN_BYTES: usize = 16 << 20;
 
 /// The layer. Build it with [`TracepostTracingLayer::new`] and add it to a registry.
 #[derive(Debug, Clone)]
@@ -50,6 +76,20 @@ pub struct TracepostTracingLayer {
     handle: TracepostHandle,
     min_level: Level,
     breadcrumb_level: Level,
+    /// `None`: spans are not captured (the default).
+    span_level: Option<Level>,
+    spans: Arc<SpanShared>,
+}
+
+/// What every trace buffer of one layer shares: the settings and the global byte budget.
+#[derive(Debug)]
+struct SpanShared {
+    handle: TracepostHandle,
+    sample_rate: f64,
+    max_spans_per_trace: usize,
+    max_buffered_bytes: usize,
+    /// Bytes (`Event::approx_size`) of the spans buffered now, over all traces.
+    buffered: AtomicUsize,
 }
 
 impl TracepostTracingLayer {
@@ -57,10 +97,68 @@ impl TracepostTracingLayer {
     pub fn new(handle: TracepostHandle) -> Self {
         scope::mark_layer_installed();
         TracepostTracingLayer {
+            spans: Arc::new(SpanShared {
+                handle: handle.clone(),
+                sample_rate: 1.0,
+                max_spans_per_trace: DEFAULT_MAX_SPANS_PER_TRACE,
+                max_buffered_bytes: DEFAULT_MAX_BUFFERED_SPAN_BYTES,
+                buffered: AtomicUsize::new(0),
+            }),
             handle,
             min_level: Level::Info,
             breadcrumb_level: Level::Debug,
+            span_level: None,
         }
+    }
+
+    /// Captures `tracing` spans at or above `level` as `span` events (off by default: no
+    /// span is captured, and the layer's cost per span is one comparison). Takes a
+    /// [`tracepost_core::Level`] or a `tracing::Level` (`tracing::Level::INFO`).
+    pub fn span_level(mut self, level: impl Into<Level>) -> Self {
+        self.span_level = Some(level.into());
+        self
+    }
+
+    /// The fraction (0..=1, clamped; 1 by default) of traces without an error whose spans
+    /// are kept, decided once per trace when it starts here (head sampling). Traces with an
+    /// ERROR event inside, or whose request failed (5xx, panic), are always kept.
+    pub fn trace_sample_rate(mut self, rate: f64) -> Self {
+        let rate = if rate.is_nan() {
+            1.0
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
+        self.shared_mut(|s| s.sample_rate = rate);
+        self
+    }
+
+    /// The most spans one trace buffers before its decision
+    /// ([`DEFAULT_MAX_SPANS_PER_TRACE`] by default); further spans of that trace are dropped
+    /// and counted in `tracepost_spans_overflowed_total`.
+    pub fn max_spans_per_trace(mut self, spans: usize) -> Self {
+        self.shared_mut(|s| s.max_spans_per_trace = spans);
+        self
+    }
+
+    /// The most bytes (estimated as `Event::approx_size`) of spans buffered at once over all
+    /// undecided traces ([`DEFAULT_MAX_BUFFERED_SPAN_BYTES`] by default); a span that would
+    /// exceed it is dropped and counted in `tracepost_spans_overflowed_total`.
+    pub fn max_buffered_span_bytes(mut self, bytes: usize) -> Self {
+        self.shared_mut(|s| s.max_buffered_bytes = bytes);
+        self
+    }
+
+    fn shared_mut(&mut self, f: impl FnOnce(&mut SpanShared)) {
+        let s = &*self.spans;
+        let mut next = SpanShared {
+            handle: s.handle.clone(),
+            sample_rate: s.sample_rate,
+            max_spans_per_trace: s.max_spans_per_trace,
+            max_buffered_bytes: s.max_buffered_bytes,
+            buffered: AtomicUsize::new(s.buffered.load(Ordering::Relaxed)),
+        };
+        f(&mut next);
+        self.spans = Arc::new(next);
     }
 
     /// Captures events at or above `level` as tracepost events. Takes a
@@ -80,6 +178,177 @@ impl TracepostTracingLayer {
 
 /// Fields recorded on a span, kept in its extensions.
 struct SpanFields(Map<String, Value>);
+
+/// A captured span's identity and timing, kept in its extensions until it closes.
+struct SpanRecord {
+    span_id: [u8; 8],
+    parent: Option<[u8; 8]>,
+    trace: Arc<TraceBuffer>,
+    start: Timestamp,
+    started: Instant,
+    /// The outermost captured span of its trace in this process.
+    local_root: bool,
+    /// An ERROR event was recorded inside this span itself.
+    error: AtomicBool,
+}
+
+/// One trace's finished spans, until the trace is kept or dropped whole.
+#[derive(Debug)]
+struct TraceBuffer {
+    trace_id: [u8; 16],
+    request_id: Option<String>,
+    route: Option<String>,
+    /// Decided when the request is over (by [`ScopeAttachment::request_finished`]), not when
+    /// a local root closes.
+    in_request: bool,
+    head_keep: bool,
+    shared: Arc<SpanShared>,
+    state: Mutex<TraceState>,
+}
+
+#[derive(Debug)]
+enum TraceState {
+    Open {
+        spans: Vec<Event>,
+        bytes: usize,
+        error: bool,
+    },
+    Kept,
+    Dropped,
+}
+
+impl TraceBuffer {
+    fn new(trace_id: [u8; 16], request: Option<&RequestScope>, shared: &Arc<SpanShared>) -> Self {
+        let rate = shared.sample_rate;
+        TraceBuffer {
+            trace_id,
+            request_id: request.map(|r| r.request_id().to_owned()),
+            route: request.map(|r| r.route().to_owned()),
+            in_request: request.is_some(),
+            head_keep: rate >= 1.0 || (rate > 0.0 && rand_unit() < rate),
+            shared: shared.clone(),
+            state: Mutex::new(TraceState::Open {
+                spans: Vec::new(),
+                bytes: 0,
+                error: false,
+            }),
+        }
+    }
+
+    /// A finished span: buffered while the trace is undecided, else captured or counted.
+    fn push(&self, event: Event) {
+        let shared = &*self.shared;
+        let mut state = self.state.lock();
+        match &mut *state {
+            TraceState::Open { spans, bytes, .. } => {
+                let size = event.approx_size();
+                let fits = spans.len() < shared.max_spans_per_trace
+                    && shared
+                        .buffered
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                            b.checked_add(size)
+                                .filter(|n| *n <= shared.max_buffered_bytes)
+                        })
+                        .is_ok();
+                if fits {
+                    *bytes += size;
+                    spans.push(event);
+                } else {
+                    shared.handle.stages().sample().count_span_overflow(1);
+                }
+            }
+            TraceState::Kept => {
+                drop(state);
+                shared.handle.capture(event);
+            }
+            TraceState::Dropped => shared.handle.stages().sample().count_sampled_out(1),
+        }
+    }
+
+    fn mark_error(&self) {
+        if let TraceState::Open { error, .. } = &mut *self.state.lock() {
+            *error = true;
+        }
+    }
+
+    /// Keeps the trace (an error inside, a failed request, or the head sample said so) or
+    /// drops it whole; spans finishing later follow the decision.
+    fn decide(&self, failed: bool) {
+        let mut state = self.state.lock();
+        let TraceState::Open {
+            spans,
+            bytes,
+            error,
+        } = &mut *state
+        else {
+            return;
+        };
+        let spans = std::mem::take(spans);
+        let shared = &*self.shared;
+        shared.buffered.fetch_sub(*bytes, Ordering::Relaxed);
+        let keep = *error || failed || self.head_keep;
+        *state = if keep {
+            TraceState::Kept
+        } else {
+            TraceState::Dropped
+        };
+        drop(state);
+        if keep {
+            for span in spans {
+                shared.handle.capture(span);
+            }
+        } else {
+            shared
+                .handle
+                .stages()
+                .sample()
+                .count_sampled_out(spans.len() as u64);
+        }
+    }
+}
+
+impl Drop for TraceBuffer {
+    fn drop(&mut self) {
+        // A trace whose local root never closed (its spans outlived the subscriber): decide
+        // now rather than lose its spans silently.
+        self.decide(false);
+    }
+}
+
+/// The link from a request's scope to its trace buffer.
+#[derive(Debug)]
+struct RequestTrace(Arc<TraceBuffer>);
+
+impl ScopeAttachment for RequestTrace {
+    fn request_finished(&self, failed: bool) {
+        self.0.decide(failed);
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The trace buffer of a request (made on first use).
+fn request_trace(scope: &RequestScope, shared: &Arc<SpanShared>) -> Option<Arc<TraceBuffer>> {
+    let attachment = scope.attachment_or_init(|| {
+        Arc::new(RequestTrace(Arc::new(TraceBuffer::new(
+            scope.trace().trace_id,
+            Some(scope),
+            shared,
+        ))))
+    });
+    attachment
+        .as_any()
+        .downcast_ref::<RequestTrace>()
+        .map(|t| t.0.clone())
+}
+
+fn rand_unit() -> f64 {
+    // 53 random bits of one `u64` span id draw: no `rand` dependency here.
+    let bytes = new_span_id();
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
 
 thread_local! {
     static BUSY: Cell<bool> = const { Cell::new(false) };
@@ -105,6 +374,103 @@ where
         attrs.record(&mut fields);
         if !fields.fields.is_empty() {
             span.extensions_mut().insert(SpanFields(fields.fields));
+        }
+        let Some(span_level) = self.span_level else {
+            return;
+        };
+        if Level::from(*meta.level()) < span_level || meta.target().starts_with("tracepost") {
+            return;
+        }
+        // The parent: the nearest captured span above, else the request (its span id), else
+        // none (a new trace).
+        let mut request: Option<Arc<RequestScope>> = None;
+        let mut parent_record: Option<([u8; 8], Arc<TraceBuffer>)> = None;
+        for ancestor in span.scope().skip(1) {
+            let ext = ancestor.extensions();
+            if let Some(r) = ext.get::<SpanRecord>() {
+                parent_record = Some((r.span_id, r.trace.clone()));
+                break;
+            }
+            if let Some(r) = ext.get::<Arc<RequestScope>>() {
+                request = Some(r.clone());
+                break;
+            }
+        }
+        let (trace, parent, local_root) = match parent_record {
+            Some((parent, trace)) => (trace, Some(parent), false),
+            None => match request.or_else(scope::current) {
+                Some(req) => {
+                    let trace = request_trace(&req, &self.spans).unwrap_or_else(|| {
+                        Arc::new(TraceBuffer::new(req.trace().trace_id, None, &self.spans))
+                    });
+                    (trace, Some(req.trace().span_id), true)
+                }
+                None => (
+                    Arc::new(TraceBuffer::new(
+                        TraceContext::start().trace_id,
+                        None,
+                        &self.spans,
+                    )),
+                    None,
+                    true,
+                ),
+            },
+        };
+        span.extensions_mut().insert(SpanRecord {
+            span_id: new_span_id(),
+            parent,
+            trace,
+            start: Timestamp::now(),
+            started: Instant::now(),
+            local_root,
+            error: AtomicBool::new(false),
+        });
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if self.span_level.is_none() {
+            return;
+        }
+        let Some(span) = ctx.span(&id) else { return };
+        let mut ext = span.extensions_mut();
+        let Some(record) = ext.remove::<SpanRecord>() else {
+            return;
+        };
+        let fields = ext.remove::<SpanFields>();
+        drop(ext);
+        let meta = span.metadata();
+        let trace = record.trace.clone();
+        let duration_ms = record.started.elapsed().as_secs_f64() * 1000.0;
+        let mut out = Event::new(Kind::Span, Level::from(*meta.level()), meta.name())
+            .with_timestamp(record.start);
+        out.trace_id = Some(hex(&trace.trace_id));
+        out.span_id = Some(hex(&record.span_id));
+        out.request_id = trace.request_id.clone();
+        if let Some(fields) = fields {
+            out.attributes = fields.0;
+        }
+        out.attributes.insert("target".into(), meta.target().into());
+        if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
+            out.attributes
+                .insert("code.location".into(), format!("{file}:{line}").into());
+        }
+        if let Some(route) = &trace.route {
+            out.attributes
+                .insert("http.route".into(), route.clone().into());
+        }
+        out.span = Some(SpanDetail {
+            name: meta.name().to_owned(),
+            parent_span_id: record.parent.map(|p| hex(&p)),
+            duration_ms,
+            status: if record.error.load(Ordering::Relaxed) {
+                SpanStatus::Error
+            } else {
+                SpanStatus::Unset
+            },
+        });
+        trace.push(out);
+        if record.local_root && !trace.in_request {
+            trace.decide(false);
         }
     }
 
@@ -151,12 +517,23 @@ where
         // (work spawned into a request span). Span fields only matter for captured events.
         let mut request: Option<Arc<RequestScope>> = scope::current();
         let mut span_fields: Vec<Map<String, Value>> = Vec::new();
+        // The innermost captured span: its trace and span ids go on the event.
+        let mut in_span: Option<([u8; 16], [u8; 8])> = None;
         if request.is_none() || level >= self.min_level {
             if let Some(spans) = ctx.event_scope(event) {
                 for span in spans {
                     let ext = span.extensions();
                     if request.is_none() {
                         request = ext.get::<Arc<RequestScope>>().cloned();
+                    }
+                    if in_span.is_none() && level >= self.min_level {
+                        if let Some(r) = ext.get::<SpanRecord>() {
+                            in_span = Some((r.trace.trace_id, r.span_id));
+                            if level == Level::Error {
+                                r.error.store(true, Ordering::Relaxed);
+                                r.trace.mark_error();
+                            }
+                        }
                     }
                     if level >= self.min_level {
                         if let Some(f) = ext.get::<SpanFields>() {
@@ -213,6 +590,16 @@ where
             out.request_id = Some(scope.request_id().to_owned());
             out.attributes
                 .insert("http.route".into(), scope.route().into());
+            if kind == Kind::Error && in_span.is_none() && self.span_level.is_some() {
+                // An error in the request outside any captured span still keeps its trace.
+                if let Some(trace) = request_trace(scope, &self.spans) {
+                    trace.mark_error();
+                }
+            }
+        }
+        if let Some((trace_id, span_id)) = in_span {
+            out.trace_id = Some(hex(&trace_id));
+            out.span_id = Some(hex(&span_id));
         }
         if kind == Kind::Error {
             let error_type = out

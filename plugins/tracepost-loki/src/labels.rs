@@ -3,7 +3,7 @@
 use tracepost_core::{Event, Kind, Level};
 
 /// The labels the sink sets from each event. Every one has a bounded set of values:
-/// the pipeline's service and environment, 5 levels, 7 kinds.
+/// the pipeline's service and environment, 5 levels, 9 kinds (`span` included).
 pub const RESERVED_LABELS: [&str; 4] = ["service", "environment", "level", "kind"];
 
 /// The structured-metadata names the sink writes (when enabled).

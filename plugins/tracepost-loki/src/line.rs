@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tracepost_core::{Breadcrumb, ErrorDetail, Event, MetricWindow, RequestSnapshot};
+use tracepost_core::{Breadcrumb, ErrorDetail, Event, MetricWindow, RequestSnapshot, SpanDetail};
 use uuid::Uuid;
 
 use crate::config::LineFormat;
@@ -46,6 +46,8 @@ struct JsonLine<'a> {
     breadcrumbs: &'a [Breadcrumb],
     #[serde(skip_serializing_if = "Option::is_none")]
     metric: Option<&'a MetricWindow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span: Option<&'a SpanDetail>,
 }
 
 impl<'a> JsonLine<'a> {
@@ -66,6 +68,7 @@ impl<'a> JsonLine<'a> {
             request: e.request.as_ref(),
             breadcrumbs: &e.breadcrumbs,
             metric: e.metric.as_ref(),
+            span: e.span.as_ref(),
         }
     }
 }
@@ -284,6 +287,17 @@ fn logfmt_fields<'a>(e: &'a Event, out: &mut dyn FnMut(Cow<'a, str>, Cow<'a, str
         out(b("metric_bytes_in"), Cow::Owned(m.bytes_in.to_string()));
         out(b("metric_bytes_out"), Cow::Owned(m.bytes_out.to_string()));
     }
+    if let Some(span) = &e.span {
+        out(b("span_name"), b(&span.name));
+        if let Some(parent) = &span.parent_span_id {
+            out(b("span_parent_span_id"), b(parent));
+        }
+        out(
+            b("span_duration_ms"),
+            Cow::Owned(span.duration_ms.to_string()),
+        );
+        out(b("span_status"), b(span.status.as_str()));
+    }
     for (k, v) in &e.attributes {
         let mut key = String::with_capacity(11 + k.len());
         key.push_str("attributes_");
@@ -407,6 +421,55 @@ mod tests {
             location: None,
         });
         e
+    }
+
+    fn span_event() -> Event {
+        let mut e = Event::new(Kind::Span, Level::Info, "charge_card");
+        e.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        e.span_id = Some("00f067aa0ba902b7".into());
+        e.attributes.insert("order".into(), 42.into());
+        e.span = Some(SpanDetail {
+            name: "charge_card".into(),
+            parent_span_id: Some("b7ad6b7169203331".into()),
+            duration_ms: 12.5,
+            status: tracepost_core::SpanStatus::Error,
+        });
+        e
+    }
+
+    #[test]
+    fn span_json_line_has_ids_parent_duration_and_status() {
+        let (line, cut) = render(&span_event(), LineFormat::Json, 1 << 18);
+        assert!(!cut);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["message"], "charge_card");
+        assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(v["span_id"], "00f067aa0ba902b7");
+        assert_eq!(v["attributes"]["order"], 42);
+        assert_eq!(
+            v["span"],
+            serde_json::json!({
+                "name": "charge_card",
+                "parent_span_id": "b7ad6b7169203331",
+                "duration_ms": 12.5,
+                "status": "error"
+            })
+        );
+        assert!(v.get("kind").is_none(), "kind is a label: {line}");
+    }
+
+    #[test]
+    fn span_logfmt_line_flattens_the_span() {
+        let (line, _) = render(&span_event(), LineFormat::Logfmt, 1 << 18);
+        for field in [
+            "span_name=charge_card",
+            "span_parent_span_id=b7ad6b7169203331",
+            "span_duration_ms=12.5",
+            "span_status=error",
+            "span_id=00f067aa0ba902b7",
+        ] {
+            assert!(line.contains(field), "{field} in {line}");
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub enum IngestMethod {
 pub(crate) const STAGE: &str = "tracepost_stage";
 
 /// Staging columns: the events columns, then the request snapshot's, then the metric window's.
-const COLS: [(&str, &str); 50] = [
+const COLS: [(&str, &str); 51] = [
     ("id", "uuid"),
     ("timestamp", "timestamptz"),
     ("timestamp_ns", "int2"),
@@ -63,6 +63,7 @@ const COLS: [(&str, &str); 50] = [
     ("error_location", "text"),
     ("breadcrumbs", "jsonb"),
     ("schema_version", "int4"),
+    ("span", "jsonb"),
     // request snapshot
     ("req_method", "text"),
     ("req_route", "text"),
@@ -95,9 +96,9 @@ const COLS: [(&str, &str); 50] = [
 ];
 
 /// Number of `events` columns at the start of [`COLS`].
-const EVENT_COLS: usize = 23;
+const EVENT_COLS: usize = 24;
 
-const TYPES: [Type; 50] = {
+const TYPES: [Type; 51] = {
     const T: Type = Type::TEXT;
     [
         Type::UUID,
@@ -123,6 +124,7 @@ const TYPES: [Type; 50] = {
         T,
         Type::JSONB,
         Type::INT4,
+        Type::JSONB,
         // request
         T,
         T,
@@ -161,41 +163,41 @@ const REQ_COLS: [(&str, usize); 18] = [
     ("timestamp", 1),
     ("service", 5),
     ("user_id", 13),
-    ("method", 23),
-    ("route", 24),
-    ("path", 25),
-    ("query", 26),
-    ("status", 27),
-    ("duration_ms", 28),
-    ("request_bytes", 29),
-    ("response_bytes", 30),
-    ("client_address", 31),
-    ("http_version", 32),
-    ("request_headers", 33),
-    ("response_headers", 34),
-    ("request_body", 35),
-    ("response_body", 36),
+    ("method", 24),
+    ("route", 25),
+    ("path", 26),
+    ("query", 27),
+    ("status", 28),
+    ("duration_ms", 29),
+    ("request_bytes", 30),
+    ("response_bytes", 31),
+    ("client_address", 32),
+    ("http_version", 33),
+    ("request_headers", 34),
+    ("response_headers", 35),
+    ("request_body", 36),
+    ("response_body", 37),
 ];
 
 /// `metric_windows` columns, and where each comes from in [`COLS`].
 const MET_COLS: [(&str, usize); 17] = [
     ("event_id", 0),
     ("timestamp", 1),
-    ("start", 37),
-    ("start_ns", 38),
-    ("seconds", 39),
+    ("start", 38),
+    ("start_ns", 39),
+    ("seconds", 40),
     ("service", 5),
     ("environment", 6),
-    ("method", 40),
-    ("route", 41),
-    ("count", 42),
-    ("errors", 43),
-    ("p50_ms", 44),
-    ("p95_ms", 45),
-    ("p99_ms", 46),
-    ("max_ms", 47),
-    ("bytes_in", 48),
-    ("bytes_out", 49),
+    ("method", 41),
+    ("route", 42),
+    ("count", 43),
+    ("errors", 44),
+    ("p50_ms", 45),
+    ("p95_ms", 46),
+    ("p99_ms", 47),
+    ("max_ms", 48),
+    ("bytes_in", 49),
+    ("bytes_out", 50),
 ];
 
 fn direct_copy_sql(schema: &str, table: &str, cols: &[&str]) -> String {
@@ -357,6 +359,7 @@ pub(crate) struct StageRow<'a> {
     error_location: Option<&'a str>,
     breadcrumbs: Option<Json>,
     schema_version: i32,
+    span: Option<Json>,
     req_method: Option<&'a str>,
     req_route: Option<&'a str>,
     req_path: Option<&'a str>,
@@ -449,7 +452,10 @@ impl<'a> StageRow<'a> {
                 .any(|(k, v)| has_nul(k) || value_has_nul(v))
             || e.breadcrumbs
                 .iter()
-                .any(|b| has_nul(&b.message) || has_nul(&b.target));
+                .any(|b| has_nul(&b.message) || has_nul(&b.target))
+            || e.span.as_ref().is_some_and(|s| {
+                has_nul(&s.name) || s.parent_span_id.as_deref().is_some_and(has_nul)
+            });
         if let Some(err) = &e.error {
             nul |= has_nul(&err.error_type)
                 || has_nul(&err.message)
@@ -511,6 +517,7 @@ impl<'a> StageRow<'a> {
             error_location: None,
             breadcrumbs: None,
             schema_version: i32::try_from(e.schema).unwrap_or(i32::MAX),
+            span: None,
             req_method: None,
             req_route: None,
             req_path: None,
@@ -548,6 +555,9 @@ impl<'a> StageRow<'a> {
         }
         if !e.breadcrumbs.is_empty() {
             row.breadcrumbs = Some(json(e, &e.breadcrumbs)?);
+        }
+        if let Some(span) = &e.span {
+            row.span = Some(json(e, span)?);
         }
         if let Some(r) = &e.request {
             row.req_method = Some(&r.method);
@@ -609,7 +619,7 @@ impl<'a> StageRow<'a> {
         Ok(())
     }
 
-    fn fields(&self) -> [&(dyn ToSql + Sync); 50] {
+    fn fields(&self) -> [&(dyn ToSql + Sync); 51] {
         [
             &self.id,
             &self.ts,
@@ -634,6 +644,7 @@ impl<'a> StageRow<'a> {
             &self.error_location,
             &self.breadcrumbs,
             &self.schema_version,
+            &self.span,
             &self.req_method,
             &self.req_route,
             &self.req_path,

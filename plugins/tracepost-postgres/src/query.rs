@@ -18,7 +18,7 @@ use tracepost_core::store::{
 };
 use tracepost_core::{
     Breadcrumb, CapturedBody, ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot,
-    Timestamp,
+    SpanDetail, Timestamp,
 };
 use uuid::Uuid;
 
@@ -105,7 +105,7 @@ const EVENT_SELECT: &str = "e.id, e.timestamp, e.timestamp_ns, e.kind, e.level, 
     r.response_bytes, r.client_address, r.http_version, r.request_headers, r.response_headers,
     r.request_body, r.response_body,
     m.start, m.start_ns, m.seconds, m.method, m.route, m.count, m.errors, m.p50_ms, m.p95_ms,
-    m.p99_ms, m.max_ms, m.bytes_in, m.bytes_out";
+    m.p99_ms, m.max_ms, m.bytes_in, m.bytes_out, e.span";
 
 fn event_from(s: &str) -> String {
     format!(
@@ -152,6 +152,7 @@ fn event_from_row(row: &Row) -> Result<Event, PgError> {
         });
     }
     e.breadcrumbs = parse_json::<Vec<Breadcrumb>>(row.get(21))?.unwrap_or_default();
+    e.span = parse_json::<SpanDetail>(row.get(50))?;
     e.schema = u32::try_from(row.get::<_, i32>(22)).unwrap_or(0);
     if let Some(method) = row.get::<_, Option<String>>(23) {
         e.request = Some(RequestSnapshot {

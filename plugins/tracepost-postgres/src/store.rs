@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "replay_sessions",
         include_str!("../migrations/0005_replay_sessions.sql"),
     ),
+    (6, "spans", include_str!("../migrations/0006_spans.sql")),
 ];
 
 /// The partitioned tables, all partitioned by day on `timestamp`.

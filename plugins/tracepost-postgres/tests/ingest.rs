@@ -380,9 +380,9 @@ async fn concurrent_connects_apply_migrations_once() {
     let c = db.client().await;
     assert_eq!(
         count(&c, "SELECT count(*) FROM shared.schema_migrations").await,
-        5
+        6
     );
-    assert_eq!(sinks[0].store().schema_version().await.unwrap(), 5);
+    assert_eq!(sinks[0].store().schema_version().await.unwrap(), 6);
     // Applying again is a no-op.
     assert!(sinks[1].store().migrate().await.unwrap().is_empty());
     // Opting out of migrations on a fresh schema leaves it empty.

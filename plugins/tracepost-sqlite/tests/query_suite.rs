@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tracepost_core::store::{Cursor, EventFilter, IssueStatus, Store};
 use tracepost_core::{
-    ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot, Sink, Timestamp,
+    ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot, Sink, SpanDetail, SpanStatus,
+    Timestamp,
 };
 use tracepost_postgres::PostgresSink;
 use tracepost_sqlite::SqliteSink;
@@ -104,6 +105,7 @@ fn dataset(base_ns: u64) -> Vec<Event> {
         let kind = match i % 4 {
             0 => Kind::Error,
             1 => Kind::Request,
+            2 if i % 8 == 6 => Kind::Span,
             2 => Kind::Log,
             _ => Kind::MetricWindow,
         };
@@ -179,6 +181,19 @@ fn dataset(base_ns: u64) -> Vec<Event> {
                     bytes_out: 20,
                 });
             }
+            Kind::Span => {
+                // The spans of one trace: each hangs from the span of the event before it.
+                e.span = Some(SpanDetail {
+                    name: format!("step_{}", i % 3),
+                    parent_span_id: (i % 6 != 0).then(|| format!("span-{}", i - 1)),
+                    duration_ms: i as f64 * 0.5 + 0.125,
+                    status: if i % 16 == 14 {
+                        SpanStatus::Error
+                    } else {
+                        SpanStatus::Unset
+                    },
+                });
+            }
             _ => {}
         }
         out.push(e);
@@ -213,6 +228,8 @@ fn filters(base: Timestamp) -> Vec<(&'static str, EventFilter)> {
     vec![
         ("everything", EventFilter::new()),
         ("kind error", EventFilter::new().kind(Kind::Error)),
+        ("kind span", EventFilter::new().kind(Kind::Span)),
+        ("a trace's events", EventFilter::new().trace_id("trace-1")),
         (
             "kinds error or request",
             EventFilter::new().kind(Kind::Error).kind(Kind::Request),
@@ -539,6 +556,23 @@ async fn sqlite_and_postgres_give_the_same_answers() {
         count(&events, |e| e.attributes["attempt"] == json!(2))
     );
     assert_eq!(n_of("events: attribute wrong type (one page)"), 0);
+    // Spans come back whole (parent, duration, status), and with the rest of their trace.
+    let spans = answer("events: kind span (one page)");
+    assert_eq!(
+        spans["events"].as_array().unwrap().len(),
+        count(&events, |e| e.kind == Kind::Span)
+    );
+    for got in spans["events"].as_array().unwrap() {
+        let sent = events
+            .iter()
+            .find(|e| e.id.to_string() == got["id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(got["span"], serde_json::to_value(&sent.span).unwrap());
+    }
+    assert_eq!(
+        n_of("events: a trace's events (one page)"),
+        count(&events, |e| e.trace_id.as_deref() == Some("trace-1"))
+    );
     assert_eq!(n_of("events: session id (one page)"), N / 3);
     // Newest first, ties in the microsecond broken by id, descending.
     let order: Vec<(i64, String)> = answer("events: everything (one page)")["events"]

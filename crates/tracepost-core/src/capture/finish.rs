@@ -207,6 +207,11 @@ pub(crate) fn finish(state: &RequestState, mut ending: Ending) {
         .slow_threshold
         .is_some_and(|t| duration >= t);
     let keep = ending.keep.unwrap_or(slow);
+    if verdict.failed {
+        if let Some(scope) = &state.scope {
+            scope.mark_failed(); // the request's trace is kept whole (the `tracing` layer)
+        }
+    }
     if !verdict.failed && !keep {
         return;
     }

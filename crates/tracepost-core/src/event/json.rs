@@ -65,6 +65,10 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) -> serde_json::Result<()> {
         out.extend_from_slice(b",\"metric\":");
         serde(out, m)?;
     }
+    if let Some(span) = &e.span {
+        out.extend_from_slice(b",\"span\":");
+        serde(out, span)?;
+    }
     out.push(b'}');
     Ok(())
 }
@@ -365,6 +369,12 @@ mod tests {
             max_ms: 1e-7,
             bytes_in: 0,
             bytes_out: 9,
+        });
+        e.span = Some(crate::event::SpanDetail {
+            name: w.clone(),
+            parent_span_id: Some("00f067aa0ba902b7".into()),
+            duration_ms: 12.5,
+            status: crate::event::SpanStatus::Error,
         });
         same(&e);
     }

@@ -55,7 +55,14 @@ fn encode_own(inner: &Arc<Inner>, e: &mut DescriptorEncoder<'_>) -> Result<(), s
         None,
         MetricType::Counter,
     )?
-    .encode_counter::<NoLabelSet, _, u64>(&inner.stages.sample().sampled_out(), None)
+    .encode_counter::<NoLabelSet, _, u64>(&inner.stages.sample().sampled_out(), None)?;
+    e.encode_descriptor(
+        "tracepost_spans_overflowed",
+        "Spans dropped because a trace's span buffer was full.",
+        None,
+        MetricType::Counter,
+    )?
+    .encode_counter::<NoLabelSet, _, u64>(&inner.stages.sample().span_overflow(), None)
 }
 
 impl super::Tracepost {

@@ -7,11 +7,16 @@ use crate::event::{Event, Kind};
 /// events by their `analytics.event` attribute (`pageview`, `track`, `identify`;
 /// `Builder::sample_analytics`), at random; every event dropped is counted
 /// (`tracepost_events_sampled_out_total`). Events without a rate are kept.
+///
+/// `span` events are never sampled here: the `tracing` layer keeps or drops a trace's spans
+/// whole and counts the spans of the traces it drops ([`Sample::count_sampled_out`]) and of
+/// the buffers that overflow ([`Sample::count_span_overflow`]).
 #[derive(Debug, Default)]
 pub struct Sample {
     rates: Vec<(Kind, f64)>,
     analytics: Vec<(String, f64)>,
     sampled_out: AtomicU64,
+    span_overflow: AtomicU64,
 }
 
 /// The attribute naming what an `analytics` event records (`pageview`, `track`, `identify`),
@@ -25,6 +30,7 @@ impl Sample {
             rates,
             analytics: Vec::new(),
             sampled_out: AtomicU64::new(0),
+            span_overflow: AtomicU64::new(0),
         }
     }
 
@@ -36,9 +42,26 @@ impl Sample {
         self
     }
 
-    /// Events dropped by sampling so far.
+    /// Events dropped by sampling so far (spans of dropped traces included).
     pub fn sampled_out(&self) -> u64 {
         self.sampled_out.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` events dropped by a sampling decision taken outside this stage (the spans
+    /// of a trace the `tracing` layer dropped whole).
+    pub fn count_sampled_out(&self, n: u64) {
+        self.sampled_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Spans dropped because a trace's span buffer was full (the per-trace span cap or the
+    /// layer's global byte cap), `tracepost_spans_overflowed_total`.
+    pub fn span_overflow(&self) -> u64 {
+        self.span_overflow.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` spans dropped because a span buffer was full.
+    pub fn count_span_overflow(&self, n: u64) {
+        self.span_overflow.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -48,6 +71,9 @@ impl Stage for Sample {
     }
 
     fn process(&self, event: &mut Event) -> Verdict {
+        if event.kind == Kind::Span {
+            return Verdict::Keep; // sampled per trace, whole, by the `tracing` layer
+        }
         let analytics = match event.kind {
             Kind::Analytics if !self.analytics.is_empty() => event
                 .attributes
