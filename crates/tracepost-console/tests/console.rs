@@ -714,6 +714,8 @@ async fn routes_sum_the_metric_windows_in_the_range() {
     .await;
     let a = row(&day.body, "GET /api/a/{id}");
     assert!(a.contains(">1150<") && a.contains("0.9 %"), "{a}");
+}
+
 /// A span event as the `tracing` layer writes one: start `at_ms` after `t0`, `ms` long.
 fn span_event(
     t0: u64,
