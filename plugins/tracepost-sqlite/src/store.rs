@@ -654,23 +654,8 @@ impl SqliteStore {
     /// [`Store::analytics`](tracepost_core::store::Store::analytics)).
     pub async fn analytics(&self, query: &AnalyticsQuery) -> Result<AnalyticsSummary, StoreError> {
         query.check()?;
-        // Four scans of the range, side by side on four reader connections.
-        let part = |part| {
-            let q = query.clone();
-            self.read(move |c| query_analytics(c, &q, part))
-        };
-        let (totals, series, pages, referrers) = futures_util::future::try_join4(
-            part(AnalyticsPart::Totals),
-            part(AnalyticsPart::Series),
-            part(AnalyticsPart::Pages),
-            part(AnalyticsPart::Referrers),
-        )
-        .await?;
-        let mut out = totals;
-        out.series = series.series;
-        out.top_pages = pages.top_pages;
-        out.referrers = referrers.referrers;
-        Ok(out)
+        let q = query.clone();
+        self.read(move |c| query_analytics(c, &q)).await
     }
 
     /// Visitors reaching each funnel step (see
@@ -1653,103 +1638,155 @@ fn query_histogram(
     }
 }
 
-/// Internal: the referrer is on the page's own host.
-const INTERNAL: &str = "referrer_host IS NOT NULL AND referrer_host = host";
-/// External: a referrer host other than the page's.
-const EXTERNAL: &str = "referrer_host IS NOT NULL AND (host IS NULL OR referrer_host <> host)";
+/// The analytics summary from one read of the range's `analytics` rows (the table is
+/// clustered by time: one sequential scan), aggregated here. Four `GROUP BY`/`count(DISTINCT)`
+/// queries read the range four times and sorted it three times — 210 ms of CPU for 100 000
+/// rows against ~40 ms for this; the answers are the same (the query suite compares both
+/// stores with a reference).
+///
+/// Visitors are interned to dense numbers as they are read, and each distinct count is a
+/// sort and dedup of `(group, visitor)` pairs. Memory: one entry per distinct visitor, page
+/// and referrer host, and eight bytes per page view (pairs), for the range asked.
+fn query_analytics(c: &Connection, q: &AnalyticsQuery) -> Result<AnalyticsSummary, StoreError> {
+    use std::collections::HashMap;
 
-/// One part of the analytics summary, each its own query (run side by side on separate
-/// reader connections).
-#[derive(Clone, Copy)]
-enum AnalyticsPart {
-    Totals,
-    Series,
-    Pages,
-    Referrers,
-}
-
-fn query_analytics(
-    c: &Connection,
-    q: &AnalyticsQuery,
-    part: AnalyticsPart,
-) -> Result<AnalyticsSummary, StoreError> {
-    let (since, until) = (ts_to_micros(q.since), ts_to_micros(q.until));
-    let limit = q.limit.clamp(1, MAX_TOP_ROWS) as i64;
-    let mut out = AnalyticsSummary::new();
-    let range = "ts_us >= ?1 AND ts_us < ?2";
-    let pv = format!("event = 'pageview' AND {range}");
-    let top = |key: &str, cond: &str| -> Result<Vec<TopRow>, StoreError> {
-        c.prepare_cached(&format!(
-            "SELECT {key}, count(*) AS n, count(DISTINCT visitor) FROM analytics
-             WHERE {pv} AND {cond} GROUP BY {key} ORDER BY n DESC, {key} LIMIT ?3"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![since, until, limit], |r| {
-                Ok(TopRow::new(
-                    r.get(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            })?
-            .collect()
-        })
-        .map_err(store_error)
-    };
-    match part {
-        AnalyticsPart::Totals => {
-            let (pageviews, visitors, tracks, internal, direct) = c
-                .prepare_cached(&format!(
-                    "SELECT
-                        sum(event = 'pageview'),
-                        count(DISTINCT CASE WHEN event = 'pageview' THEN visitor END),
-                        sum(event = 'track'),
-                        sum(event = 'pageview' AND {INTERNAL}),
-                        sum(event = 'pageview' AND referrer_host IS NULL)
-                     FROM analytics WHERE {range}"
-                ))
-                .and_then(|mut s| {
-                    s.query_row([since, until], |r| {
-                        let n =
-                            |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
-                        Ok((n(0)?, n(1)?, n(2)?, n(3)?, n(4)?))
-                    })
-                })
-                .map_err(store_error)?;
-            (
-                out.pageviews,
-                out.visitors,
-                out.tracks,
-                out.internal_views,
-                out.direct_views,
-            ) = (pageviews, visitors, tracks, internal, direct);
-        }
-        AnalyticsPart::Series => {
-            let w = width_micros(q.bucket);
-            let epoch = tracepost_core::store::HISTOGRAM_EPOCH_MICROS;
-            // Floor division (SQLite's `/` truncates toward zero).
-            let found: Vec<(i64, u64, u64)> = c
-                .prepare_cached(&format!(
-                    "SELECT b, count(*), count(DISTINCT visitor) FROM (
-                        SELECT {epoch} + ((ts_us - {epoch})
-                            - (((ts_us - {epoch}) % {w}) + {w}) % {w}) AS b, visitor
-                        FROM analytics WHERE {pv}) GROUP BY b ORDER BY b"
-                ))
-                .and_then(|mut s| {
-                    s.query_map([since, until], |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get::<_, i64>(1)? as u64,
-                            r.get::<_, i64>(2)? as u64,
-                        ))
-                    })?
-                    .collect()
-                })
-                .map_err(store_error)?;
-            out.series = AnalyticsSummary::fill_series(q, found)?;
-        }
-        AnalyticsPart::Pages => out.top_pages = top("path", "path IS NOT NULL")?,
-        AnalyticsPart::Referrers => out.referrers = top("referrer_host", EXTERNAL)?,
+    /// Interns strings to dense indices, allocating only for a string not seen yet.
+    #[derive(Default)]
+    struct Names {
+        index: HashMap<String, u32>,
+        names: Vec<String>,
     }
+    impl Names {
+        fn id(&mut self, s: &str) -> u32 {
+            if let Some(&i) = self.index.get(s) {
+                return i;
+            }
+            let i = self.names.len() as u32;
+            self.index.insert(s.to_owned(), i);
+            self.names.push(s.to_owned());
+            i
+        }
+    }
+
+    let (since, until) = (ts_to_micros(q.since), ts_to_micros(q.until));
+    let limit = q.limit.clamp(1, MAX_TOP_ROWS);
+    let w = width_micros(q.bucket);
+    let mut out = AnalyticsSummary::new();
+    let (mut visitors, mut pages, mut referrers) =
+        (Names::default(), Names::default(), Names::default());
+    // (group, visitor) pairs: all page views; per bucket; per page; per external referrer.
+    let mut seen: Vec<u32> = Vec::new();
+    let mut by_bucket: Vec<(i64, u32)> = Vec::new();
+    let mut by_page: Vec<(u32, u32)> = Vec::new();
+    let mut by_referrer: Vec<(u32, u32)> = Vec::new();
+    let mut bucket_views: Vec<(i64, u64)> = Vec::new();
+    let (mut page_views, mut referrer_views) = (Vec::<u64>::new(), Vec::<u64>::new());
+    const NO_VISITOR: u32 = u32::MAX;
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT ts_us, event, visitor, path, host, referrer_host FROM analytics
+             WHERE ts_us >= ?1 AND ts_us < ?2 AND event IN ('pageview', 'track')
+             ORDER BY ts_us",
+        )
+        .map_err(store_error)?;
+    let mut rows = stmt.query([since, until]).map_err(store_error)?;
+    while let Some(r) = rows.next().map_err(store_error)? {
+        let ts: i64 = r.get(0).map_err(store_error)?;
+        let event = r
+            .get_ref(1)
+            .and_then(|v| Ok(v.as_str_or_null()?))
+            .map_err(store_error)?;
+        match event {
+            Some("track") => {
+                out.tracks += 1;
+                continue;
+            }
+            Some("pageview") => {}
+            _ => continue,
+        }
+        out.pageviews += 1;
+        let str_at = |i: usize| -> Result<Option<&str>, StoreError> {
+            r.get_ref(i)
+                .and_then(|v| Ok(v.as_str_or_null()?))
+                .map_err(store_error)
+        };
+        let visitor = str_at(2)?.map_or(NO_VISITOR, |v| visitors.id(v));
+        let bucket = bucket_start(ts, w);
+        match bucket_views.last_mut() {
+            Some((b, n)) if *b == bucket => *n += 1,
+            _ => bucket_views.push((bucket, 1)),
+        }
+        if visitor != NO_VISITOR {
+            seen.push(visitor);
+            by_bucket.push((bucket, visitor));
+        }
+        if let Some(path) = str_at(3)? {
+            let p = pages.id(path);
+            if p as usize == page_views.len() {
+                page_views.push(0);
+            }
+            page_views[p as usize] += 1;
+            if visitor != NO_VISITOR {
+                by_page.push((p, visitor));
+            }
+        }
+        let host = str_at(4)?;
+        match str_at(5)? {
+            None => out.direct_views += 1,
+            Some(referrer) if Some(referrer) == host => out.internal_views += 1,
+            Some(referrer) => {
+                let i = referrers.id(referrer);
+                if i as usize == referrer_views.len() {
+                    referrer_views.push(0);
+                }
+                referrer_views[i as usize] += 1;
+                if visitor != NO_VISITOR {
+                    by_referrer.push((i, visitor));
+                }
+            }
+        }
+    }
+    fn distinct_per<K: Ord + Copy>(mut pairs: Vec<(K, u32)>) -> Vec<(K, u64)> {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut out: Vec<(K, u64)> = Vec::new();
+        for (k, _) in pairs {
+            match out.last_mut() {
+                Some((last, n)) if *last == k => *n += 1,
+                _ => out.push((k, 1)),
+            }
+        }
+        out
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    out.visitors = seen.len() as u64;
+    // Rows come in time order (the primary key's), so a bucket's views are contiguous.
+    let bucket_visitors: HashMap<i64, u64> = distinct_per(by_bucket).into_iter().collect();
+    let found = bucket_views
+        .into_iter()
+        .map(|(b, n)| (b, n, bucket_visitors.get(&b).copied().unwrap_or(0)))
+        .collect();
+    out.series = AnalyticsSummary::fill_series(q, found)?;
+    let top = |names: Names, views: Vec<u64>, pairs: Vec<(u32, u32)>| -> Vec<TopRow> {
+        let mut uniques = vec![0u64; views.len()];
+        for (k, n) in distinct_per(pairs) {
+            uniques[k as usize] = n;
+        }
+        let mut rows: Vec<TopRow> = names
+            .names
+            .into_iter()
+            .zip(views)
+            .zip(uniques)
+            .map(|((key, v), u)| TopRow::new(key, v, u))
+            .collect();
+        // As `ORDER BY views DESC, key LIMIT n`.
+        rows.sort_unstable_by(|a, b| b.views.cmp(&a.views).then_with(|| a.key.cmp(&b.key)));
+        rows.truncate(limit);
+        rows
+    };
+    out.top_pages = top(pages, page_views, by_page);
+    out.referrers = top(referrers, referrer_views, by_referrer);
     Ok(out)
 }
 
