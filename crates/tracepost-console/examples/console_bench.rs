@@ -7,6 +7,9 @@
 //! median and the slowest are printed per page.
 
 use std::sync::Arc;
+
+#[path = "../../../plugins/tracepost-sqlite/examples/common/mod.rs"]
+mod common;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -15,7 +18,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tracepost_console::Console;
 use tracepost_core::store::EventFilter;
-use tracepost_core::{ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot, Timestamp};
+use tracepost_core::{Event, Kind, Level, Timestamp};
 use tracepost_sqlite::{SqliteStore, TimeRange};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
@@ -79,80 +82,16 @@ fn analytics_event(i: u64, ts: u64) -> Event {
     e
 }
 
+/// Event `i` of `n`: the SQLite benchmarks' mix (`plugins/tracepost-sqlite/examples/common`,
+/// so page times, query times and the write rate are measured over the same data), except
+/// that one event in ten is a browser analytics event.
 fn event(i: u64, n: u64, now_ns: u64) -> Event {
-    // Spread over the last 23 hours, oldest first.
-    let span = 23 * 3600 * 1_000_000_000u64;
-    let ts = now_ns - span + span / n * i;
-    // 10 % browser analytics events.
     if i % 10 == 5 {
-        return analytics_event(i, ts);
+        // Spread over the last 23 hours, oldest first, as the common events are.
+        let span = 23 * 3600 * 1_000_000_000u64;
+        return analytics_event(i, now_ns - span + span / n * i);
     }
-    // 10 % errors (200 fingerprints), 10 % kept requests, 2.5 % metric windows (about
-    // 20 routes × one window a minute over the day), 10 % analytics, the rest logs.
-    let (kind, level) = match (i % 10, i % 40) {
-        (0, _) => (Kind::Error, Level::Error),
-        (1, _) => (Kind::Request, Level::Info),
-        (_, 2) => (Kind::MetricWindow, Level::Info),
-        (3, _) => (Kind::Log, Level::Warn),
-        _ => (Kind::Log, Level::Info),
-    };
-    let route = format!("/api/r{}/{{id}}", i % 20);
-    let msg = match kind {
-        Kind::Error => format!(
-            "timeout talking to upstream {} after {} ms",
-            i % 200,
-            i % 997
-        ),
-        Kind::Request => format!("GET {route} 200"),
-        Kind::MetricWindow => format!("GET {route}: window"),
-        _ => format!("processed order {i} for tenant {}", i % 50),
-    };
-    let mut e = Event::new(kind, level, msg)
-        .with_timestamp(Timestamp::from_unix_nanos(ts))
-        .with_attribute("tenant", format!("t{}", i % 50))
-        .with_trace(format!("{:032x}", i / 4), Some(format!("{:016x}", i)));
-    e.resource.service = ["checkout", "search", "billing"][(i % 3) as usize].into();
-    e.user_id = Some(format!("user-{}", i % 5000));
-    let snapshot = || RequestSnapshot {
-        method: "GET".into(),
-        route: route.clone(),
-        path: route.replace("{id}", &(i % 1000).to_string()),
-        status: if kind == Kind::Error { 500 } else { 200 },
-        duration_ms: (i % 400) as f64,
-        request_headers: vec![("accept".into(), "application/json".into())],
-        ..Default::default()
-    };
-    match kind {
-        Kind::Error => {
-            e.fingerprint = Some(format!("fp-{:03}", i % 200));
-            e = e
-                .with_error(ErrorDetail {
-                    error_type: "upstream_timeout".into(),
-                    message: "timeout".into(),
-                    ..Default::default()
-                })
-                .with_request(snapshot());
-        }
-        Kind::Request => e = e.with_request(snapshot()),
-        Kind::MetricWindow => {
-            e.metric = Some(MetricWindow {
-                start: Timestamp::from_unix_nanos(ts),
-                seconds: 60,
-                method: "GET".into(),
-                route: route.clone(),
-                count: 100 + i % 50,
-                errors: i % 3,
-                p50_ms: 10.0,
-                p95_ms: 40.0,
-                p99_ms: 90.0,
-                max_ms: 120.0,
-                bytes_in: 0,
-                bytes_out: 1000,
-            })
-        }
-        _ => {}
-    }
-    e
+    common::event(i, n, now_ns)
 }
 
 #[tokio::main]

@@ -1513,7 +1513,17 @@ fn count_events(
         bucket_sql("e.ts_us", w_us),
         where_sql(&w)
     );
-    let mut stmt = c.prepare(&sql).map_err(store_error)?;
+    add_counts(c, &sql, p, into)
+}
+
+/// Adds the `(bucket, count)` rows of `sql` into `into` (a zero count adds no bucket).
+fn add_counts(
+    c: &Connection,
+    sql: &str,
+    p: Vec<Sql>,
+    into: &mut std::collections::BTreeMap<i64, u64>,
+) -> Result<(), StoreError> {
+    let mut stmt = c.prepare(sql).map_err(store_error)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(p))
         .map_err(store_error)?;
@@ -1522,7 +1532,9 @@ fn count_events(
             r.get(0).map_err(store_error)?,
             r.get(1).map_err(store_error)?,
         );
-        *into.entry(b).or_default() += n as u64;
+        if n > 0 {
+            *into.entry(b).or_default() += n as u64;
+        }
     }
     Ok(())
 }
@@ -1576,20 +1588,7 @@ fn count_minutes(
         bucket_sql("minute_us", w_us),
         where_sql(&w)
     );
-    let mut stmt = c.prepare(&sql).map_err(store_error)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(p))
-        .map_err(store_error)?;
-    while let Some(r) = rows.next().map_err(store_error)? {
-        let (b, n): (i64, i64) = (
-            r.get(0).map_err(store_error)?,
-            r.get(1).map_err(store_error)?,
-        );
-        if n > 0 {
-            *into.entry(b).or_default() += n as u64;
-        }
-    }
-    Ok(())
+    add_counts(c, &sql, p, into)
 }
 
 fn query_histogram(
