@@ -67,9 +67,9 @@ CREATE INDEX IF NOT EXISTS events_session ON events (session_id) WHERE session_i
 
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
     message, content='events', content_rowid='rowid', tokenize='trigram');
-CREATE TRIGGER IF NOT EXISTS events_fts_insert AFTER INSERT ON events BEGIN
-    INSERT INTO events_fts (rowid, message) VALUES (new.rowid, new.message);
-END;
+-- No insert trigger: the write path indexes each batch's rows itself (schema step 5, which
+-- drops the trigger of older files). The base schema runs again on every upgrade, so a
+-- trigger here would come back in a file that had already passed step 5.
 CREATE TRIGGER IF NOT EXISTS events_fts_delete AFTER DELETE ON events BEGIN
     INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
 END;

@@ -134,3 +134,65 @@ async fn a_version_4_file_upgrades_in_place_and_its_histograms_count_every_event
     );
     assert_eq!(user_version(&path), SCHEMA_VERSION);
 }
+
+/// A tester's input: a file left at version 5 (a `kill -9` during a 4 → 6 upgrade stops
+/// there) got the old per-event search trigger back on its upgrade to 6 — every new event
+/// indexed twice and FTS5's integrity check failing. Every version a file can be left at
+/// upgrades to a file with no insert trigger and a sound search index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_left_at_any_version_upgrades_to_a_sound_search_index() {
+    for from in [4, 5] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let sink = SqliteSink::new(dir.path());
+            assert!(sink
+                .send(events(200, "old"))
+                .await
+                .unwrap()
+                .rejected
+                .is_empty());
+        }
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let down = match from {
+            4 => {
+                "DROP TRIGGER events_counts_delete; DROP TABLE event_counts; DROP TABLE analytics;"
+            }
+            _ => "DROP TABLE analytics;",
+        };
+        c.execute_batch(&format!("{down} PRAGMA user_version = {from};"))
+            .unwrap();
+        drop(c);
+        let store = SqliteStore::new(&path, TimeRange::default(), None);
+        assert!(store
+            .write(events(100, "new"))
+            .await
+            .unwrap()
+            .rejected
+            .is_empty());
+        let found = store
+            .events(&EventFilter::new().message_contains("new"), 1000, None)
+            .await
+            .unwrap();
+        assert_eq!(found.events.len(), 100, "from {from}");
+        let c = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        let triggers: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'events_fts_insert'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 0, "from {from}: the per-event trigger is back");
+        c.execute(
+            "INSERT INTO events_fts (events_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .expect("the search index is sound");
+        let indexed: i64 = c
+            .query_row("SELECT count(*) FROM events_fts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 300, "from {from}: each event indexed once");
+    }
+}
