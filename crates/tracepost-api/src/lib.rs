@@ -446,6 +446,16 @@ impl Params {
             let attrs: Map<String, Value> = serde_json::from_str(a).map_err(|e| {
                 ApiError::bad("attrs", format!("not a JSON object of attributes: {e}"))
             })?;
+            if attrs.len() > tracepost_core::store::MAX_ATTRIBUTE_FILTERS {
+                return Err(ApiError::bad(
+                    "attrs",
+                    format!(
+                        "at most {} attributes, not {}",
+                        tracepost_core::store::MAX_ATTRIBUTE_FILTERS,
+                        attrs.len()
+                    ),
+                ));
+            }
             if has_nul(&Value::Object(attrs.clone())) {
                 return Err(ApiError::bad("attrs", "must not contain NUL characters"));
             }

@@ -73,6 +73,28 @@ async fn the_token_is_required() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
+/// `/events?attrs=` with 999 attributes, URL-encoded.
+static ATTRS_999: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| attrs_query("/events", 999));
+/// `/histogram?attrs=` with 33 attributes (one over the limit).
+static ATTRS_33_HISTOGRAM: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| attrs_query("/histogram", 33));
+
+fn attrs_query(route: &str, n: usize) -> String {
+    let attrs: serde_json::Map<String, serde_json::Value> = (0..n)
+        .map(|i| (format!("k{i}"), serde_json::json!(i)))
+        .collect();
+    let json = serde_json::Value::Object(attrs).to_string();
+    let encoded: String = json
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{route}?attrs={encoded}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_400_naming_the_field() {
     let (_dir, _sink, base) = sqlite_api().await;
@@ -81,6 +103,18 @@ async fn bad_input_is_a_400_naming_the_field() {
         ("/events?limit=5&limit=6", "limit"),
         ("/events?cursor=nope", "cursor"),
         ("/events?cursor=12_zz", "cursor"),
+        // A tester's inputs: a time past the nanosecond range overflowed (a 500), and a
+        // filter of 999 attributes went past SQLite's expression depth (a 500).
+        (
+            "/events?cursor=9223372036854775807_00000000000000000000000000000000",
+            "cursor",
+        ),
+        (
+            "/events?cursor=-5_00000000000000000000000000000000",
+            "cursor",
+        ),
+        (ATTRS_999.as_str(), "attrs"),
+        (ATTRS_33_HISTOGRAM.as_str(), "attrs"),
         ("/events?since=yesterday", "since"),
         ("/events?until=2026-13-01T00:00:00Z", "until"),
         ("/events?since=1969-12-31T23:59:59Z", "since"),

@@ -153,6 +153,15 @@ impl FilterParams {
                 _ => Value::String(v.to_owned()),
             };
             f.attributes.insert(k.to_owned(), value);
+            if f.attributes.len() > tracepost_core::store::MAX_ATTRIBUTE_FILTERS {
+                return Err(bad(
+                    "attr",
+                    format!(
+                        "at most {} attributes",
+                        tracepost_core::store::MAX_ATTRIBUTE_FILTERS
+                    ),
+                ));
+            }
         }
         if let Some(s) = some(&self.since) {
             f.since = Some(parse_time(&s, now).ok_or_else(|| {

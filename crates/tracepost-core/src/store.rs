@@ -34,6 +34,11 @@ pub mod analytics;
 
 use analytics::{AnalyticsQuery, AnalyticsSummary, FunnelQuery};
 
+/// The most attribute conditions one [`EventFilter`] may hold. Each is a condition of the
+/// store's query; SQLite refuses an expression deeper than 1 000 (a tester's filter of 999
+/// attributes was a `500`), and no view needs more than a handful.
+pub const MAX_ATTRIBUTE_FILTERS: usize = 32;
+
 /// Which events to return. All conditions must hold; empty fields don't filter.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -51,7 +56,8 @@ pub struct EventFilter {
     /// The message contains this text, ignoring case.
     pub message_contains: Option<String>,
     /// The attributes hold these keys with these values (Postgres: JSONB containment `@>`;
-    /// SQLite: equal scalars, equal arrays and objects).
+    /// SQLite: equal scalars, equal arrays and objects). At most
+    /// [`MAX_ATTRIBUTE_FILTERS`] keys: a store refuses more as [`StoreError::InvalidQuery`].
     pub attributes: Map<String, Value>,
     /// This error fingerprint.
     pub fingerprint: Option<String>,
@@ -245,8 +251,17 @@ impl FromStr for Cursor {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || StoreError::InvalidQuery(format!("invalid cursor {s:?}"));
         let (ts, id) = s.split_once('_').ok_or_else(bad)?;
+        // A cursor's time is a stored event's: from 1970 to the end of year 9999 (a tester's
+        // `9223372036854775807_…` overflowed the conversion to nanoseconds).
+        const LAST_US: i64 = 253_402_300_799_999_999;
+        let ts_us: i64 = ts.parse().map_err(|_| bad())?;
+        if !(0..=LAST_US).contains(&ts_us) {
+            return Err(StoreError::InvalidQuery(format!(
+                "invalid cursor {s:?}: its time is not between 1970 and 9999"
+            )));
+        }
         Ok(Cursor {
-            ts_us: ts.parse().map_err(|_| bad())?,
+            ts_us,
             id: Uuid::parse_str(id).map_err(|_| bad())?,
         })
     }
@@ -344,7 +359,8 @@ pub fn width_micros(width: Duration) -> i64 {
 
 /// A [`Timestamp`] from Unix microseconds (negative values clamp to the epoch).
 pub fn micros_to_ts(us: i64) -> Timestamp {
-    Timestamp::from_unix_nanos(us.max(0) as u64 * 1000)
+    // Saturating: a time past year 2554 (u64 nanoseconds) is the last one, never a wrap.
+    Timestamp::from_unix_nanos((us.max(0) as u64).saturating_mul(1000))
 }
 
 /// A timestamp's Unix microseconds (the precision stores order and page by).

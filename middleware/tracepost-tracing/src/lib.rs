@@ -188,6 +188,8 @@ struct SpanRecord {
     started: Instant,
     /// The outermost captured span of its trace in this process.
     local_root: bool,
+    /// Spans above it in its trace in this process (0: the local root).
+    depth: u32,
     /// An ERROR event was recorded inside this span itself.
     error: AtomicBool,
 }
@@ -209,9 +211,12 @@ struct TraceBuffer {
 #[derive(Debug)]
 enum TraceState {
     Open {
-        spans: Vec<Event>,
+        /// The finished spans, each with its depth in the trace.
+        spans: Vec<(u32, Event)>,
         bytes: usize,
         error: bool,
+        /// Spans left out for the caps (counted in `tracepost_spans_overflowed_total`).
+        dropped: u64,
     },
     Kept,
     Dropped,
@@ -231,30 +236,63 @@ impl TraceBuffer {
                 spans: Vec::new(),
                 bytes: 0,
                 error: false,
+                dropped: 0,
             }),
         }
     }
 
-    /// A finished span: buffered while the trace is undecided, else captured or counted.
-    fn push(&self, event: Event) {
+    /// A finished span at `depth` in its trace: buffered while the trace is undecided, else
+    /// captured or counted.
+    ///
+    /// Over a cap, the shallowest spans are the ones kept: spans close children first, so
+    /// a full buffer holds the deepest leaves when their ancestors (the local root last)
+    /// arrive — each of those takes the place of the deepest span buffered, which is
+    /// counted as overflowed instead. A deep trace keeps its top levels, a wide one its root.
+    fn push(&self, event: Event, depth: u32) {
         let shared = &*self.shared;
         let mut state = self.state.lock();
         match &mut *state {
-            TraceState::Open { spans, bytes, .. } => {
+            TraceState::Open {
+                spans,
+                bytes,
+                dropped,
+                ..
+            } => {
                 let size = event.approx_size();
-                let fits = spans.len() < shared.max_spans_per_trace
-                    && shared
+                let reserve = |size: usize| {
+                    shared
                         .buffered
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
                             b.checked_add(size)
                                 .filter(|n| *n <= shared.max_buffered_bytes)
                         })
-                        .is_ok();
-                if fits {
+                        .is_ok()
+                };
+                if spans.len() < shared.max_spans_per_trace && reserve(size) {
                     *bytes += size;
-                    spans.push(event);
-                } else {
-                    shared.handle.stages().sample().count_span_overflow(1);
+                    spans.push((depth, event));
+                    return;
+                }
+                *dropped += 1;
+                shared.handle.stages().sample().count_span_overflow(1);
+                // The deepest span buffered (the latest of them), if deeper than this one.
+                let deepest = spans
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .max_by_key(|(_, (d, _))| *d)
+                    .filter(|(_, (d, _))| *d > depth)
+                    .map(|(i, _)| i);
+                if let Some(i) = deepest {
+                    let old = spans[i].1.approx_size();
+                    shared.buffered.fetch_sub(old, Ordering::Relaxed);
+                    if reserve(size) {
+                        *bytes = *bytes - old + size;
+                        spans[i] = (depth, event);
+                    } else {
+                        // No room even in its place: the old span stays.
+                        let _ = reserve(old);
+                    }
                 }
             }
             TraceState::Kept => {
@@ -265,10 +303,16 @@ impl TraceBuffer {
         }
     }
 
+    /// An error inside the trace: it is kept, so it is decided now — its buffered spans go
+    /// out and later ones follow at once. (Waiting for the local root would lose a trace
+    /// whose root lives as long as the process, a worker's, with the error inside it.)
     fn mark_error(&self) {
         if let TraceState::Open { error, .. } = &mut *self.state.lock() {
             *error = true;
+        } else {
+            return;
         }
+        self.decide(false);
     }
 
     /// Keeps the trace (an error inside, a failed request, or the head sample said so) or
@@ -279,11 +323,13 @@ impl TraceBuffer {
             spans,
             bytes,
             error,
+            dropped,
         } = &mut *state
         else {
             return;
         };
-        let spans = std::mem::take(spans);
+        let mut spans = std::mem::take(spans);
+        let dropped = *dropped;
         let shared = &*self.shared;
         shared.buffered.fetch_sub(*bytes, Ordering::Relaxed);
         let keep = *error || failed || self.head_keep;
@@ -294,7 +340,14 @@ impl TraceBuffer {
         };
         drop(state);
         if keep {
-            for span in spans {
+            // A trace cut by the caps says so on its outermost span kept.
+            if dropped > 0 {
+                if let Some((_, top)) = spans.iter_mut().min_by_key(|(d, _)| *d) {
+                    top.attributes
+                        .insert("tracepost.spans_dropped".into(), dropped.into());
+                }
+            }
+            for (_, span) in spans {
                 shared.handle.capture(span);
             }
         } else {
@@ -384,11 +437,11 @@ where
         // The parent: the nearest captured span above, else the request (its span id), else
         // none (a new trace).
         let mut request: Option<Arc<RequestScope>> = None;
-        let mut parent_record: Option<([u8; 8], Arc<TraceBuffer>)> = None;
+        let mut parent_record: Option<([u8; 8], Arc<TraceBuffer>, u32)> = None;
         for ancestor in span.scope().skip(1) {
             let ext = ancestor.extensions();
             if let Some(r) = ext.get::<SpanRecord>() {
-                parent_record = Some((r.span_id, r.trace.clone()));
+                parent_record = Some((r.span_id, r.trace.clone(), r.depth + 1));
                 break;
             }
             if let Some(r) = ext.get::<Arc<RequestScope>>() {
@@ -396,14 +449,14 @@ where
                 break;
             }
         }
-        let (trace, parent, local_root) = match parent_record {
-            Some((parent, trace)) => (trace, Some(parent), false),
+        let (trace, parent, local_root, depth) = match parent_record {
+            Some((parent, trace, depth)) => (trace, Some(parent), false, depth),
             None => match request.or_else(scope::current) {
                 Some(req) => {
                     let trace = request_trace(&req, &self.spans).unwrap_or_else(|| {
                         Arc::new(TraceBuffer::new(req.trace().trace_id, None, &self.spans))
                     });
-                    (trace, Some(req.trace().span_id), true)
+                    (trace, Some(req.trace().span_id), true, 0)
                 }
                 None => (
                     Arc::new(TraceBuffer::new(
@@ -413,6 +466,7 @@ where
                     )),
                     None,
                     true,
+                    0,
                 ),
             },
         };
@@ -423,6 +477,7 @@ where
             start: Timestamp::now(),
             started: Instant::now(),
             local_root,
+            depth,
             error: AtomicBool::new(false),
         });
     }
@@ -468,7 +523,7 @@ where
                 SpanStatus::Unset
             },
         });
-        trace.push(out);
+        trace.push(out, record.depth);
         if record.local_root && !trace.in_request {
             trace.decide(false);
         }

@@ -301,10 +301,55 @@ async fn spans_over_the_per_trace_cap_are_dropped_and_counted() {
         },
     )
     .await;
-    // The first three finished spans fit; two items and the root (which closes last) do not.
-    assert_eq!(spans(&events).len(), 3);
+    // Three fit: the root, which closes last, takes the place of an item (a tester's trace
+    // lost its root this way); the trace says how many spans it lost.
+    let kept = spans(&events);
+    assert_eq!(kept.len(), 3);
     assert_eq!(overflow, 3);
     assert_eq!(sampled_out, 0);
+    let root = named(&events, "batch");
+    assert_eq!(root.attributes["tracepost.spans_dropped"], 3);
+    assert_eq!(kept.iter().filter(|e| e.message == "item").count(), 2);
+}
+
+/// A tester's inputs: a chain of spans deeper than the cap kept only its deepest (the first
+/// to close), and a root over 5 000 children was lost. The shallowest spans are kept.
+#[tokio::test]
+async fn a_trace_over_the_cap_keeps_its_top_levels() {
+    let (events, _, overflow) = run(
+        |h| {
+            TracepostTracingLayer::new(h)
+                .span_level(tracing::Level::INFO)
+                .max_spans_per_trace(10)
+        },
+        || {
+            fn nest(depth: u32) {
+                if depth < 30 {
+                    tracing::info_span!("level", depth).in_scope(|| nest(depth + 1));
+                }
+            }
+            nest(0);
+        },
+    )
+    .await;
+    let mut depths: Vec<i64> = spans(&events)
+        .iter()
+        .map(|e| e.attributes["depth"].as_i64().unwrap())
+        .collect();
+    depths.sort_unstable();
+    assert_eq!(depths, (0..10).collect::<Vec<_>>());
+    assert_eq!(overflow, 20);
+    // Every kept span's parent is kept too (but the root's).
+    let ids: Vec<&str> = spans(&events)
+        .iter()
+        .map(|e| e.span_id.as_deref().unwrap())
+        .collect();
+    for e in spans(&events) {
+        if e.attributes["depth"] != 0 {
+            let parent = e.span.as_ref().unwrap().parent_span_id.as_deref().unwrap();
+            assert!(ids.contains(&parent), "{e:#?}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -322,4 +367,36 @@ async fn spans_over_the_global_byte_cap_are_dropped_and_counted() {
     .await;
     assert!(spans(&events).is_empty());
     assert_eq!(overflow, 1);
+}
+
+/// A tester's input: a worker's span that never closes (it lives as long as the process)
+/// held its jobs' spans back forever, the trace of an error among them too. An error decides
+/// its trace at once: the spans before it and after it are kept.
+#[tokio::test]
+async fn an_error_under_a_root_that_never_closes_keeps_the_trace() {
+    let (events, sampled_out, _) = run(
+        |h| {
+            TracepostTracingLayer::new(h)
+                .span_level(tracing::Level::INFO)
+                .trace_sample_rate(0.0)
+        },
+        || {
+            let worker = tracing::info_span!("worker");
+            worker.in_scope(|| {
+                for i in 0..5 {
+                    tracing::info_span!("job", i).in_scope(|| {
+                        if i == 2 {
+                            tracing::error!("job failed");
+                        }
+                    });
+                }
+            });
+            // Never closed, as a worker that runs until the process exits.
+            std::mem::forget(worker);
+        },
+    )
+    .await;
+    let jobs = spans(&events).iter().filter(|e| e.message == "job").count();
+    assert_eq!(jobs, 5, "{events:#?}");
+    assert_eq!(sampled_out, 0);
 }

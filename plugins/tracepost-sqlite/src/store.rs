@@ -20,7 +20,8 @@ use tracepost_core::store::analytics::{
 };
 use tracepost_core::store::{
     bucket_start, fill_histogram, micros_to_ts, ts_to_micros, width_micros, Cursor, EventFilter,
-    EventPage, HistogramBucket, Issue, IssueStatus, StoreError, MAX_METRIC_WINDOWS,
+    EventPage, HistogramBucket, Issue, IssueStatus, StoreError, MAX_ATTRIBUTE_FILTERS,
+    MAX_METRIC_WINDOWS,
 };
 use tracepost_core::{
     Batch, Event, Kind, MetricWindow, Rejection, SinkError, SinkErrorKind, SinkOutcome, Timestamp,
@@ -1364,6 +1365,12 @@ fn where_clause(f: &EventFilter, p: &mut Vec<Sql>) -> Result<Vec<String>, StoreE
                 push(p, Sql::Text(pattern))
             ));
         }
+    }
+    if f.attributes.len() > MAX_ATTRIBUTE_FILTERS {
+        return Err(StoreError::InvalidQuery(format!(
+            "at most {MAX_ATTRIBUTE_FILTERS} attribute conditions, not {}",
+            f.attributes.len()
+        )));
     }
     for (key, value) in &f.attributes {
         let k = push(p, Sql::Text(key.clone()));
