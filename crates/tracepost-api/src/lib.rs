@@ -262,7 +262,7 @@ async fn require_token(State(state): St, req: Request, next: Next) -> Response {
 #[allow(dead_code)] // read by hand (see `Params`); the struct documents them
 pub struct FilterQuery {
     /// Kinds, comma-separated: `log`, `error`, `request`, `analytics`, `replay`,
-    /// `metric_window`, `alert`, `span`.
+    /// `metric_window`, `alert`, `metric`, `span`.
     #[param(example = "error,request")]
     kind: Option<String>,
     /// Levels, comma-separated: `trace`, `debug`, `info`, `warn`, `error`.

@@ -119,7 +119,7 @@ pub(crate) async fn analytics(
         h1 { "Analytics" }
         div.actions.range-tabs {
             @for (r, label, _, _) in RANGES {
-                a.badge class=[(r == range).then_some("on")]
+                a.badge.on[r == range]
                     href={ (BASE) "/analytics?range=" (r) @if !funnel_text.is_empty() { "&funnel=" (h::url_component(&funnel_text)) } } { (label) }
             }
             span.dim { "last " (range_label) " in whole " (if bucket >= 86_400 { "days" } else { "hours" }) ": " (minute(since)) " to " (minute(until)) " UTC" }

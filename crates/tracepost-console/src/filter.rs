@@ -14,7 +14,7 @@ use tracepost_core::{Event, Kind, Level, Timestamp};
 pub struct FilterParams {
     /// Minimum level: `trace`, `debug`, `info`, `warn`, `error`.
     pub level: String,
-    /// A kind: `log`, `error`, `request`, `analytics`, `replay`, `metric_window`, `alert`.
+    /// A kind: `log`, `error`, `request`, `analytics`, `replay`, `metric_window`, `alert`, `metric`, `span`.
     pub kind: String,
     /// A service name.
     pub service: String,

@@ -309,7 +309,7 @@ pub(crate) async fn issues(
         h1 { "Issues" }
         div.actions {
             @for s in ["open", "resolved", "ignored", "all"] {
-                a.badge.st-unresolved[s == "open" && tab == s] class=[(tab == s).then_some("on")] href={ (BASE) "/issues?status=" (s) } { (s) }
+                a.badge.st-unresolved[s == "open" && tab == s].on[tab == s] href={ (BASE) "/issues?status=" (s) } { (s) }
             }
         }
         @if list.is_empty() {
@@ -1404,7 +1404,7 @@ pub(crate) async fn routes(
                         tr {
                             td.mono { (method) " " (route) }
                             td.num { (s.count) }
-                            td.num class=[(s.errors > 0).then_some("err")] { (format!("{:.1} %", if s.count == 0 { 0.0 } else { s.errors as f64 * 100.0 / s.count as f64 })) }
+                            td.num.err[s.errors > 0] { (format!("{:.1} %", if s.count == 0 { 0.0 } else { s.errors as f64 * 100.0 / s.count as f64 })) }
                             td.num { (fmt_ms(s.weighted(|w| w.p50))) }
                             td.num { (fmt_ms(s.weighted(|w| w.p95))) }
                             td.num title="the highest window p99" { (fmt_ms(p99max)) }

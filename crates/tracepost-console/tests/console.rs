@@ -864,3 +864,27 @@ async fn the_trace_page_draws_spans_as_a_waterfall_with_what_happened_inside() {
     // A captured value stays text.
     assert!(!body.contains(XSS) && body.contains("&lt;script&gt;"));
 }
+
+/// A tester's finding: the selected tab's `class="on"` came out as a second `class`
+/// attribute, which browsers ignore. No element of any page has two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_element_has_two_class_attributes() {
+    let f = fixture().await;
+    let (cookie, _) = sign_in(&f.app).await;
+    for path in [
+        "/tracepost/console/issues",
+        "/tracepost/console/issues?status=resolved",
+        "/tracepost/console/events",
+        "/tracepost/console/traces",
+        "/tracepost/console/routes",
+        "/tracepost/console/analytics?range=7d",
+        "/tracepost/console/health",
+    ] {
+        let page = send(&f.app, get(path, Some(&cookie))).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        for tag in page.body.split('<').skip(1) {
+            let tag = tag.split('>').next().unwrap_or_default();
+            assert!(tag.matches(" class=").count() <= 1, "{path}: <{tag}>");
+        }
+    }
+}

@@ -5,9 +5,10 @@
 use tracepost_core::{ErrorDetail, Event, Kind, Level, MetricWindow, RequestSnapshot, Timestamp};
 
 /// Event `i` of `n`, spread over the 23 hours before `now_ns`, oldest first: 10 % errors
-/// (200 fingerprints, each with a request snapshot), 10 % kept requests (with snapshots),
-/// 2.5 % metric windows (20 routes), the rest logs; every event has an attribute
-/// (`tenant`, 50 values), a trace, a user (5 000) and one of three services.
+/// (every tenth event; 200 fingerprints, `(i / 10) % 200`, each with a request snapshot),
+/// 10 % kept requests (with snapshots), 2.5 % metric windows (20 routes), the rest logs;
+/// every event has an attribute (`tenant`, 50 values), a trace, a user (5 000) and one of
+/// three services.
 pub fn event(i: u64, n: u64, now_ns: u64) -> Event {
     let span = 23 * 3600 * 1_000_000_000u64;
     let ts = now_ns - span + span / n * i;
@@ -22,7 +23,7 @@ pub fn event(i: u64, n: u64, now_ns: u64) -> Event {
     let msg = match kind {
         Kind::Error => format!(
             "timeout talking to upstream {} after {} ms",
-            i % 200,
+            (i / 10) % 200,
             i % 997
         ),
         Kind::Request => format!("GET {route} 200"),
@@ -49,7 +50,7 @@ pub fn event(i: u64, n: u64, now_ns: u64) -> Event {
     };
     match kind {
         Kind::Error => {
-            e.fingerprint = Some(format!("fp-{:03}", i % 200));
+            e.fingerprint = Some(format!("fp-{:03}", (i / 10) % 200));
             e = e
                 .with_error(ErrorDetail {
                     error_type: "upstream_timeout".into(),
