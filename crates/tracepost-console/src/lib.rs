@@ -245,8 +245,60 @@ async fn require_session(
 
 /// A strict Content-Security-Policy (only the console's own script and styles; no inline
 /// script can run even if some markup slipped through), no caching, no framing, no referrer.
+/// Captured text may hold characters that change what a reader sees without being seen:
+/// bidirectional overrides and isolates (`U+202E` turns "txt.exe" around), line and
+/// paragraph separators, C0/C1 controls (NUL, ESC). The console shows each as a visible
+/// escape (`\u{202e}`, `\x1b`) instead — line feeds and tabs stay (backtraces and bodies in
+/// `<pre>`). No template of the console writes such a character itself.
+fn visible_controls(html: &str) -> Option<String> {
+    use std::fmt::Write;
+    let hidden = |c: char| {
+        matches!(c,
+            '\u{0}'..='\u{8}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}'
+            | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    };
+    if !html.chars().any(hidden) {
+        return None;
+    }
+    let mut out = String::with_capacity(html.len() + 16);
+    for c in html.chars() {
+        if hidden(c) {
+            let _ = if (c as u32) < 0x80 {
+                write!(out, "\\x{:02x}", c as u32)
+            } else {
+                write!(out, "\\u{{{:x}}}", c as u32)
+            };
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// The most of an HTML page [`security_headers`] reads to make hidden characters visible
+/// (pages are far smaller: event bodies are capped when captured).
+const MAX_PAGE_BYTES: usize = 32 << 20;
+
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html {
+        let (mut parts, body) = resp.into_parts();
+        resp = match axum::body::to_bytes(body, MAX_PAGE_BYTES).await {
+            Ok(bytes) => match std::str::from_utf8(&bytes).ok().and_then(visible_controls) {
+                Some(page) => {
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                    Response::from_parts(parts, axum::body::Body::from(page))
+                }
+                None => Response::from_parts(parts, axum::body::Body::from(bytes)),
+            },
+            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "page too large").into_response(),
+        };
+    }
     let h = resp.headers_mut();
     // A page may set its own (the replay viewer allows the player's origin).
     h.entry(header::CONTENT_SECURITY_POLICY)

@@ -888,3 +888,31 @@ async fn no_element_has_two_class_attributes() {
         }
     }
 }
+
+/// A tester's input: a right-to-left override in a captured message reversed what the
+/// console showed ("txt.exe"-style disguise), and NUL and ESC reached the page raw. Every page
+/// shows them as visible escapes; line feeds stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_characters_in_captured_text_are_shown_as_escapes() {
+    let f = fixture().await;
+    let (cookie, _) = sign_in(&f.app).await;
+    let e = Event::new(
+        Kind::Error,
+        Level::Error,
+        "\u{202e}RTL override \u{0} nul \u{1b}[31m ansi \u{2066}iso\nsecond line",
+    );
+    let id = e.id;
+    f.store.write(vec![Arc::new(e)]).await.unwrap();
+    for path in [
+        format!("/tracepost/console/event/{id}"),
+        "/tracepost/console/events?q=override".to_owned(),
+    ] {
+        let page = send(&f.app, get(&path, Some(&cookie))).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        for c in ['\u{202e}', '\u{0}', '\u{1b}', '\u{2066}'] {
+            assert!(!page.body.contains(c), "{path}: raw {c:?}");
+        }
+        assert!(page.body.contains(r"\u{202e}RTL override"), "{path}");
+        assert!(page.body.contains(r"\x1b[31m"), "{path}");
+    }
+}
