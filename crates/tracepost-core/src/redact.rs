@@ -140,14 +140,15 @@ static BUILTIN: LazyLock<Vec<ValueRule>> = LazyLock::new(|| {
             "bearer",
             // `Bearer Bearer <token>` (a common client bug) still masks the token, and so do
             // the other ways a scheme meets its token in text: `Bearer: t`, `bearer=t`, and
-            // URL- or form-encoded (`Bearer%20t`, `Bearer+t`, with `%2F`-style escapes inside).
-            r"(?i:\bbearer)(?:(?:\s*[:=]\s*|\s+|%20|\+)(?i:bearer\b))*(?:\s*[:=]\s*|\s+|%20|\+)(?P<secret>[A-Za-z0-9._~+/=%-]{6,})",
+            // URL- or form-encoded (`Bearer%20t`, `Bearer+t`, `Bearer%3A%20t`, with `%2F`-style
+            // escapes inside).
+            r"(?i:\bbearer)(?:(?:\s*[:=]\s*|\s+|%20|\+|%3[aAdD](?:%20|\+)?)(?i:bearer\b))*(?:\s*[:=]\s*|\s+|%20|\+|%3[aAdD](?:%20|\+)?)(?P<secret>[A-Za-z0-9._~+/=%-]{6,})",
             &["bearer"],
             Some(|_, token| looks_random(token)),
         ),
         ValueRule::builtin(
             "basic",
-            r"(?i:\bbasic)(?:(?:\s*[:=]\s*|\s+|%20|\+)(?i:basic\b))*(?:\s*[:=]\s*|\s+|%20|\+)(?P<secret>[A-Za-z0-9+/%]{6,}={0,2})",
+            r"(?i:\bbasic)(?:(?:\s*[:=]\s*|\s+|%20|\+|%3[aAdD](?:%20|\+)?)(?i:basic\b))*(?:\s*[:=]\s*|\s+|%20|\+|%3[aAdD](?:%20|\+)?)(?P<secret>[A-Za-z0-9+/%]{6,}={0,2})",
             &["basic"],
             Some(|_, token| looks_random(token)),
         ),

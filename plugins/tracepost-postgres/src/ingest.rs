@@ -429,61 +429,93 @@ fn json<T: serde::Serialize + ?Sized>(event: &Event, v: &T) -> Result<Json, Reje
         .map_err(|e| reject(event, "invalid_data", e.to_string()))
 }
 
+/// Whether any text of the event holds a NUL character, which Postgres can't store.
+pub(crate) fn event_has_nul(e: &Event) -> bool {
+    let texts = [
+        Some(e.message.as_str()),
+        Some(e.resource.service.as_str()),
+        e.resource.environment.as_deref(),
+        e.resource.release.as_deref(),
+        e.resource.host.as_deref(),
+        e.trace_id.as_deref(),
+        e.span_id.as_deref(),
+        e.request_id.as_deref(),
+        e.session_id.as_deref(),
+        e.user_id.as_deref(),
+        e.fingerprint.as_deref(),
+    ];
+    let mut nul = texts.iter().flatten().any(|s| has_nul(s))
+        || e.attributes
+            .iter()
+            .any(|(k, v)| has_nul(k) || value_has_nul(v))
+        || e.breadcrumbs
+            .iter()
+            .any(|b| has_nul(&b.message) || has_nul(&b.target))
+        || e.span
+            .as_ref()
+            .is_some_and(|s| has_nul(&s.name) || s.parent_span_id.as_deref().is_some_and(has_nul));
+    if let Some(err) = &e.error {
+        nul |= has_nul(&err.error_type)
+            || has_nul(&err.message)
+            || err.backtrace.as_deref().is_some_and(has_nul)
+            || err.location.as_deref().is_some_and(has_nul);
+    }
+    if let Some(r) = &e.request {
+        let body_nul = |b: &Option<tracepost_core::CapturedBody>| {
+            b.as_ref().is_some_and(|b| {
+                has_nul(&b.text)
+                    || has_nul(&b.encoding)
+                    || b.content_type.as_deref().is_some_and(has_nul)
+            })
+        };
+        nul |= [&r.method, &r.route, &r.path].iter().any(|s| has_nul(s))
+            || r.query.as_deref().is_some_and(has_nul)
+            || r.client_address.as_deref().is_some_and(has_nul)
+            || r.http_version.as_deref().is_some_and(has_nul)
+            || r.request_headers
+                .iter()
+                .chain(&r.response_headers)
+                .any(|(k, v)| has_nul(k) || has_nul(v))
+            || body_nul(&r.request_body)
+            || body_nul(&r.response_body);
+    }
+    if let Some(m) = &e.metric {
+        nul |= has_nul(&m.method) || has_nul(&m.route);
+    }
+    nul
+}
+
+/// The event with every NUL character (in any text, key or value, at any depth) replaced by
+/// U+FFFD, or `None` when it has none: Postgres can't store NUL, and losing the event (or a
+/// span out of a kept trace) for one character would be worse than marking it.
+pub(crate) fn without_nul(e: &Event) -> Option<Event> {
+    fn scrub(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(scrub),
+            serde_json::Value::Object(o) => {
+                let taken = std::mem::take(o);
+                for (k, mut v) in taken {
+                    scrub(&mut v);
+                    o.insert(k.replace('\0', "\u{fffd}"), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !event_has_nul(e) {
+        return None;
+    }
+    let mut v = serde_json::to_value(e).ok()?;
+    scrub(&mut v);
+    serde_json::from_value(v).ok()
+}
+
 impl<'a> StageRow<'a> {
     /// Flattens an event, refusing what Postgres would refuse anyway (NUL characters in
     /// text, integers beyond `bigint`) without a round trip.
     pub fn new(e: &'a Event) -> Result<Self, Rejection> {
-        let texts = [
-            Some(e.message.as_str()),
-            Some(e.resource.service.as_str()),
-            e.resource.environment.as_deref(),
-            e.resource.release.as_deref(),
-            e.resource.host.as_deref(),
-            e.trace_id.as_deref(),
-            e.span_id.as_deref(),
-            e.request_id.as_deref(),
-            e.session_id.as_deref(),
-            e.user_id.as_deref(),
-            e.fingerprint.as_deref(),
-        ];
-        let mut nul = texts.iter().flatten().any(|s| has_nul(s))
-            || e.attributes
-                .iter()
-                .any(|(k, v)| has_nul(k) || value_has_nul(v))
-            || e.breadcrumbs
-                .iter()
-                .any(|b| has_nul(&b.message) || has_nul(&b.target))
-            || e.span.as_ref().is_some_and(|s| {
-                has_nul(&s.name) || s.parent_span_id.as_deref().is_some_and(has_nul)
-            });
-        if let Some(err) = &e.error {
-            nul |= has_nul(&err.error_type)
-                || has_nul(&err.message)
-                || err.backtrace.as_deref().is_some_and(has_nul)
-                || err.location.as_deref().is_some_and(has_nul);
-        }
-        if let Some(r) = &e.request {
-            let body_nul = |b: &Option<tracepost_core::CapturedBody>| {
-                b.as_ref().is_some_and(|b| {
-                    has_nul(&b.text)
-                        || has_nul(&b.encoding)
-                        || b.content_type.as_deref().is_some_and(has_nul)
-                })
-            };
-            nul |= [&r.method, &r.route, &r.path].iter().any(|s| has_nul(s))
-                || r.query.as_deref().is_some_and(has_nul)
-                || r.client_address.as_deref().is_some_and(has_nul)
-                || r.http_version.as_deref().is_some_and(has_nul)
-                || r.request_headers
-                    .iter()
-                    .chain(&r.response_headers)
-                    .any(|(k, v)| has_nul(k) || has_nul(v))
-                || body_nul(&r.request_body)
-                || body_nul(&r.response_body);
-        }
-        if let Some(m) = &e.metric {
-            nul |= has_nul(&m.method) || has_nul(&m.route);
-        }
+        let nul = event_has_nul(e);
         if nul {
             return Err(reject(
                 e,

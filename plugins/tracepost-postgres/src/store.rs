@@ -727,6 +727,17 @@ impl PgStore {
     ) -> Result<WriteReport, PgError> {
         let mut rejected = Vec::new();
         let now = now_micros();
+        // Postgres can't store NUL: an event holding one is stored with U+FFFD in its place.
+        let scrubbed: Vec<Arc<Event>>;
+        let events = if events.iter().any(|e| ingest::event_has_nul(e)) {
+            scrubbed = events
+                .iter()
+                .map(|e| ingest::without_nul(e).map_or_else(|| e.clone(), Arc::new))
+                .collect();
+            &scrubbed[..]
+        } else {
+            events
+        };
         let (mut rows, restamped) = ingest::stage_rows(
             events.iter().map(|e| &**e),
             &self.inner.window,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::TestDb;
 use tracepost_core::testing::suite::{self, Capabilities, Harness, Stored};
 use tracepost_core::testing::TcpProxy;
-use tracepost_core::{Event, Health, Tracepost};
+use tracepost_core::{Event, Health, Timestamp, Tracepost};
 use tracepost_postgres::PostgresSink;
 use uuid::Uuid;
 
@@ -148,8 +148,12 @@ impl Harness for Pg {
         self.proxy.set_up(on);
     }
     fn bad_event(&self, i: usize) -> Event {
-        // PostgreSQL text cannot hold NUL: the sink rejects this event alone (`nul_byte`).
-        suite::event(&format!("bad\0nul {i}"), i)
+        // Ten years old, far outside the accepted time range: the sink rejects this event
+        // alone (`too_old`). (A NUL character, which PostgreSQL text can't hold, is no longer
+        // a bad event: it is stored as U+FFFD.)
+        suite::event(&format!("bad {i}"), i).with_timestamp(Timestamp::from_unix_nanos(
+            Timestamp::now().unix_nanos() - 10 * 365 * 86_400 * 1_000_000_000,
+        ))
     }
 }
 

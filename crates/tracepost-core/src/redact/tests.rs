@@ -79,6 +79,10 @@ fn rule_bearer() {
             "Bearer%20Bearer%20[REDACTED]",
         ),
         ("Basic: dXNlcjpodW50ZXIy", "Basic: [REDACTED]"),
+        // `Bearer: t` URL-encoded (a tester's second round).
+        ("Bearer%3A%20Zx9MARKpct7", "Bearer%3A%20[REDACTED]"),
+        ("k=Bearer%3aZx9MARKpct8", "k=Bearer%3a[REDACTED]"),
+        ("Bearer%3DZx9MARKpct9", "Bearer%3D[REDACTED]"),
         (
             "auth=Basic%20dXNlcjpodW50ZXIy%3D",
             "auth=Basic%20[REDACTED]",

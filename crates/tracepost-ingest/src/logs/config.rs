@@ -29,8 +29,8 @@ pub struct LogIngestConfig {
     /// Collector's batch processor 8,192 by default); the bytes limits alone are no bound:
     /// an empty record is 2 bytes of protobuf, and gzip shrinks a run of them ~500×.
     pub max_records: usize,
-    /// Most attribute values in one OTLP request's events (default 1,000,000: 100 per
-    /// record at `max_records`) → `413 too_many_attributes`. Every key-value and array
+    /// Most attribute values in one OTLP request's events (default 200,000: 20 per record
+    /// at `max_records`, ~90 MB decoded) → `413 too_many_attributes`. Every key-value and array
     /// element counts, at any depth; a resource's attributes count once per record.
     pub max_attributes: usize,
     /// How long the whole request body may take to arrive, from the first read to the last
