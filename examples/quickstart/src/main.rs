@@ -115,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ANCHOR: console
     // The console at /tracepost/console: sign in with TRACEPOST_CONSOLE_TOKEN (or the
     // token printed below); "replay request" sends captured GET/HEAD requests to this app.
-    let (token, generated) = console_token();
+    let (token, generated) = console_token()?;
     let console = tp.console(store.clone());
     // The viewer's rrweb-player: from jsDelivr, or served here from the npm package in
     // QUICKSTART_RRWEB_PLAYER (for a console without internet access).
@@ -262,13 +262,23 @@ fn s3_store(
 
 /// The console's admin token: `TRACEPOST_CONSOLE_TOKEN`, or a random one for this run
 /// (true: generated, to be printed).
-fn console_token() -> (String, bool) {
+/// Set but shorter than the console accepts: an error naming the variable.
+fn console_token() -> Result<(String, bool), String> {
     match std::env::var("TRACEPOST_CONSOLE_TOKEN") {
-        Ok(t) => (t, false),
-        Err(_) => {
+        Ok(t) if !t.is_empty() => {
+            let min = tracepost::console::MIN_TOKEN_LEN;
+            if t.chars().count() < min {
+                return Err(format!(
+                    "TRACEPOST_CONSOLE_TOKEN must be at least {min} characters (or unset it for a random one)"
+                ));
+            }
+            Ok((t, false))
+        }
+        // Unset or empty: a random token for this run.
+        _ => {
             let bytes: [u8; 16] = rand::random();
             let t: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            (t, true)
+            Ok((t, true))
         }
     }
 }
