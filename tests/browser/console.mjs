@@ -243,25 +243,38 @@ async function main() {
   // (its own visitor id): from a search engine through pricing to a tracked signup and the
   // checkout; from a news site to pricing; straight to the home page. The landing URL's
   // query string carries a token that must never show.
-  const visit = async (referer, clicks) => {
+  const funnel = encodeURIComponent("/,/demo/pricing,signup,/demo/checkout");
+  const pageviewsAtLeast = async (n) => {
+    let seen;
+    for (let i = 0; i < 80; i++) {
+      await page.goto(`${C}/analytics?funnel=${funnel}`);
+      seen = Number(await page.textContent("#pageviews"));
+      if (seen >= n) return;
+      await page.waitForTimeout(250);
+    }
+    assert.fail(`${seen} page views counted after 20 s, ${n} sent; ingest answers: ${answers.join(", ")}`);
+  };
+  const answers = [];
+  // The visitor's context stays open until the console counts its page views: tp.js hands
+  // the last batch to sendBeacon, which closing the context at once can cancel (CI saw 3 of 6).
+  const visit = async (referer, clicks, total) => {
     const vctx = await browser.newContext();
     const v = await vctx.newPage();
+    v.on("response", (r) => {
+      if (r.url().includes("/tracepost/v1/")) answers.push(`${r.request().method()} ${new URL(r.url()).pathname} ${r.status()}`);
+    });
     await v.goto(`${base}/?token=s3cret-visit`, referer ? { referer } : {});
     await until(v, () => !!(window.tracepost && window.tracepost.flush), "tp.js on the demo page");
     for (const c of clicks) await v.click(c);
     await v.evaluate(() => window.tracepost.flush());
     await v.goto("about:blank");
+    await pageviewsAtLeast(total);
     await vctx.close();
   };
-  await visit("https://www.google.com/search?q=tracepost", ["nav a[href='/demo/pricing']", "#track", "#navigate"]);
-  await visit("https://news.example/item?id=1", ["nav a[href='/demo/pricing']"]);
-  await visit(null, []);
-  const funnel = encodeURIComponent("/,/demo/pricing,signup,/demo/checkout");
-  for (let i = 0; i < 40; i++) {
-    await page.goto(`${C}/analytics?funnel=${funnel}`);
-    if (Number(await page.textContent("#pageviews")) >= 6) break;
-    await page.waitForTimeout(250);
-  }
+  await visit("https://www.google.com/search?q=tracepost", ["nav a[href='/demo/pricing']", "#track", "#navigate"], 3);
+  await visit("https://news.example/item?id=1", ["nav a[href='/demo/pricing']"], 5);
+  await visit(null, [], 6);
+  await pageviewsAtLeast(6);
   assert.equal(await page.textContent("#pageviews"), "6");
   assert.equal(await page.textContent("#visitors"), "3");
   const pages = await page.textContent("#top-pages");
