@@ -184,6 +184,11 @@ impl PostgresSink {
                     drop(self.store.client().await?);
                 }
                 self.store.ensure_partitions(1, s.partitions_ahead).await?;
+                // The first maintenance run (the default partition drained, retention
+                // applied) is part of starting: once `connect` returns — or the first
+                // delivery goes ahead — it is done, rather than racing the writes and reads
+                // that follow. The background task runs the next one an interval later.
+                maintain(&self.store, s.partitions_ahead, s.retention).await;
                 self.start_maintenance();
                 tracing::info!(target: "tracepost::postgres", schema = %self.store.schema(),
                     "connected to PostgreSQL; schema ready");
@@ -201,7 +206,8 @@ impl PostgresSink {
             self.startup.retention,
         );
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // `ready` ran the first one.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -329,7 +335,8 @@ impl PostgresSinkBuilder {
     }
 
     /// How often the background task creates partitions ahead and applies retention
-    /// (default 1 h; it also runs once on connect).
+    /// (default 1 h). The first run is part of connecting: [`connect`](Self::connect), or the
+    /// first delivery of a [`build`](Self::build) sink, returns once it is done.
     pub fn maintenance_interval(mut self, every: Duration) -> Self {
         self.maintenance_interval = every.max(Duration::from_millis(10));
         self
@@ -464,7 +471,7 @@ async fn maintain(store: &PgStore, ahead: u32, retention: Option<Duration>) {
         tracing::warn!(target: "tracepost::postgres", error = %e, "creating partitions ahead failed");
     }
     match store
-        .drain_default_partition(limits::DRAIN_DAYS_PER_RUN)
+        .drain_default_partition(limits::DRAIN_DAYS_PER_RUN, retention)
         .await
     {
         Ok(0) => {}

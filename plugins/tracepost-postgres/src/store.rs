@@ -577,7 +577,17 @@ impl PgStore {
     /// `max_days` days (nearest to today first, within the per-minute budget). Returns the
     /// days moved. The background maintenance calls it every run; rows only land in the
     /// default partition when a write could not create their day's partition in time.
-    pub async fn drain_default_partition(&self, max_days: usize) -> Result<usize, PgError> {
+    ///
+    /// With `retention` (the sink's [`retention`](crate::PostgresSinkBuilder::retention)),
+    /// days that [`retain`](Self::retain) would drop are left where they are — for it to
+    /// delete — instead of getting a partition of their own: the maintenance once made a
+    /// partition for a 90-day-old row while a retention run was listing partitions, and the
+    /// row outlived its retention.
+    pub async fn drain_default_partition(
+        &self,
+        max_days: usize,
+        retention: Option<Duration>,
+    ) -> Result<usize, PgError> {
         let s = &self.inner.schema;
         let client = self.client().await?;
         let mut parts = Vec::new();
@@ -605,6 +615,11 @@ impl PgStore {
             .map(|r| r.get(0))
             .collect();
         drop(client);
+        if let Some(max_age) = retention {
+            // The same rule as `retain`: whole days that ended before the cutoff go.
+            let cutoff = now_micros() - i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX / 2);
+            days.retain(|day| (day + 1) * 86_400_000_000 > cutoff);
+        }
         days.sort_by_key(|d| (d - today).abs());
         let mut moved = 0;
         for day in days.into_iter().take(max_days) {

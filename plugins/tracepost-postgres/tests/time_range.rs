@@ -255,7 +255,11 @@ async fn far_apart_days_are_stored_or_rejected_by_reason() {
     let in_default = count(&c, "SELECT count(*) FROM tracepost.events_default").await;
     assert_eq!(in_default as u64, stats.deferred);
     assert!(in_default > 0 && in_default <= 30, "{in_default}");
-    let moved = sink.store().drain_default_partition(100).await.unwrap();
+    let moved = sink
+        .store()
+        .drain_default_partition(100, None)
+        .await
+        .unwrap();
     assert!(moved > 0);
     assert_eq!(
         count(&c, "SELECT count(*) FROM tracepost.events_default").await,
@@ -462,9 +466,10 @@ async fn the_default_partition_catches_a_day_and_hands_it_over() {
     )
     .await
     .unwrap();
-    // The day's row is in the default partition. (The expired one may already be gone: the
-    // sink's maintenance task runs retention as soon as it starts — it raced this count once
-    // under load in CI's run.)
+    // The day's row is in the default partition. (The sink's first maintenance run, the one
+    // that drains the default partition and applies retention, finished inside `connect`:
+    // it raced this count once under load in CI's run, and the final one below, when it ran
+    // in the background.)
     assert_eq!(
         count(
             &c,
@@ -500,6 +505,55 @@ async fn the_default_partition_catches_a_day_and_hands_it_over() {
     );
     assert_eq!(count(&c, "SELECT count(*) FROM tracepost.events").await, 2);
     drop(sink);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn draining_the_default_partition_leaves_expired_days_to_retention() {
+    let db = db!("drain_expired");
+    // A store without the sink's maintenance.
+    let store = PostgresSink::builder(&db.url)
+        .connect_store()
+        .await
+        .unwrap();
+    let c = db.client().await;
+    let now = now();
+    for (age_days, message) in [(90, "expired"), (10, "kept")] {
+        c.execute(
+            "INSERT INTO tracepost.events (id, timestamp, kind, level, service, message) \
+             VALUES ($1, to_timestamp($2::float8), 'log', 'info', 'api', $3)",
+            &[&Uuid::now_v7(), &((now - age_days * DAY) as f64), &message],
+        )
+        .await
+        .unwrap();
+    }
+    // With a 60-day retention, only the 10-day-old row's day gets a partition; the expired
+    // row stays for `retain` to delete.
+    let moved = store
+        .drain_default_partition(10, Some(Duration::from_secs(60 * DAY as u64)))
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    let rows = c
+        .query(
+            "SELECT tableoid::regclass::text, message FROM tracepost.events ORDER BY message",
+            &[],
+        )
+        .await
+        .unwrap();
+    let placed: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(placed.len(), 2);
+    assert_eq!(
+        placed[0],
+        ("tracepost.events_default".into(), "expired".into())
+    );
+    assert!(placed[1].0.starts_with("tracepost.events_p"), "{placed:?}");
+    store
+        .retain(Duration::from_secs(60 * DAY as u64))
+        .await
+        .unwrap();
+    assert_eq!(count(&c, "SELECT count(*) FROM tracepost.events").await, 1);
+    drop(store);
     db.drop_db().await;
 }
 
@@ -577,7 +631,13 @@ async fn a_held_lock_defers_the_day_instead_of_stalling_the_sink() {
 
     // Once the lock is gone, the maintenance moves both days into partitions of their own.
     holder.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(sink.store().drain_default_partition(10).await.unwrap(), 2);
+    assert_eq!(
+        sink.store()
+            .drain_default_partition(10, None)
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(
         count(&c, "SELECT count(*) FROM tracepost.events_default").await,
         0
