@@ -458,6 +458,23 @@ async fn the_keys_command_over_sqlite() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    // A reader that goes away (`tracepost keys list shop | head -0`): the command ends
+    // quietly instead of panicking on the closed pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+        .args(["keys", "list", "shop"])
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "{:?}: {stderr}",
+        out.status
+    );
     let store = SqliteStore::new(&file, tracepost_sqlite::TimeRange::default(), None);
     let found = store.api_keys_by_prefix(&prefix).await.unwrap();
     assert!(found.is_empty(), "revoked keys are not found");

@@ -128,10 +128,26 @@ impl Keys {
     }
 }
 
+/// What `run` returns when standard output was closed by its reader
+/// (`tracepost keys list shop | head -1`): not an error to report.
+const STDOUT_CLOSED: &str = "";
+
+/// Writes one line to standard output. `println!` panics when the reader has gone; here a
+/// closed pipe ends the command quietly, as it does for the shell's own tools.
+fn out(line: std::fmt::Arguments<'_>) -> Result<(), String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(STDOUT_CLOSED.into()),
+        Err(e) => Err(format!("writing to standard output: {e}")),
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e == STDOUT_CLOSED => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tracepost: {e}");
             ExitCode::FAILURE
@@ -155,8 +171,7 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
             "--require-signature" => require_signature = true,
             "--create" => create = true,
             "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
+                return out(format_args!("{USAGE}"));
             }
             _ => rest.push(a),
         }
@@ -196,18 +211,20 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
     match rest.as_slice() {
         ["keys", "create", project] => {
             let (id, project, key) = store.create(project, require_signature).await?;
-            println!("id\t{id}\nproject\t{project}\nkey\t{key}");
+            out(format_args!("id\t{id}\nproject\t{project}\nkey\t{key}"))?;
             eprintln!("store the key now: it is not shown again");
         }
         ["keys", "list", project] => {
-            println!("id\tprefix\tsigned\tcreated\tlast_used\trevoked");
+            out(format_args!(
+                "id\tprefix\tsigned\tcreated\tlast_used\trevoked"
+            ))?;
             for (id, prefix, signed, created, used, revoked) in store.list(project).await? {
-                println!(
+                out(format_args!(
                     "{id}\t{prefix}\t{signed}\t{}\t{}\t{}",
                     ts(Some(created)),
                     ts(used),
                     ts(revoked)
-                );
+                ))?;
             }
         }
         ["keys", "rotate", key_id] => {
@@ -215,14 +232,14 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
                 .rotate(id(key_id)?)
                 .await?
                 .ok_or_else(|| format!("no unrevoked key {key_id}"))?;
-            println!("id\t{new_id}\nkey\t{key}");
+            out(format_args!("id\t{new_id}\nkey\t{key}"))?;
             eprintln!("deploy the new key, then: tracepost keys revoke {key_id}");
         }
         ["keys", "revoke", key_id] => {
             if !store.revoke(id(key_id)?).await? {
                 return Err(format!("no unrevoked key {key_id}"));
             }
-            println!("revoked {key_id}");
+            out(format_args!("revoked {key_id}"))?;
         }
         _ => return Err(USAGE.into()),
     }
