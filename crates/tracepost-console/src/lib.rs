@@ -251,28 +251,10 @@ async fn require_session(
 /// escape (`\u{202e}`, `\x1b`) instead — line feeds and tabs stay (backtraces and bodies in
 /// `<pre>`). No template of the console writes such a character itself.
 fn visible_controls(html: &str) -> Option<String> {
-    use std::fmt::Write;
-    let hidden = |c: char| {
-        matches!(c,
-            '\u{0}'..='\u{8}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}'
-            | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
-    };
-    if !html.chars().any(hidden) {
-        return None;
+    match tracepost_core::escape_control_multiline(html) {
+        std::borrow::Cow::Owned(page) => Some(page),
+        std::borrow::Cow::Borrowed(_) => None,
     }
-    let mut out = String::with_capacity(html.len() + 16);
-    for c in html.chars() {
-        if hidden(c) {
-            let _ = if (c as u32) < 0x80 {
-                write!(out, "\\x{:02x}", c as u32)
-            } else {
-                write!(out, "\\u{{{:x}}}", c as u32)
-            };
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 /// The most of an HTML page [`security_headers`] reads to make hidden characters visible

@@ -899,7 +899,7 @@ async fn hidden_characters_in_captured_text_are_shown_as_escapes() {
     let e = Event::new(
         Kind::Error,
         Level::Error,
-        "\u{202e}RTL override \u{0} nul \u{1b}[31m ansi \u{2066}iso\nsecond line",
+        "\u{202e}RTL override \u{0} nul \u{1b}[31m ansi \u{2066}iso \u{200f}mark\nsecond line",
     );
     let id = e.id;
     f.store.write(vec![Arc::new(e)]).await.unwrap();
@@ -909,9 +909,10 @@ async fn hidden_characters_in_captured_text_are_shown_as_escapes() {
     ] {
         let page = send(&f.app, get(&path, Some(&cookie))).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
-        for c in ['\u{202e}', '\u{0}', '\u{1b}', '\u{2066}'] {
+        for c in ['\u{202e}', '\u{0}', '\u{1b}', '\u{2066}', '\u{200f}'] {
             assert!(!page.body.contains(c), "{path}: raw {c:?}");
         }
+        assert!(page.body.contains(r"\u{200f}mark"), "{path}");
         assert!(page.body.contains(r"\u{202e}RTL override"), "{path}");
         assert!(page.body.contains(r"\x1b[31m"), "{path}");
     }

@@ -54,13 +54,13 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Whether `c` must not reach a terminal or a line-oriented log as is: C0 controls (line
-/// feed, carriage return, ESC…), DEL, C1 controls (8-bit CSI…), the Unicode line and
-/// paragraph separators, and the bidirectional overrides and isolates that reorder what a
-/// reader sees.
+/// Whether `c` must not reach a terminal, a line-oriented log or a web page as is: C0
+/// controls (line feed, carriage return, ESC…), DEL, C1 controls (8-bit CSI…), the Unicode
+/// line and paragraph separators, and the bidirectional overrides, isolates and marks that
+/// reorder what a reader sees.
 fn is_hostile_char(c: char) -> bool {
     matches!(c,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}'
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}'
         | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
@@ -75,23 +75,41 @@ fn is_hostile_char(c: char) -> bool {
 /// assert_eq!(escape_control("plain"), "plain");
 /// ```
 pub fn escape_control(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_hostile(s, false)
+}
+
+/// As [`escape_control`], for text a reader sees as several lines (a `<pre>` block of a web
+/// page): line feeds and tabs stay as they are; every other character that
+/// [`escape_control`] escapes is escaped the same way. The console runs its HTML pages
+/// through it, so that a captured `U+202E` can't turn "txt.exe" around on the page.
+///
+/// ```
+/// use tracepost_core::escape_control_multiline;
+/// assert_eq!(escape_control_multiline("a\n\tb\u{202e}c"), "a\n\tb\\u{202e}c");
+/// ```
+pub fn escape_control_multiline(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_hostile(s, true)
+}
+
+fn escape_hostile(s: &str, keep_lines: bool) -> std::borrow::Cow<'_, str> {
     use std::fmt::Write;
-    if !s.chars().any(is_hostile_char) {
+    let escaped = |c: char| is_hostile_char(c) && !(keep_lines && matches!(c, '\n' | '\t'));
+    if !s.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
+            c if !escaped(c) => out.push(c),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if is_hostile_char(c) && (c as u32) < 0x80 => {
+            c if (c as u32) < 0x80 => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if is_hostile_char(c) => {
+            c => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
-            c => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)
