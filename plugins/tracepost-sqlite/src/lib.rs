@@ -44,7 +44,8 @@
 //! * **Queries**: [`SqliteStore`] implements [`tracepost_core::store::Store`], the query API
 //!   shared with PostgreSQL.
 //! * **Schema**: versioned ([`SCHEMA_VERSION`], `PRAGMA user_version`); a file of an older
-//!   version is upgraded in place when opened, one step per transaction.
+//!   version is upgraded in place when opened, one step per transaction; a file of a newer
+//!   version is refused (an error naming both versions).
 //! * **Speed**: `examples/sqlite_write_bench.rs` (events/s) and `examples/sqlite_query_bench.rs`
 //!   (query p50/p99 over a million events); numbers in the book's SQLite page.
 //! * **A deleted or replaced file** is noticed before each batch: the sink reopens the path

@@ -362,10 +362,23 @@ fn open_at(path: &Path) -> rusqlite::Result<Connection> {
 
 /// Brings the file's schema to [`SCHEMA_VERSION`]: [`SCHEMA`] and [`ADDED_COLUMNS`], then
 /// each of [`STEPS`] the file has not had. Nothing to do (one pragma read) when it is
-/// current.
+/// current. A file of a newer version (written by a newer tracepost) is refused, naming
+/// both versions: this build would write rows its schema does not know how to keep (a
+/// newer step's tables and triggers left unfilled).
 fn upgrade(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            Some(format!(
+                "the store {} is at schema version {version}, newer than this build's \
+                 {SCHEMA_VERSION}: a newer tracepost wrote it; open it with that version, or \
+                 give this one another file",
+                path.display()
+            )),
+        ));
+    }
+    if version == SCHEMA_VERSION {
         return Ok(());
     }
     conn.execute_batch(SCHEMA)?;

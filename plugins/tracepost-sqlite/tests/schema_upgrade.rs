@@ -196,3 +196,40 @@ async fn a_file_left_at_any_version_upgrades_to_a_sound_search_index() {
         assert_eq!(indexed, 300, "from {from}: each event indexed once");
     }
 }
+
+/// A file written by a newer tracepost (a schema version above this build's) is refused with
+/// an error naming both versions — by the store's queries and by the sink, which keeps the
+/// batch (a refusal of the destination, not of the events) — and left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_a_newer_version_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let sink = SqliteSink::new(dir.path());
+        sink.send(events(10, "current")).await.unwrap();
+    }
+    let newer = SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    let store = SqliteStore::new(&path, TimeRange::default(), None);
+    let err = store
+        .events(&EventFilter::new(), 10, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "schema version {newer}, newer than this build's {SCHEMA_VERSION}"
+        )),
+        "{err}"
+    );
+    let err = SqliteSink::new(dir.path())
+        .send(events(10, "refused"))
+        .await
+        .unwrap_err();
+    assert!(err.is_refused(), "{err:?}");
+    assert!(err.to_string().contains("newer than this build's"), "{err}");
+    assert_eq!(user_version(&path), newer);
+}
