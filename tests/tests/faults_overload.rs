@@ -1,9 +1,11 @@
 //! Fault injection: ten times more events than the sink can take, memory-only. Requests stay
 //! fast, memory stays bounded, and every drop is counted exactly.
 //!
-//! Latency here is measured in a debug build on a shared 2-core machine, so the assertion is
-//! deliberately loose (p99 within 10 % of the baseline, plus 2 ms of noise allowance); the
-//! figures printed are what the closing notes report.
+//! Latency here is measured in a debug build on a shared 2-core machine, where p99 doubles
+//! when another build runs (CI's rehearsal on a busy machine saw 9.8 → 18.7 ms). So what is
+//! asserted is the property, not a speed: no request waits for the sink — one that did would
+//! take at least one of its 500 ms sends, and with the queue full most would. The figures
+//! printed (p99 against the baseline of the same run) are what the closing notes report.
 
 mod support;
 
@@ -14,6 +16,9 @@ use support::serve;
 use tracepost::prelude::*;
 use tracepost::{Batch, BatchOptions, Sink, SinkError, SinkOptions, SinkOutcome, Tracepost};
 
+/// How long the sink takes per batch.
+const SINK_SEND: Duration = Duration::from_millis(500);
+
 /// Takes 100 events per 500 ms: 200 events/s, a tenth of what the load produces.
 struct Slow;
 
@@ -22,7 +27,7 @@ impl Sink for Slow {
         "slow"
     }
     async fn send(&self, _batch: Batch) -> Result<SinkOutcome, SinkError> {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(SINK_SEND).await;
         Ok(SinkOutcome::default())
     }
 }
@@ -113,8 +118,8 @@ async fn ten_times_overload_keeps_requests_fast_memory_bounded_and_drops_counted
         (p99.as_secs_f64() / base_p99.as_secs_f64() - 1.0) * 100.0
     );
     assert!(
-        p99 <= base_p99.mul_f64(1.10) + Duration::from_millis(2),
-        "p99 {p99:?} vs baseline {base_p99:?}"
+        p99 < SINK_SEND / 2,
+        "p99 {p99:?} (baseline {base_p99:?}): requests waited for the sink's {SINK_SEND:?} sends"
     );
     // 1 000 queued events of ~2 KiB at most, plus the runtime's own churn.
     assert!(rss < 32 * 1024, "RSS grew by {rss} KiB");
