@@ -443,7 +443,7 @@ fn emit(
 ) {
     // Only clock read of wall time for this request: derived when an event is emitted.
     let started_at = Timestamp::from(std::time::SystemTime::now() - duration);
-    let mut event = Event::new(what.kind, what.level, what.message).with_timestamp(started_at);
+    let mut event = Event::at(started_at, what.kind, what.level, what.message);
     event.trace_id = Some(state.trace.trace_id_hex());
     event.span_id = Some(state.trace.span_id_hex());
     event.request_id = Some(state.request_id_str().to_owned());
