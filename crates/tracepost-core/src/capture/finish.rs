@@ -427,7 +427,7 @@ fn sampled_message(what: &What<'_>, status: u16, duration_ms: f64, why: &str) ->
 fn push_ms(m: &mut String, ms: f64) {
     use std::fmt::Write as _;
     let micros = (ms * 1e3).round();
-    if ms >= 0.0 && ms < 1e12 && micros / 1e3 == ms && ms.is_sign_positive() {
+    if (0.0..1e12).contains(&ms) && micros / 1e3 == ms && ms.is_sign_positive() {
         // Exact: `micros` is a whole number below 2^53.
         let micros = micros as u64;
         let (whole, mut frac) = (micros / 1000, micros % 1000);
