@@ -255,14 +255,20 @@ fn schema_version() -> u32 {
 impl Event {
     /// A new event of `kind` with a fresh UUIDv7 and the current time.
     pub fn new(kind: Kind, level: Level, message: impl Into<String>) -> Self {
-        let timestamp = Timestamp::now();
+        Event::at(Timestamp::now(), kind, level, message.into())
+    }
+
+    /// As [`Event::new`] with `timestamp` (and an id derived from it): the same event as
+    /// `Event::new(..).with_timestamp(timestamp)`, without reading the clock and drawing an
+    /// id that is replaced at once.
+    pub(crate) fn at(timestamp: Timestamp, kind: Kind, level: Level, message: String) -> Self {
         Event {
             schema: SCHEMA_VERSION,
             id: new_id(timestamp),
             timestamp,
             kind,
             level,
-            message: message.into(),
+            message,
             resource: Resource::default(),
             trace_id: None,
             span_id: None,

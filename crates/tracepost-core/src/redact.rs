@@ -746,13 +746,15 @@ impl Redactor {
     /// names and values, bodies, and the client address.
     pub fn request(&self, r: &mut RequestSnapshot) {
         let plain = self.none_masked(|visit| request_strings(r, visit));
-        self.request_checked(r, plain);
+        self.request_checked(r, plain, None);
     }
 
     /// [`Redactor::request`]; `plain` says that one search over all of the snapshot's short
     /// strings (method, path, client address, header names and values) found no rule anchor,
-    /// so the value rules would change none of them.
-    fn request_checked(&self, r: &mut RequestSnapshot, plain: bool) {
+    /// so the value rules would change none of them. `names_plain`, when known, says whether no
+    /// key pattern occurs in the header names and joined bodies ([`request_key_strings`]); else
+    /// they are searched here (only if `plain`).
+    fn request_checked(&self, r: &mut RequestSnapshot, plain: bool, names_plain: Option<bool>) {
         if !plain {
             self.string(&mut r.method);
             self.string(&mut r.path);
@@ -767,15 +769,10 @@ impl Redactor {
         // One search over every header name and the small text bodies for the key patterns,
         // instead of one per name and one per body.
         let names_plain = plain
-            && !self.joined_match(self.keys.as_ref(), self.keys_packed.as_ref(), |visit| {
-                for (k, _) in r.request_headers.iter().chain(&r.response_headers) {
-                    visit(k);
-                }
-                for b in [&r.request_body, &r.response_body].into_iter().flatten() {
-                    if joined_body(b) {
-                        visit(&b.text);
-                    }
-                }
+            && names_plain.unwrap_or_else(|| {
+                !self.joined_match(self.keys.as_ref(), self.keys_packed.as_ref(), |visit| {
+                    request_key_strings(r, visit)
+                })
             });
         for (k, v) in r
             .request_headers
@@ -818,7 +815,7 @@ impl Redactor {
     pub fn event(&self, e: &mut Event) {
         // The usual event has nothing to mask in its short strings: one search over all of
         // them (instead of one per string) tells, and then none is searched again.
-        let plain = self.none_masked(|visit| event_strings(e, visit));
+        let (plain, names_plain) = self.event_plain(e);
         if !plain {
             self.string(&mut e.message);
             for id in [&mut e.user_id, &mut e.session_id, &mut e.request_id]
@@ -865,8 +862,48 @@ impl Redactor {
             }
         }
         if let Some(r) = &mut e.request {
-            self.request_checked(r, plain);
+            self.request_checked(r, plain, names_plain);
         }
+    }
+
+    /// [`Redactor::none_masked`] over the strings of `e` ([`event_strings`]) and, when that
+    /// holds, whether no key pattern occurs in its request's header names and joined bodies
+    /// (the search [`Redactor::request_checked`] would make): both from one joined, lowercased
+    /// buffer that holds those names and bodies first, so the key search reads a prefix of it
+    /// instead of a copy of its own.
+    fn event_plain(&self, e: &Event) -> (bool, Option<bool>) {
+        let Some(anchors) = self.anchors.as_ref() else {
+            return (self.none_masked(|visit| event_strings(e, visit)), None);
+        };
+        if self.unanchored != 0 {
+            return (false, None);
+        }
+        JOINED.with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                // As `joined_match` answers when the buffer is in use: as if it matched.
+                return (false, None);
+            };
+            let mut j = Joined::new(&mut buf, self.max_scan);
+            if let Some(r) = &e.request {
+                request_key_strings(r, &mut |s| j.add(s));
+            }
+            let names = j.buf.len();
+            event_own_strings(e, &mut |s| j.add(s));
+            if let Some(r) = &e.request {
+                request_value_strings(r, &mut |s| j.add(s));
+            }
+            let (short, over) = (j.short, j.over);
+            // Lowercased at once, as in `joined_match`.
+            buf.make_ascii_lowercase();
+            let plain = short && !over && !search(anchors, self.anchors_packed.as_ref(), &buf);
+            let names_plain = plain.then(|| {
+                !self
+                    .keys
+                    .as_ref()
+                    .is_some_and(|k| search(k, self.keys_packed.as_ref(), &buf[..names]))
+            });
+            (plain, names_plain)
+        })
     }
 
     /// True when the value rules can change none of the strings `strings` visits: every rule
@@ -912,25 +949,13 @@ impl Redactor {
             let Ok(mut buf) = cell.try_borrow_mut() else {
                 return true;
             };
-            buf.clear();
-            let mut over = false;
-            strings(&mut |s: &str| {
-                if buf.len() + s.len() >= JOINED_MAX {
-                    over = true;
-                } else if !over {
-                    buf.extend_from_slice(s.as_bytes());
-                    buf.push(0);
-                }
-            });
+            let mut j = Joined::new(&mut buf, usize::MAX);
+            strings(&mut |s: &str| j.add(s));
+            let over = j.over;
             // Lowercased in place, all at once (a loop the compiler vectorises); the
             // automaton ignores ASCII case anyway.
             buf.make_ascii_lowercase();
-            // Below Teddy's minimum length the packed searcher falls back to Rabin-Karp,
-            // slower than the automaton on short text.
-            over || match packed {
-                Some(p) if buf.len() >= p.minimum_len() => p.find(&buf[..]).is_some(),
-                _ => ac.is_match(&buf[..]),
-            }
+            over || search(ac, packed, &buf)
         })
     }
 
@@ -1096,19 +1121,32 @@ impl Redactor {
 /// one: method, path, client address, header names and values, and the bodies that are
 /// searched with them ([`joined_body`]).
 fn request_strings(r: &RequestSnapshot, visit: &mut dyn FnMut(&str)) {
-    visit(&r.method);
-    visit(&r.path);
-    if let Some(a) = &r.client_address {
-        visit(a);
-    }
-    for (k, v) in r.request_headers.iter().chain(&r.response_headers) {
+    request_value_strings(r, visit);
+    request_key_strings(r, visit);
+}
+
+/// The strings of `r` that are searched for key patterns as well: header names and the
+/// bodies searched with the short strings ([`joined_body`]).
+fn request_key_strings(r: &RequestSnapshot, visit: &mut dyn FnMut(&str)) {
+    for (k, _) in r.request_headers.iter().chain(&r.response_headers) {
         visit(k);
-        visit(v);
     }
     for b in [&r.request_body, &r.response_body].into_iter().flatten() {
         if joined_body(b) {
             visit(&b.text);
         }
+    }
+}
+
+/// The rest of [`request_strings`]: method, path, client address and header values.
+fn request_value_strings(r: &RequestSnapshot, visit: &mut dyn FnMut(&str)) {
+    visit(&r.method);
+    visit(&r.path);
+    if let Some(a) = &r.client_address {
+        visit(a);
+    }
+    for (_, v) in r.request_headers.iter().chain(&r.response_headers) {
+        visit(v);
     }
 }
 
@@ -1122,6 +1160,14 @@ fn joined_body(body: &CapturedBody) -> bool {
 /// Visits the strings of `e` that [`Redactor::event`] passes through the value rules one by
 /// one (its request's with [`request_strings`]).
 fn event_strings(e: &Event, visit: &mut dyn FnMut(&str)) {
+    event_own_strings(e, visit);
+    if let Some(r) = &e.request {
+        request_strings(r, visit);
+    }
+}
+
+/// [`event_strings`] but the request's.
+fn event_own_strings(e: &Event, visit: &mut dyn FnMut(&str)) {
     visit(&e.message);
     for s in [&e.user_id, &e.session_id, &e.request_id]
         .into_iter()
@@ -1151,8 +1197,48 @@ fn event_strings(e: &Event, visit: &mut dyn FnMut(&str)) {
         visit(&b.target);
         visit(&b.message);
     }
-    if let Some(r) = &e.request {
-        request_strings(r, visit);
+}
+
+/// Strings joined NUL-separated into the thread's buffer for one search, up to
+/// [`JOINED_MAX`] bytes (`over` past it), noting whether all are within the scan limit.
+struct Joined<'a> {
+    buf: &'a mut Vec<u8>,
+    max_scan: usize,
+    /// Every string added is at most `max_scan` bytes.
+    short: bool,
+    /// The strings added more than [`JOINED_MAX`] bytes: not all are in `buf`.
+    over: bool,
+}
+
+impl<'a> Joined<'a> {
+    fn new(buf: &'a mut Vec<u8>, max_scan: usize) -> Self {
+        buf.clear();
+        Joined {
+            buf,
+            max_scan,
+            short: true,
+            over: false,
+        }
+    }
+
+    fn add(&mut self, s: &str) {
+        self.short &= s.len() <= self.max_scan;
+        if self.buf.len() + s.len() >= JOINED_MAX {
+            self.over = true;
+        } else if !self.over {
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(0);
+        }
+    }
+}
+
+/// Whether `ac` matches in `text` (lowercased), through its lowercased `packed` twin when
+/// `text` is long enough for it (below Teddy's minimum length the packed searcher falls back
+/// to Rabin-Karp, slower than the automaton on short text).
+fn search(ac: &AhoCorasick, packed: Option<&packed::Searcher>, text: &[u8]) -> bool {
+    match packed {
+        Some(p) if text.len() >= p.minimum_len() => p.find(text).is_some(),
+        _ => ac.is_match(text),
     }
 }
 

@@ -405,14 +405,56 @@ impl Description {
 /// access-log mode: the same text as `format!` gives, written piece by piece into one buffer
 /// of the right size (the formatting machinery cost ~2,800 instructions per request).
 fn sampled_message(what: &What<'_>, status: u16, duration_ms: f64, why: &str) -> String {
-    use std::fmt::Write as _;
     let mut m = String::with_capacity(what.method.len() + what.route.len() + 40);
     m.push_str(what.method);
     m.push(' ');
     m.push_str(what.route);
     m.push(' ');
-    let mut digits = [0u8; 5];
-    let mut n = status;
+    push_u64(&mut m, u64::from(status));
+    m.push_str(" in ");
+    push_ms(&mut m, duration_ms);
+    m.push_str(" ms (");
+    m.push_str(why);
+    m.push(')');
+    m
+}
+
+/// Appends `ms` as `f64`'s `Display` writes it (the shortest decimal that reads back as
+/// `ms`). A whole number of microseconds below 10^12 ms (a snapshot's `duration_ms`, rounded
+/// to the microsecond) is written from its integer digits: its three-decimal form is then
+/// that shortest decimal, since the f64's spacing there (< 2^-12) is far below 0.001. Other
+/// values go through `Display`.
+fn push_ms(m: &mut String, ms: f64) {
+    use std::fmt::Write as _;
+    let micros = (ms * 1e3).round();
+    if (0.0..1e12).contains(&ms) && micros / 1e3 == ms && ms.is_sign_positive() {
+        // Exact: `micros` is a whole number below 2^53.
+        let micros = micros as u64;
+        let (whole, mut frac) = (micros / 1000, micros % 1000);
+        push_u64(m, whole);
+        if frac != 0 {
+            m.push('.');
+            let mut digits = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            let mut buf = [b'0'; 3];
+            for d in buf[..digits].iter_mut().rev() {
+                *d = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            m.push_str(std::str::from_utf8(&buf[..digits]).unwrap_or_default());
+        }
+    } else {
+        // `f64`'s `Display`; writing to a `String` cannot fail.
+        let _ = write!(m, "{ms}");
+    }
+}
+
+/// Appends the decimal digits of `n`.
+fn push_u64(m: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -423,13 +465,6 @@ fn sampled_message(what: &What<'_>, status: u16, duration_ms: f64, why: &str) ->
         }
     }
     m.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
-    m.push_str(" in ");
-    // `f64`'s `Display` (shortest round-trip form); writing to a `String` cannot fail.
-    let _ = write!(m, "{duration_ms}");
-    m.push_str(" ms (");
-    m.push_str(why);
-    m.push(')');
-    m
 }
 
 /// Builds the event around the description and snapshot, with the request's ids and
@@ -443,7 +478,7 @@ fn emit(
 ) {
     // Only clock read of wall time for this request: derived when an event is emitted.
     let started_at = Timestamp::from(std::time::SystemTime::now() - duration);
-    let mut event = Event::new(what.kind, what.level, what.message).with_timestamp(started_at);
+    let mut event = Event::at(started_at, what.kind, what.level, what.message);
     event.trace_id = Some(state.trace.trace_id_hex());
     event.span_id = Some(state.trace.span_id_hex());
     event.request_id = Some(state.request_id_str().to_owned());
@@ -494,6 +529,44 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Durations as the snapshot rounds them (whole microseconds), from 0 to beyond the
+    /// integer fast path, and values that are not whole microseconds.
+    #[test]
+    fn durations_are_written_as_display_writes_them() {
+        let mut micros: Vec<u64> = (0..5_000).collect();
+        let mut x: u64 = 1;
+        while x < u64::MAX / 7 {
+            let tens = x.saturating_mul(10);
+            micros.extend([x - 1, x, x + 1, tens - 1, tens.saturating_add(1)]);
+            x = x * 7 + 3;
+        }
+        for us in micros {
+            let secs = us as f64 / 1e6;
+            let ms = (secs * 1e6).round() / 1e3;
+            for v in [ms, -ms, ms + 1e-7, ms * 1.000_000_1] {
+                let mut ours = String::new();
+                push_ms(&mut ours, v);
+                assert_eq!(ours, format!("{v}"), "{us} µs");
+            }
+        }
+        for v in [
+            0.0,
+            -0.0,
+            1e-9,
+            0.0005,
+            0.0015,
+            1e12,
+            1e15,
+            1e21,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            let mut ours = String::new();
+            push_ms(&mut ours, v);
+            assert_eq!(ours, format!("{v}"));
         }
     }
 }

@@ -191,47 +191,80 @@ fn opt_str(out: &mut Vec<u8>, name: &str, value: &Option<String>) {
 
 /// A JSON string with `serde_json`'s escapes: `\"`, `\\`, `\b`, `\t`, `\n`, `\f`, `\r`, other
 /// control characters as `\u00xx` (lowercase hex); everything else, non-ASCII included, as is.
+///
+/// Copied as it is scanned, eight bytes per step (each clean word is one fixed-size store,
+/// not a `memcpy` call per run of clean bytes), then byte by byte through [`ESCAPE`] within a
+/// word that holds an escape, and for the last few bytes.
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    let mut i = first_escape(bytes, 0);
-    while let Some(&b) = bytes.get(i) {
-        let short = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x09 => b't',
-            0x0a => b'n',
-            0x0c => b'f',
-            0x0d => b'r',
-            _ => b'u',
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
-        out.push(b'\\');
-        out.push(short);
-        if short == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]);
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes
+            .get(i..i + 8)
+            .and_then(|chunk| <[u8; 8]>::try_from(chunk).ok())
+        {
+            if !word_needs_escape(u64::from_ne_bytes(word)) {
+                out.extend_from_slice(&word);
+                i += 8;
+                continue;
+            }
         }
-        i = first_escape(bytes, start);
+        // A word with an escape in it, or the last bytes: one by one, to the word's end.
+        let end = bytes.len().min(i + 8);
+        for &b in &bytes[i..end] {
+            match ESCAPE[usize::from(b)] {
+                0 => out.push(b),
+                short => escape(out, b, short),
+            }
+        }
+        i = end;
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
-/// The index of the first byte at or after `from` that JSON escapes (a control character,
-/// `"` or `\\`), or `bytes.len()`. Eight bytes per step (SWAR: a word has a byte below 0x20,
-/// or equal to `"` or `\\`, exactly when the borrow tricks below set its high bit), then byte
-/// by byte within the word that has one, and for the last few bytes.
-fn first_escape(bytes: &[u8], from: usize) -> usize {
+/// For each byte, `0` when JSON keeps it as is, else the letter of its escape (`u` for
+/// `\u00xx`), as `serde_json` escapes.
+const ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Writes the escape of `b`, whose [`ESCAPE`] letter is `short`.
+#[cold]
+fn escape(out: &mut Vec<u8>, b: u8, short: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if short == b'u' {
+        out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]);
+    } else {
+        out.extend_from_slice(&[b'\\', short]);
+    }
+}
+
+/// Whether some byte of the word `w` needs a JSON escape (a control character, `"` or `\\`):
+/// SWAR, a byte is below 0x20, or equal to `"` or `\\`, exactly when the borrow tricks below
+/// set its high bit.
+fn word_needs_escape(w: u64) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     /// Some byte of `w` is below `n` (`n` ≤ 128).
@@ -242,24 +275,9 @@ fn first_escape(bytes: &[u8], from: usize) -> usize {
     const fn has_zero(w: u64) -> bool {
         has_less(w, 1)
     }
-    let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let w = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
-        if has_less(w, 0x20)
-            || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')))
-        {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&b) = bytes.get(i) {
-        if b < 0x20 || b == b'"' || b == b'\\' {
-            return i;
-        }
-        i += 1;
-    }
-    bytes.len()
+    has_less(w, 0x20)
+        || has_zero(w ^ (ONES * u64::from(b'"')))
+        || has_zero(w ^ (ONES * u64::from(b'\\')))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::handle::{flush_windows, Extensions, Inner, SinkSlot, TracepostHandle};
 use super::lifecycle::{Done, Tracepost};
+use super::returns::Returns;
 use super::runtime::{internal_runtime, WorkerRuntime};
 use super::stages::{Enrich, Redact, Sample, Stages};
 use super::{worker, SinkOptions, SinkStats, Spool, SpoolOptions};
@@ -55,7 +56,11 @@ pub enum BuildError {
 type AttachFn = Box<dyn FnOnce(&TracepostHandle) + Send>;
 
 type SpawnFn = Box<
-    dyn FnOnce(worker::Closing, Option<&PathBuf>) -> Result<(SinkSlot, JoinHandle<()>), BuildError>
+    dyn FnOnce(
+            worker::Closing,
+            Option<&PathBuf>,
+            Arc<Returns>,
+        ) -> Result<(SinkSlot, JoinHandle<()>), BuildError>
         + Send,
 >;
 
@@ -217,7 +222,7 @@ impl Builder {
         let attached = sink.clone();
         self.attach
             .push(Box::new(move |handle| attached.attach(handle)));
-        let spawn: SpawnFn = Box::new(move |closing, data_dir| {
+        let spawn: SpawnFn = Box::new(move |closing, data_dir, returns| {
             validate_sink_name(&spawn_name)?;
             let mut spool_options = options.spool.clone();
             if spool_options.is_none() && !options.memory_only {
@@ -251,6 +256,7 @@ impl Builder {
                 stats.clone(),
                 closing,
                 spool,
+                returns,
             ));
             Ok((
                 SinkSlot {
@@ -357,10 +363,11 @@ impl Builder {
         let _enter = runtime.enter();
         let (closing_tx, closing_rx) = watch::channel(None);
         let done = Arc::new(Done::default());
+        let returns = Arc::new(Returns::default());
         let mut slots = Vec::new();
         let mut workers = Vec::new();
         for (_, spawn) in self.sinks {
-            let (slot, task) = spawn(closing_rx.clone(), self.data_dir.as_ref())?;
+            let (slot, task) = spawn(closing_rx.clone(), self.data_dir.as_ref(), returns.clone())?;
             let done = done.clone();
             done.running.fetch_add(1, Ordering::SeqCst);
             workers.push(tokio::spawn(async move {
@@ -382,6 +389,7 @@ impl Builder {
             ),
             extensions: self.extensions,
             data_dir: self.data_dir.clone(),
+            returns,
         });
         let handle = TracepostHandle { inner };
         for attach in self.attach {

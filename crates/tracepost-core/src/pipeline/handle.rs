@@ -35,6 +35,8 @@ pub(super) struct Inner {
     pub(super) extensions: Extensions,
     /// `Builder::data_dir`.
     pub(super) data_dir: Option<std::path::PathBuf>,
+    /// Delivered events, dropped one per capture on the capturing thread.
+    pub(super) returns: Arc<super::returns::Returns>,
 }
 
 /// Values of any type, at most one per type (`Builder::extension`).
@@ -104,6 +106,8 @@ impl TracepostHandle {
                 }
             }
         }
+        // One delivered event freed here for the one captured (see `returns`).
+        inner.returns.release();
     }
 
     /// Whether every sink's queue has room for `events` more events right now: `Err` names

@@ -19,6 +19,7 @@ mod health;
 mod lifecycle;
 mod metrics;
 mod options;
+mod returns;
 mod runtime;
 mod spool;
 pub mod stages;

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::options::SinkOptions;
+use super::returns::Returns;
 use super::spool::Spool;
 use super::stats::{DropReason, Health, SinkStats};
 use crate::event::Event;
@@ -94,6 +95,7 @@ pub(crate) async fn run<S: Sink>(
     stats: Arc<SinkStats>,
     mut closing: Closing,
     spool: Option<Arc<SpoolHandle>>,
+    returns: Arc<Returns>,
 ) {
     let in_flight = Arc::new(Semaphore::new(options.max_in_flight));
     let mut tasks = JoinSet::new();
@@ -105,6 +107,7 @@ pub(crate) async fn run<S: Sink>(
             stats.clone(),
             closing.clone(),
             spool.clone(),
+            returns.clone(),
         ));
     }
     let mut closed = closing.borrow().is_some();
@@ -175,6 +178,7 @@ pub(crate) async fn run<S: Sink>(
             options: options.clone(),
             stats: stats.clone(),
             closing: closing.clone(),
+            returns: returns.clone(),
             spooled: spool.is_some(),
             replaying: false,
         };
@@ -206,12 +210,14 @@ async fn replay<S: Sink>(
     stats: Arc<SinkStats>,
     closing: Closing,
     spool: Arc<SpoolHandle>,
+    returns: Arc<Returns>,
 ) {
     let delivery = Delivery {
         sink,
         options,
         stats: stats.clone(),
         closing: closing.clone(),
+        returns,
         spooled: true,
         replaying: true,
     };
@@ -280,6 +286,8 @@ struct Delivery<S> {
     options: SinkOptions,
     stats: Arc<SinkStats>,
     closing: Closing,
+    /// Where delivered batches go to be freed by capturing threads.
+    returns: Arc<Returns>,
     /// Whether undeliverable batches go to a spool.
     spooled: bool,
     /// Replaying the spool: a failed batch stays whole at the spool's head (it is sent again
@@ -335,6 +343,7 @@ impl<S: Sink> Delivery<S> {
             let (batch, e) = match self.send_once(&batch).await {
                 Ok(outcome) => {
                     self.delivered(&batch, outcome);
+                    self.returns.put(batch);
                     continue;
                 }
                 Err(e) => match self.take_settled(batch, e) {
