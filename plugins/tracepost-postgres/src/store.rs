@@ -589,7 +589,9 @@ impl PgStore {
         retention: Option<Duration>,
     ) -> Result<usize, PgError> {
         let s = &self.inner.schema;
-        let client = self.client().await?;
+        // Exclusive: a failure inside the transaction below closes the connection instead
+        // of returning it to the pool mid-transaction.
+        let client = self.exclusive().await?;
         let mut parts = Vec::new();
         for table in PARTITIONED {
             let default = format!("{s}.{table}_default");
@@ -605,16 +607,27 @@ impl PgStore {
             }
         }
         if parts.is_empty() {
+            client.done();
             return Ok(0);
         }
         let today = day_of(now_micros());
+        // Under the DDL's lock timeout: a session holding a lock on the default partition
+        // makes the maintenance give up this run (and the next try again) instead of
+        // waiting — the first run is part of connecting, and a wait there held the sink's
+        // start for as long as the lock, one more waiting connection per retried send.
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"
+            ))
+            .await?;
         let mut days: Vec<i64> = client
             .query(&parts.join(" UNION "), &[])
             .await?
             .iter()
             .map(|r| r.get(0))
             .collect();
-        drop(client);
+        client.batch_execute("COMMIT").await?;
+        client.done();
         if let Some(max_age) = retention {
             // The same rule as `retain`: whole days that ended before the cutoff go.
             let cutoff = now_micros() - i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX / 2);
@@ -700,12 +713,20 @@ impl PgStore {
                 .await?
                 .get(0);
             if exists {
+                // Under the DDL's lock timeout, as the drain (a lock on the default partition
+                // fails this run instead of holding it).
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"
+                    ))
+                    .await?;
                 client
                     .execute(
                         &format!("DELETE FROM {default} WHERE timestamp < $1"),
                         &[&first_kept],
                     )
                     .await?;
+                client.batch_execute("COMMIT").await?;
             }
         }
         client.execute(&self.inner.statements.fold, &[]).await?;

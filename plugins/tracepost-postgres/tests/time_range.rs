@@ -557,6 +557,48 @@ async fn draining_the_default_partition_leaves_expired_days_to_retention() {
     db.drop_db().await;
 }
 
+/// A tester's finding: with the first maintenance run part of connecting, a session holding a
+/// lock on the default partition held `connect` (and every retried send, one more waiting
+/// connection each) for as long as the lock. The maintenance's statements on the default
+/// partition give up after the DDL lock timeout instead, and the sink connects and writes.
+#[tokio::test]
+async fn a_lock_on_the_default_partition_does_not_hold_connecting() {
+    let db = db!("locked_default");
+    drop(PostgresSink::connect(&db.url).await.unwrap());
+    let holder = db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE tracepost.events_default IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let sink = tokio::time::timeout(
+        Duration::from_secs(30),
+        PostgresSink::builder(&db.url)
+            .retention(Duration::from_secs(60 * DAY as u64))
+            .connect(),
+    )
+    .await
+    .expect("connect waited on the lock")
+    .unwrap();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // Today's partition exists: a write does not touch the default partition.
+    sink.send(arcs(vec![log("while locked")])).await.unwrap();
+    // (A count over the parent table reads the default partition too: after the lock.)
+    holder.batch_execute("COMMIT").await.unwrap();
+    let c = db.client().await;
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM tracepost.events WHERE message = 'while locked'"
+        )
+        .await,
+        1
+    );
+    drop(sink);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn a_resource_limit_splits_the_batch_instead_of_failing_it() {
     let db = db!("resource_split");
