@@ -44,9 +44,9 @@ let browser;
 const step = (s) => console.log(`  · ${s}`);
 // page.waitForFunction evaluates strings in the page, which the console's CSP forbids (as
 // it should): poll with page.evaluate instead (run over the DevTools protocol).
-async function until(page, fn, what) {
+async function until(page, fn, what, arg) {
   for (let i = 0; i < 100; i++) {
-    if (await page.evaluate(fn)) return;
+    if (await page.evaluate(fn, arg)) return;
     await page.waitForTimeout(100);
   }
   throw new Error(`timed out waiting for ${what}`);
@@ -199,7 +199,17 @@ async function main() {
   assert.equal(await page.locator("#tail-log tbody tr").count(), before, "paused");
   await page.click("#tail-pause");
   assert.ok(await page.locator("#tail-log tbody tr").count() > before, "resumed");
-  step("live tail, pause");
+  // The tail's rows are built in the page, not by the server's escaping: a hidden character
+  // in a captured message is shown as an escape there too (a tester's U+202E reversed it).
+  const rtl = { batch_id: "rtl-1", sent_at: Date.now(), session_id: "rtl-tail", events: [
+    { type: "error", ts: Date.now(), name: "Error", message: "tail \u202etxt.exe \u061c\u0007" }] };
+  const sent = await fetch(`${base}/tracepost/v1/events`, { method: "POST", body: JSON.stringify(rtl),
+    headers: { "content-type": "application/json", "x-tracepost-key": "pk_quickstart" } });
+  assert.equal(sent.status, 202, await sent.text());
+  const shown = String.raw`tail \u{202e}txt.exe \u{61c}\x07`;
+  await until(page, (t) => document.getElementById("tail-log").textContent.includes(t), "the escaped row", shown);
+  for (const c of ["\u202e", "\u061c", "\u0007"]) assert.ok(!(await page.textContent("#tail-log")).includes(c), escape(c));
+  step("live tail, pause, hidden characters");
 
   // ---- Routes (1 s metric windows), traces, health, placeholders.
   await page.goto(`${C}/routes`);

@@ -61,15 +61,26 @@
     var pauseBtn = document.getElementById("tail-pause");
     var paused = false, held = [], es = null, max = 500;
     var base = log.getAttribute("data-base");
-    function cell(tr, text, cls) { var td = document.createElement("td"); if (cls) td.className = cls; td.textContent = text; tr.appendChild(td); return td; }
+    // Characters that change what a reader sees without being seen, written as escapes: the
+    // set and the format of the server's pages (tracepost_core::escape_control_multiline),
+    // since these rows are built here from the stream's JSON.
+    var HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+    function visible(text) {
+      return String(text).replace(HIDDEN, function (c) {
+        var n = c.charCodeAt(0);
+        if (c === "\r") return "\\r";
+        return n < 0x80 ? "\\x" + ("0" + n.toString(16)).slice(-2) : "\\u{" + n.toString(16) + "}";
+      });
+    }
+    function cell(tr, text, cls) { var td = document.createElement("td"); if (cls) td.className = cls; td.textContent = visible(text); tr.appendChild(td); return td; }
     function add(tr) { body.insertBefore(tr, body.firstChild); while (body.children.length > max) body.removeChild(body.lastChild); }
     function row(e) {
       var tr = document.createElement("tr"); tr.className = "new";
       cell(tr, (e.timestamp || "").replace("T", " ").slice(0, 23), "mono dim");
-      var lv = cell(tr, ""); var s = document.createElement("span"); s.className = "lvl lvl-" + e.level; s.textContent = e.level; lv.appendChild(s);
+      var lv = cell(tr, ""); var s = document.createElement("span"); s.className = "lvl lvl-" + e.level; s.textContent = visible(e.level); lv.appendChild(s);
       cell(tr, e.kind); cell(tr, e.service || "");
       var m = cell(tr, "", "msg"); var a = document.createElement("a");
-      a.href = base + "/event/" + encodeURIComponent(e.id); a.textContent = e.message; m.appendChild(a);
+      a.href = base + "/event/" + encodeURIComponent(e.id); a.textContent = visible(e.message); m.appendChild(a);
       return tr;
     }
     function connect() {

@@ -57,10 +57,12 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 /// Whether `c` must not reach a terminal, a line-oriented log or a web page as is: C0
 /// controls (line feed, carriage return, ESC…), DEL, C1 controls (8-bit CSI…), the Unicode
 /// line and paragraph separators, and the bidirectional overrides, isolates and marks that
-/// reorder what a reader sees.
+/// reorder what a reader sees (Unicode's `Bidi_Control` set: U+061C, U+200E/F, U+202A–E,
+/// U+2066–9).
 fn is_hostile_char(c: char) -> bool {
     matches!(c,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}'
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}'
+        | '\u{61c}' | '\u{200e}' | '\u{200f}'
         | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
