@@ -475,6 +475,24 @@ async fn the_keys_command_over_sqlite() {
         "{:?}: {stderr}",
         out.status
     );
+    // A new key's secret is shown once: a closed standard output is then a failure that
+    // names the key and how to revoke it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+        .args(["keys", "create", "shop"])
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("was created, but its secret could not be shown")
+            && stderr.contains("tracepost keys revoke"),
+        "{stderr}"
+    );
     let store = SqliteStore::new(&file, tracepost_sqlite::TimeRange::default(), None);
     let found = store.api_keys_by_prefix(&prefix).await.unwrap();
     assert!(found.is_empty(), "revoked keys are not found");

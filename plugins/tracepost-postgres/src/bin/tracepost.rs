@@ -143,6 +143,22 @@ fn out(line: std::fmt::Arguments<'_>) -> Result<(), String> {
     }
 }
 
+/// Writes a new key's secret, which is shown only once: a reader that went away, or a full
+/// disk, is an error that says the key exists and how to revoke it.
+fn out_secret(id: i64, line: std::fmt::Arguments<'_>) -> Result<(), String> {
+    out(line).map_err(|e| {
+        let why = if e == STDOUT_CLOSED {
+            "standard output was closed"
+        } else {
+            e.as_str()
+        };
+        format!(
+            "key {id} was created, but its secret could not be shown ({why}); revoke it with \
+             `tracepost keys revoke {id}` and create another"
+        )
+    })
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()).await {
@@ -211,14 +227,16 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
     match rest.as_slice() {
         ["keys", "create", project] => {
             let (id, project, key) = store.create(project, require_signature).await?;
-            out(format_args!("id\t{id}\nproject\t{project}\nkey\t{key}"))?;
+            out_secret(id, format_args!("id\t{id}\nproject\t{project}\nkey\t{key}"))?;
             eprintln!("store the key now: it is not shown again");
         }
         ["keys", "list", project] => {
+            // Read first: a store that refuses prints its error alone, not after a header.
+            let keys = store.list(project).await?;
             out(format_args!(
                 "id\tprefix\tsigned\tcreated\tlast_used\trevoked"
             ))?;
-            for (id, prefix, signed, created, used, revoked) in store.list(project).await? {
+            for (id, prefix, signed, created, used, revoked) in keys {
                 out(format_args!(
                     "{id}\t{prefix}\t{signed}\t{}\t{}\t{}",
                     ts(Some(created)),
@@ -232,7 +250,7 @@ async fn run(mut args: Vec<String>) -> Result<(), String> {
                 .rotate(id(key_id)?)
                 .await?
                 .ok_or_else(|| format!("no unrevoked key {key_id}"))?;
-            out(format_args!("id\t{new_id}\nkey\t{key}"))?;
+            out_secret(new_id, format_args!("id\t{new_id}\nkey\t{key}"))?;
             eprintln!("deploy the new key, then: tracepost keys revoke {key_id}");
         }
         ["keys", "revoke", key_id] => {
