@@ -368,15 +368,7 @@ fn open_at(path: &Path) -> rusqlite::Result<Connection> {
 fn upgrade(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
-            Some(format!(
-                "the store {} is at schema version {version}, newer than this build's \
-                 {SCHEMA_VERSION}: a newer tracepost wrote it; open it with that version, or \
-                 give this one another file",
-                path.display()
-            )),
-        ));
+        return Err(newer_version(path, version));
     }
     if version == SCHEMA_VERSION {
         return Ok(());
@@ -411,6 +403,20 @@ fn upgrade(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// The refusal of a file at schema `version`, newer than this build's (classified as a
+/// refusal of the destination: the sink keeps its events).
+fn newer_version(path: &Path, version: i64) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+        Some(format!(
+            "the store {} is at schema version {version}, newer than this build's \
+             {SCHEMA_VERSION}: a newer tracepost wrote it; open it with that version, or give \
+             this one another file",
+            path.display()
+        )),
+    )
 }
 
 /// Fills the `analytics` table from the `analytics` events of a file written before it
@@ -827,6 +833,17 @@ impl Inner {
             });
         }
         let writer = w.as_mut().expect("opened above");
+        // Another process may have upgraded the file since this one opened it (a newer
+        // tracepost in a rolling upgrade): refuse, as opening it now would. One pragma read
+        // per batch.
+        let version: i64 = writer
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            *w = None;
+            lock(&self.readers).clear();
+            return Err(newer_version(&self.path, version));
+        }
         f(&mut writer.conn)
     }
 

@@ -204,15 +204,18 @@ async fn a_file_left_at_any_version_upgrades_to_a_sound_search_index() {
 async fn a_file_of_a_newer_version_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DB_FILE);
-    {
-        let sink = SqliteSink::new(dir.path());
-        sink.send(events(10, "current")).await.unwrap();
-    }
+    // A sink that has the file open when a newer tracepost upgrades it (a rolling upgrade)
+    // stops writing into it too.
+    let open_sink = SqliteSink::new(dir.path());
+    open_sink.send(events(10, "current")).await.unwrap();
     let newer = SCHEMA_VERSION + 1;
     rusqlite::Connection::open(&path)
         .unwrap()
         .pragma_update(None, "user_version", newer)
         .unwrap();
+    let err = open_sink.send(events(10, "after")).await.unwrap_err();
+    assert!(err.is_refused(), "{err:?}");
+    assert!(err.to_string().contains("newer than this build's"), "{err}");
     let store = SqliteStore::new(&path, TimeRange::default(), None);
     let err = store
         .events(&EventFilter::new(), 10, None)
