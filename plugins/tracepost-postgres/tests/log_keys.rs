@@ -460,16 +460,7 @@ async fn the_keys_command_over_sqlite() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
     // A reader that goes away (`tracepost keys list shop | head -0`): the command ends
     // quietly instead of panicking on the closed pipe.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tracepost"))
-        .args(["keys", "list", "shop"])
-        .env("DATABASE_URL", &url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stderr) = with_stdout_closed(&["keys", "list", "shop"], &url);
     assert!(
         out.status.success() && stderr.is_empty(),
         "{:?}: {stderr}",
@@ -477,16 +468,7 @@ async fn the_keys_command_over_sqlite() {
     );
     // A new key's secret is shown once: a closed standard output is then a failure that
     // names the key and how to revoke it.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tracepost"))
-        .args(["keys", "create", "shop"])
-        .env("DATABASE_URL", &url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stderr) = with_stdout_closed(&["keys", "create", "shop"], &url);
     assert!(!out.status.success(), "{stderr}");
     assert!(
         stderr.contains("was created, but its secret could not be shown")
@@ -496,6 +478,22 @@ async fn the_keys_command_over_sqlite() {
     let store = SqliteStore::new(&file, tracepost_sqlite::TimeRange::default(), None);
     let found = store.api_keys_by_prefix(&prefix).await.unwrap();
     assert!(found.is_empty(), "revoked keys are not found");
+}
+
+/// Runs the `tracepost` command on the store at `url` with its standard output closed before
+/// it writes (`tracepost … | head -0`): its exit status and standard error.
+fn with_stdout_closed(args: &[&str], url: &str) -> (std::process::Output, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracepost"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stderr)
 }
 
 /// Issue 13, S5: a Postgres outage (the database refusing connections, its sessions ended)
