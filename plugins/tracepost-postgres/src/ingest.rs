@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::error::Error;
+use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use futures_util::SinkExt;
@@ -485,10 +486,11 @@ pub(crate) fn event_has_nul(e: &Event) -> bool {
     nul
 }
 
-/// The event with every NUL character (in any text, key or value, at any depth) replaced by
-/// U+FFFD, or `None` when it has none: Postgres can't store NUL, and losing the event (or a
-/// span out of a kept trace) for one character would be worse than marking it.
-pub(crate) fn without_nul(e: &Event) -> Option<Event> {
+/// `e` as Postgres can store it: unchanged when it holds no NUL character, else with every
+/// NUL (in any text, key or value, at any depth) replaced by U+FFFD — Postgres can't store
+/// NUL, and losing the event (or a span out of a kept trace) for one character would be worse
+/// than marking it. Refused (`nul_byte`) only when that replacement fails.
+pub(crate) fn nul_free(e: &Arc<Event>) -> Result<Arc<Event>, Rejection> {
     fn scrub(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
@@ -504,26 +506,28 @@ pub(crate) fn without_nul(e: &Event) -> Option<Event> {
         }
     }
     if !event_has_nul(e) {
-        return None;
+        return Ok(e.clone());
     }
-    let mut v = serde_json::to_value(e).ok()?;
-    scrub(&mut v);
-    serde_json::from_value(v).ok()
+    serde_json::to_value(&**e)
+        .ok()
+        .and_then(|mut v| {
+            scrub(&mut v);
+            serde_json::from_value(v).ok()
+        })
+        .map(Arc::new)
+        .ok_or_else(|| {
+            reject(
+                e,
+                "nul_byte",
+                "text contains a NUL character, which Postgres can't store, and replacing it failed",
+            )
+        })
 }
 
 impl<'a> StageRow<'a> {
-    /// Flattens an event, refusing what Postgres would refuse anyway (NUL characters in
-    /// text, integers beyond `bigint`) without a round trip.
+    /// Flattens an event, refusing what Postgres would refuse anyway (integers beyond
+    /// `bigint`) without a round trip. Events reach it free of NUL characters ([`nul_free`]).
     pub fn new(e: &'a Event) -> Result<Self, Rejection> {
-        let nul = event_has_nul(e);
-        if nul {
-            return Err(reject(
-                e,
-                "nul_byte",
-                "text contains a NUL character, which Postgres can't store",
-            ));
-        }
-
         let (ts, ts_ns) = PgTs::split(e.timestamp);
         let mut row = StageRow {
             id: e.id,

@@ -763,12 +763,13 @@ impl PgStore {
     ) -> Result<WriteReport, PgError> {
         let mut rejected = Vec::new();
         let now = now_micros();
-        // Postgres can't store NUL: an event holding one is stored with U+FFFD in its place.
+        // Postgres can't store NUL: an event holding one is stored with U+FFFD in its place
+        // (one check per event in the usual batch, which has none).
         let scrubbed: Vec<Arc<Event>>;
         let events = if events.iter().any(|e| ingest::event_has_nul(e)) {
             scrubbed = events
                 .iter()
-                .map(|e| ingest::without_nul(e).map_or_else(|| e.clone(), Arc::new))
+                .filter_map(|e| ingest::nul_free(e).map_err(|r| rejected.push(r)).ok())
                 .collect();
             &scrubbed[..]
         } else {
