@@ -866,44 +866,44 @@ impl Redactor {
         }
     }
 
-    /// [`Redactor::none_masked`] over the strings of `e` ([`event_strings`]) and, when that
-    /// holds, whether no key pattern occurs in its request's header names and joined bodies
-    /// (the search [`Redactor::request_checked`] would make): both from one joined, lowercased
-    /// buffer that holds those names and bodies first, so the key search reads a prefix of it
-    /// instead of a copy of its own.
+    /// [`Redactor::none_masked`] over the strings of `e` (its own, [`event_own_strings`], and
+    /// its request's, [`request_strings`]) and, when that holds, whether no key pattern occurs
+    /// in its request's header names and joined bodies (the search
+    /// [`Redactor::request_checked`] would make): both from one joined, lowercased buffer that
+    /// holds those names and bodies first, so the key search reads a prefix of it instead of a
+    /// copy of its own.
     fn event_plain(&self, e: &Event) -> (bool, Option<bool>) {
-        let Some(anchors) = self.anchors.as_ref() else {
-            return (self.none_masked(|visit| event_strings(e, visit)), None);
-        };
         if self.unanchored != 0 {
             return (false, None);
         }
-        JOINED.with(|cell| {
-            let Ok(mut buf) = cell.try_borrow_mut() else {
-                // As `joined_match` answers when the buffer is in use: as if it matched.
-                return (false, None);
-            };
-            let mut j = Joined::new(&mut buf, self.max_scan);
-            if let Some(r) = &e.request {
-                request_key_strings(r, &mut |s| j.add(s));
-            }
-            let names = j.buf.len();
-            event_own_strings(e, &mut |s| j.add(s));
-            if let Some(r) = &e.request {
-                request_value_strings(r, &mut |s| j.add(s));
-            }
-            let (short, over) = (j.short, j.over);
-            // Lowercased at once, as in `joined_match`.
-            buf.make_ascii_lowercase();
-            let plain = short && !over && !search(anchors, self.anchors_packed.as_ref(), &buf);
-            let names_plain = plain.then(|| {
-                !self
-                    .keys
-                    .as_ref()
-                    .is_some_and(|k| search(k, self.keys_packed.as_ref(), &buf[..names]))
-            });
-            (plain, names_plain)
-        })
+        let Some(anchors) = self.anchors.as_ref() else {
+            return (true, None);
+        };
+        self.with_joined(
+            |j| {
+                if let Some(r) = &e.request {
+                    request_key_strings(r, &mut |s| j.add(s));
+                }
+                let names = j.buf.len();
+                event_own_strings(e, &mut |s| j.add(s));
+                if let Some(r) = &e.request {
+                    request_value_strings(r, &mut |s| j.add(s));
+                }
+                names
+            },
+            |buf, short, over, names| {
+                let plain = short && !over && !search(anchors, self.anchors_packed.as_ref(), buf);
+                let names_plain = plain.then(|| {
+                    !self
+                        .keys
+                        .as_ref()
+                        .is_some_and(|k| search(k, self.keys_packed.as_ref(), &buf[..names]))
+                });
+                (plain, names_plain)
+            },
+        )
+        // The thread's buffer in use: as if it matched.
+        .unwrap_or((false, None))
     }
 
     /// True when the value rules can change none of the strings `strings` visits: every rule
@@ -917,19 +917,16 @@ impl Redactor {
         if self.unanchored != 0 {
             return false;
         }
-        let mut short = true;
-        let max_scan = self.max_scan;
-        let found = self.joined_match(
-            self.anchors.as_ref(),
-            self.anchors_packed.as_ref(),
-            |visit| {
-                strings(&mut |s: &str| {
-                    short &= s.len() <= max_scan;
-                    visit(s);
-                })
+        let Some(anchors) = self.anchors.as_ref() else {
+            return true;
+        };
+        self.with_joined(
+            |j| strings(&mut |s| j.add(s)),
+            |buf, short, over, ()| {
+                short && !over && !search(anchors, self.anchors_packed.as_ref(), buf)
             },
-        );
-        short && !found
+        )
+        .unwrap_or(false)
     }
 
     /// Whether `ac` (or its lowercased `packed` twin, searching the lowercased text) matches
@@ -945,17 +942,30 @@ impl Redactor {
         let Some(ac) = ac else {
             return false;
         };
+        self.with_joined(
+            |j| strings(&mut |s| j.add(s)),
+            |buf, _, over, ()| over || search(ac, packed, buf),
+        )
+        .unwrap_or(true)
+    }
+
+    /// Joins the strings `fill` adds into the thread's buffer ([`Joined`]), lowercases it in
+    /// place, all at once (a loop the compiler vectorises; the automata ignore ASCII case
+    /// anyway), and hands `then` the text, whether every string was within the scan limit,
+    /// whether they overflowed the buffer, and what `fill` returned. `None` when the thread's
+    /// buffer is in use.
+    fn with_joined<F, T>(
+        &self,
+        fill: impl FnOnce(&mut Joined<'_>) -> F,
+        then: impl FnOnce(&[u8], bool, bool, F) -> T,
+    ) -> Option<T> {
         JOINED.with(|cell| {
-            let Ok(mut buf) = cell.try_borrow_mut() else {
-                return true;
-            };
-            let mut j = Joined::new(&mut buf, usize::MAX);
-            strings(&mut |s: &str| j.add(s));
-            let over = j.over;
-            // Lowercased in place, all at once (a loop the compiler vectorises); the
-            // automaton ignores ASCII case anyway.
+            let mut buf = cell.try_borrow_mut().ok()?;
+            let mut j = Joined::new(&mut buf, self.max_scan);
+            let filled = fill(&mut j);
+            let (short, over) = (j.short, j.over);
             buf.make_ascii_lowercase();
-            over || search(ac, packed, &buf)
+            Some(then(&buf, short, over, filled))
         })
     }
 
@@ -1158,15 +1168,7 @@ fn joined_body(body: &CapturedBody) -> bool {
 }
 
 /// Visits the strings of `e` that [`Redactor::event`] passes through the value rules one by
-/// one (its request's with [`request_strings`]).
-fn event_strings(e: &Event, visit: &mut dyn FnMut(&str)) {
-    event_own_strings(e, visit);
-    if let Some(r) = &e.request {
-        request_strings(r, visit);
-    }
-}
-
-/// [`event_strings`] but the request's.
+/// one, but its request's ([`request_strings`]).
 fn event_own_strings(e: &Event, visit: &mut dyn FnMut(&str)) {
     visit(&e.message);
     for s in [&e.user_id, &e.session_id, &e.request_id]
